@@ -1,0 +1,202 @@
+"""The exception tree and the one error table, both directions.
+
+    AnyllmError
+     ├── InvalidInput        the caller's body is malformed; carries a JSON path ("messages[3].content[0]")
+     ├── LossyTranslation    a translation had to drop or degrade something and the caller forbade it
+     ├── ConfigError         settings cannot be loaded; names the file, key and fix
+     └── UpstreamError       the upstream answered with an error, or could not be reached
+
+Every error has a kind (an `ErrorKind`). One table maps an upstream HTTP status to a kind; one table
+renders a kind as each client API's error body and status. Backends classify; they never build HTTP
+responses. Status codes are preserved where the client API has the same meaning (a 429 stays a 429),
+and translated where it does not (Anthropic's 529 becomes 503 for OpenAI clients).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorKind(StrEnum):
+    INVALID_REQUEST = "invalid_request"
+    AUTHENTICATION = "authentication"
+    BILLING = "billing"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    REQUEST_TOO_LARGE = "request_too_large"
+    RATE_LIMIT = "rate_limit"
+    API_ERROR = "api_error"
+    TIMEOUT = "timeout"
+    OVERLOADED = "overloaded"
+
+
+class AnyllmError(Exception):
+    """Base of every error anyllm raises on purpose."""
+
+    kind: ErrorKind = ErrorKind.API_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(AnyllmError):
+    """The input does not parse as the API it claims to be. `path` names where."""
+
+    kind = ErrorKind.INVALID_REQUEST
+
+    def __init__(self, problem: str, path: str = "") -> None:
+        super().__init__(f"{path}: {problem}" if path else problem)
+        self.path = path
+        self.problem = problem
+
+
+class LossyTranslation(AnyllmError):
+    """Raised under --strict when a translation recorded degradations."""
+
+    kind = ErrorKind.INVALID_REQUEST
+
+    def __init__(self, codes: list[str]) -> None:
+        super().__init__("translation is lossy: " + ", ".join(codes))
+        self.codes = codes
+
+
+class ConfigError(AnyllmError):
+    """Settings cannot be loaded or are inconsistent."""
+
+    kind = ErrorKind.INVALID_REQUEST
+
+
+class UpstreamError(AnyllmError):
+    """The upstream returned an error status, an error event, or could not be reached."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status if status is not None else ANTHROPIC_ERRORS[kind][0]
+        self.retry_after = retry_after
+
+
+# -- the table ---------------------------------------------------------------------------------------
+
+_STATUS_TO_KIND: dict[int, ErrorKind] = {
+    400: ErrorKind.INVALID_REQUEST,
+    401: ErrorKind.AUTHENTICATION,
+    402: ErrorKind.BILLING,
+    403: ErrorKind.PERMISSION,
+    404: ErrorKind.NOT_FOUND,
+    408: ErrorKind.TIMEOUT,
+    409: ErrorKind.INVALID_REQUEST,
+    413: ErrorKind.REQUEST_TOO_LARGE,
+    422: ErrorKind.INVALID_REQUEST,
+    429: ErrorKind.RATE_LIMIT,
+    500: ErrorKind.API_ERROR,
+    502: ErrorKind.API_ERROR,
+    503: ErrorKind.OVERLOADED,
+    504: ErrorKind.TIMEOUT,
+    529: ErrorKind.OVERLOADED,
+}
+
+# kind -> (status, Anthropic error type)
+ANTHROPIC_ERRORS: dict[ErrorKind, tuple[int, str]] = {
+    ErrorKind.INVALID_REQUEST: (400, "invalid_request_error"),
+    ErrorKind.AUTHENTICATION: (401, "authentication_error"),
+    ErrorKind.BILLING: (402, "billing_error"),
+    ErrorKind.PERMISSION: (403, "permission_error"),
+    ErrorKind.NOT_FOUND: (404, "not_found_error"),
+    ErrorKind.REQUEST_TOO_LARGE: (413, "request_too_large"),
+    ErrorKind.RATE_LIMIT: (429, "rate_limit_error"),
+    ErrorKind.API_ERROR: (500, "api_error"),
+    ErrorKind.TIMEOUT: (504, "timeout_error"),
+    ErrorKind.OVERLOADED: (529, "overloaded_error"),
+}
+
+# kind -> (status, OpenAI error type, OpenAI error code). OpenAI clients do not know 529.
+OPENAI_ERRORS: dict[ErrorKind, tuple[int, str, str | None]] = {
+    ErrorKind.INVALID_REQUEST: (400, "invalid_request_error", None),
+    ErrorKind.AUTHENTICATION: (401, "authentication_error", "invalid_api_key"),
+    ErrorKind.BILLING: (402, "insufficient_quota", "insufficient_quota"),
+    ErrorKind.PERMISSION: (403, "permission_error", None),
+    ErrorKind.NOT_FOUND: (404, "not_found_error", None),
+    ErrorKind.REQUEST_TOO_LARGE: (413, "invalid_request_error", "request_too_large"),
+    ErrorKind.RATE_LIMIT: (429, "rate_limit_error", "rate_limit_exceeded"),
+    ErrorKind.API_ERROR: (500, "server_error", None),
+    ErrorKind.TIMEOUT: (504, "timeout_error", None),
+    ErrorKind.OVERLOADED: (503, "server_error", "overloaded"),
+}
+
+_ANTHROPIC_TYPE_TO_KIND = {etype: kind for kind, (_, etype) in ANTHROPIC_ERRORS.items()}
+_OPENAI_TYPE_TO_KIND: dict[str, ErrorKind] = {
+    "invalid_request_error": ErrorKind.INVALID_REQUEST,
+    "authentication_error": ErrorKind.AUTHENTICATION,
+    "insufficient_quota": ErrorKind.BILLING,
+    "permission_error": ErrorKind.PERMISSION,
+    "not_found_error": ErrorKind.NOT_FOUND,
+    "rate_limit_error": ErrorKind.RATE_LIMIT,
+    "requests": ErrorKind.RATE_LIMIT,
+    "tokens": ErrorKind.RATE_LIMIT,
+    "server_error": ErrorKind.API_ERROR,
+    "timeout_error": ErrorKind.TIMEOUT,
+}
+
+
+def kind_from_status(status: int) -> ErrorKind:
+    """Classify an HTTP status; unknown 4xx are invalid requests, unknown 5xx API errors."""
+    if status in _STATUS_TO_KIND:
+        return _STATUS_TO_KIND[status]
+    return ErrorKind.INVALID_REQUEST if 400 <= status < 500 else ErrorKind.API_ERROR
+
+
+def kind_from_error_type(error_type: str | None, status: int | None = None) -> ErrorKind:
+    """Classify an error `type` from either API's body, falling back to the status."""
+    if error_type in _ANTHROPIC_TYPE_TO_KIND:
+        return _ANTHROPIC_TYPE_TO_KIND[error_type]
+    if error_type in _OPENAI_TYPE_TO_KIND:
+        kind = _OPENAI_TYPE_TO_KIND[error_type]
+        # OpenAI reports 503 overloads as server_error: the status says more than the type.
+        if status is not None and kind is ErrorKind.API_ERROR:
+            return kind_from_status(status)
+        return kind
+    return kind_from_status(status) if status is not None else ErrorKind.API_ERROR
+
+
+def anthropic_error(kind: ErrorKind, message: str) -> tuple[int, dict[str, Any]]:
+    """The status and body an Anthropic client expects for this kind of error."""
+    status, etype = ANTHROPIC_ERRORS[kind]
+    return status, {"type": "error", "error": {"type": etype, "message": message}}
+
+
+def openai_error(
+    kind: ErrorKind, message: str, param: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The status and body an OpenAI client expects for this kind of error."""
+    status, etype, code = OPENAI_ERRORS[kind]
+    return status, {"error": {"message": message, "type": etype, "param": param, "code": code}}
+
+
+def parse_error_body(body: Any, status: int | None = None) -> tuple[ErrorKind, str]:
+    """Read the kind and message out of an Anthropic, OpenAI or Gemini error body (or anything)."""
+    if isinstance(body, list) and body:  # Gemini sometimes wraps its error in a list
+        body = body[0]
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            message = err.get("message")
+            etype = err.get("type") or err.get("code")
+            if isinstance(etype, int):  # Gemini: {"code": 429, "status": "RESOURCE_EXHAUSTED"}
+                etype = None
+            if not isinstance(message, str):
+                message = str(err)[:500]
+            return kind_from_error_type(etype if isinstance(etype, str) else None, status), message
+        if isinstance(err, str):
+            return kind_from_status(status or 500), err
+    text = body if isinstance(body, str) else repr(body)
+    return kind_from_status(status or 500), text[:500] or "upstream error"

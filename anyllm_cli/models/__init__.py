@@ -1,0 +1,1 @@
+"""Wire schemas, one module per API. Pure: standard library and pydantic only."""

@@ -1,0 +1,1 @@
+"""Stream translators: state machines with `feed(event) -> list[event]` and `finish() -> list[event]`."""

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import pytest
+
+from anyllm_cli.errors import (
+    ANTHROPIC_ERRORS,
+    ErrorKind,
+    anthropic_error,
+    kind_from_status,
+    openai_error,
+    parse_error_body,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "etype"),
+    [
+        (400, "invalid_request_error"),
+        (401, "authentication_error"),
+        (403, "permission_error"),
+        (404, "not_found_error"),
+        (413, "request_too_large"),
+        (429, "rate_limit_error"),
+        (500, "api_error"),
+        (529, "overloaded_error"),
+    ],
+)
+def test_status_round_trips_through_the_anthropic_table(status: int, etype: str) -> None:
+    kind = kind_from_status(status)
+    assert anthropic_error(kind, "m") == (
+        status,
+        {"type": "error", "error": {"type": etype, "message": "m"}},
+    )
+
+
+def test_every_kind_renders_in_both_formats() -> None:
+    for kind in ErrorKind:
+        assert kind in ANTHROPIC_ERRORS
+        status, body = openai_error(kind, "boom")
+        assert status != 529 and body["error"]["message"] == "boom"
+
+
+def test_overloaded_becomes_503_for_openai_clients() -> None:
+    assert openai_error(ErrorKind.OVERLOADED, "x")[0] == 503
+    assert kind_from_status(503) is ErrorKind.OVERLOADED
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind", "message"),
+    [
+        (
+            {"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}},
+            429,
+            ErrorKind.RATE_LIMIT,
+            "slow",
+        ),
+        (
+            {
+                "error": {
+                    "message": "bad key",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            },
+            401,
+            ErrorKind.INVALID_REQUEST,
+            "bad key",
+        ),
+        ({"error": {"message": "busy", "type": "server_error"}}, 503, ErrorKind.OVERLOADED, "busy"),
+        (
+            [{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}],
+            429,
+            ErrorKind.RATE_LIMIT,
+            "quota",
+        ),
+        ("<html>bad gateway</html>", 502, ErrorKind.API_ERROR, "<html>bad gateway</html>"),
+        ({"detail": "x"}, 418, ErrorKind.INVALID_REQUEST, "{'detail': 'x'}"),
+    ],
+)
+def test_parse_error_body(body: object, status: int, kind: ErrorKind, message: str) -> None:
+    assert parse_error_body(body, status) == (kind, message)
+
+
+def test_unknown_statuses() -> None:
+    assert kind_from_status(418) is ErrorKind.INVALID_REQUEST
+    assert kind_from_status(599) is ErrorKind.API_ERROR
