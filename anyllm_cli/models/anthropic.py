@@ -226,9 +226,12 @@ class Message(Wire):
 
 
 class Tool(Wire):
-    """A custom tool (has `input_schema`) or an Anthropic-defined one (has a versioned `type`)."""
+    """A custom tool (has `input_schema`) or an Anthropic-defined one (has a versioned `type`).
 
-    name: str
+    `name` is optional: an `mcp_toolset` entry names its server (`mcp_server_name`) instead.
+    """
+
+    name: str | None = None
     description: str | None = None
     input_schema: dict[str, Any] | None = None
     type: str | None = None
