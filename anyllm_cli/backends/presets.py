@@ -1,0 +1,149 @@
+"""Named OpenAI-compatible providers, as data: where they live and which variable holds the key.
+
+A preset lets a user name a provider and nothing else (`anyllm serve --backend deepseek`). Each one
+gives the default base URL (with its API version root, as `BackendSettings.base_url` wants it), the
+environment variable that holds the key (and the aliases LiteLLM users already have set), the
+variables that may override the base URL, a small table of output-token limits we are sure of (used
+to clamp Claude Code's 32k-64k `max_tokens`), the assistant field that carries reasoning history
+back, and whether the provider refuses `stream_options`.
+
+What it gives up: the limit tables are deliberately short. A model that is not listed gets no clamp
+(the upstream's own 400 tells the user to add `max_output_tokens` to the backend's config). Local
+servers (ollama, vllm, lmstudio, llamacpp) need no key; their key variables are optional.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    name: str
+    base_url: str
+    key_env: str | None  # the variable that holds the key; None: the server takes none
+    key_aliases: tuple[str, ...] = ()  # other names for the same key (LiteLLM's)
+    base_url_env: tuple[str, ...] = ()  # variables that override the base URL, first set wins
+    local: bool = False  # runs on the user's machine or network: a key is optional
+    max_output_tokens: Mapping[str, int] = field(default_factory=dict)
+    reasoning_field: str | None = "reasoning_content"
+    omit_stream_options: bool = False
+    description: str = ""
+
+    def key_names(self) -> tuple[str, ...]:
+        return ((self.key_env,) if self.key_env else ()) + self.key_aliases
+
+
+def _limits(table: dict[str, int]) -> Mapping[str, int]:
+    return MappingProxyType(table)
+
+
+_ALL = (
+    Preset(
+        name="openai",
+        base_url="https://api.openai.com/v1",
+        key_env="OPENAI_API_KEY",
+        base_url_env=("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+        max_output_tokens=_limits(
+            {
+                "gpt-4o": 16384,
+                "gpt-4o-mini": 16384,
+                "gpt-4.1": 32768,
+                "gpt-4.1-mini": 32768,
+                "gpt-4.1-nano": 32768,
+            }
+        ),
+        # OpenAI's Chat API has no reasoning field to send history back in.
+        reasoning_field=None,
+        description="OpenAI",
+    ),
+    Preset(
+        name="openrouter",
+        base_url="https://openrouter.ai/api/v1",
+        key_env="OPENROUTER_API_KEY",
+        reasoning_field="reasoning",
+        description="OpenRouter",
+    ),
+    Preset(
+        name="deepseek",
+        base_url="https://api.deepseek.com/v1",
+        key_env="DEEPSEEK_API_KEY",
+        max_output_tokens=_limits({"deepseek-chat": 8192, "deepseek-reasoner": 65536}),
+        # DeepSeek's thinking models want reasoning_content back on tool-call turns.
+        reasoning_field="reasoning_content",
+        description="DeepSeek",
+    ),
+    Preset(
+        name="groq",
+        base_url="https://api.groq.com/openai/v1",
+        key_env="GROQ_API_KEY",
+        # Groq rejects unknown properties on messages.
+        reasoning_field=None,
+        description="Groq",
+    ),
+    Preset(
+        name="together",
+        base_url="https://api.together.xyz/v1",
+        key_env="TOGETHER_API_KEY",
+        key_aliases=("TOGETHERAI_API_KEY",),
+        reasoning_field=None,
+        description="Together AI",
+    ),
+    Preset(
+        name="mistral",
+        base_url="https://api.mistral.ai/v1",
+        key_env="MISTRAL_API_KEY",
+        # Mistral validates strictly (unknown fields are refused) and always sends usage at the end.
+        reasoning_field=None,
+        omit_stream_options=True,
+        description="Mistral AI",
+    ),
+    Preset(
+        name="fireworks",
+        base_url="https://api.fireworks.ai/inference/v1",
+        key_env="FIREWORKS_API_KEY",
+        key_aliases=("FIREWORKS_AI_API_KEY",),
+        reasoning_field=None,
+        description="Fireworks AI",
+    ),
+    Preset(
+        name="xai",
+        base_url="https://api.x.ai/v1",
+        key_env="XAI_API_KEY",
+        reasoning_field=None,
+        description="xAI",
+    ),
+    Preset(
+        name="ollama",
+        base_url="http://localhost:11434/v1",
+        key_env=None,
+        base_url_env=("OLLAMA_API_BASE",),
+        local=True,
+        description="Ollama (local)",
+    ),
+    Preset(
+        name="vllm",
+        base_url="http://localhost:8000/v1",
+        key_env="VLLM_API_KEY",
+        local=True,
+        description="vLLM (local)",
+    ),
+    Preset(
+        name="lmstudio",
+        base_url="http://localhost:1234/v1",
+        key_env=None,
+        local=True,
+        description="LM Studio (local)",
+    ),
+    Preset(
+        name="llamacpp",
+        base_url="http://localhost:8080/v1",
+        key_env="LLAMA_API_KEY",
+        local=True,
+        description="llama.cpp server (local)",
+    ),
+)
+
+PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in _ALL})
