@@ -50,6 +50,7 @@ class InvalidInput(AnyllmError):
         super().__init__(f"{path}: {problem}" if path else problem)
         self.path = path
         self.problem = problem
+        self.partial = b""  # output a stream produced before the bad input; write it first
 
 
 class LossyTranslation(AnyllmError):

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from anyllm_cli import __version__
+from anyllm_cli.cli.translate import translate
 from anyllm_cli.errors import AnyllmError, ConfigError, InvalidInput, LossyTranslation
 
 # exception class -> exit code; the first match in order wins.
@@ -49,6 +50,9 @@ def _root(
     ),
 ) -> None:
     """An LLM API gateway: Anthropic, OpenAI and Gemini clients in front of any model."""
+
+
+app.command()(translate)
 
 
 def exit_code(exc: AnyllmError) -> int:

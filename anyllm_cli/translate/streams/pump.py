@@ -10,7 +10,7 @@ naming the event's position; what the proxy does with it (an in-stream error eve
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from anyllm_cli.errors import InvalidInput
@@ -56,7 +56,12 @@ class SSEPump:
                 self.done = True
                 out += self.translator.finish()
                 continue
-            out += self.translator.feed(decode_event(event, self._count))
+            try:
+                out += self.translator.feed(decode_event(event, self._count))
+            except InvalidInput as exc:
+                # What the good events before it produced is not lost: the caller writes it first.
+                exc.partial = b"".join(self._encode(e) for e in out)
+                raise
         return b"".join(self._encode(e) for e in out)
 
 

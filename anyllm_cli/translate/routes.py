@@ -1,0 +1,192 @@
+"""The dispatch table of `anyllm translate`: (from, to, kind) -> the pure function that does it.
+
+| from      | to        | kind     | input model       | translator                                       |
+| --------- | --------- | -------- | ----------------- | ------------------------------------------------ |
+| anthropic | openai    | request  | MessagesRequest   | messages_via_chat.request                        |
+| openai    | anthropic | response | ChatResponse      | messages_via_chat.response                       |
+| openai    | anthropic | stream   | chunk dicts       | streams.messages_via_chat.MessagesViaChatStream  |
+| openai    | anthropic | request  | ChatRequest       | chat_via_messages.request                        |
+| anthropic | openai    | response | MessagesResponse  | chat_via_messages.response                       |
+| anthropic | openai    | stream   | event dicts       | streams.chat_via_messages.ChatViaMessagesStream  |
+
+A body route parses the JSON value with the wire model (bad input -> `InvalidInput` with a JSON path)
+and returns a `Translated` body. A stream route returns an `SSEPump` (bytes in, bytes out) whose
+translator is built on the first event, because the model name to announce is in that event.
+
+`map_model` renames the model of the input, whichever its kind: `claude-x=gpt-y` turns a request for
+`claude-x` into one for `gpt-y`, and `gpt-y=claude-x` gives an OpenAI response back as `claude-x`.
+What it gives up: the stream and response routes cannot know what the original client asked for, so
+they announce the (mapped) model the input names; translator options other than `map_model` keep
+their defaults (an OpenAI request asks for usage in streams; an Anthropic stream keeps its usage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from anyllm_cli.errors import InvalidInput
+from anyllm_cli.models.anthropic import MessagesRequest, MessagesResponse
+from anyllm_cli.models.openai_chat import ChatRequest, ChatResponse
+from anyllm_cli.translate import chat_via_messages, messages_via_chat
+from anyllm_cli.translate.degradation import Degradation, Translated
+from anyllm_cli.translate.detect import Api, Kind
+from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
+from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
+from anyllm_cli.translate.streams.pump import OutEvent, SSEPump
+from anyllm_cli.translate.streams.sse import encode_anthropic, encode_openai
+
+RouteKey = tuple[Api, Api, Kind]
+
+
+def _identity(name: str) -> str:
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class RouteOptions:
+    map_model: Callable[[str], str] = _identity
+    created: int = (
+        0  # `created` of OpenAI responses and chunks made from Anthropic ones (a clock reading)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BodyRoute:
+    run: Callable[[Any, RouteOptions], Translated[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRoute:
+    open: Callable[[RouteOptions], SSEPump]
+
+
+# -- bodies ------------------------------------------------------------------------------------------
+
+
+def _anthropic_request(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    chat_options = messages_via_chat.ChatOptions(map_model=options.map_model)
+    return messages_via_chat.request(MessagesRequest.parse(body), chat_options)
+
+
+def _openai_response(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    resp = ChatResponse.parse(body)
+    return messages_via_chat.response(resp, requested_model=options.map_model(resp.model))
+
+
+def _openai_request(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    messages_options = chat_via_messages.MessagesOptions(map_model=options.map_model)
+    return chat_via_messages.request(ChatRequest.parse(body), messages_options)
+
+
+def _anthropic_response(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    resp = MessagesResponse.parse(body)
+    model = options.map_model(resp.model)
+    return chat_via_messages.response(resp, requested_model=model, created=options.created)
+
+
+# -- streams -----------------------------------------------------------------------------------------
+
+
+class _Translator(Protocol):
+    degradations: list[Degradation]
+
+    def feed(self, event: dict[str, Any]) -> Sequence[OutEvent]: ...
+
+    def finish(self) -> Sequence[OutEvent]: ...
+
+
+class _OnFirstEvent:
+    """A stream translator made when the first event arrives (it names the model)."""
+
+    def __init__(self, make: Callable[[dict[str, Any]], _Translator]) -> None:
+        self._make = make
+        self._inner: _Translator | None = None
+        self.degradations: list[Degradation] = []
+
+    def _start(self, event: dict[str, Any]) -> _Translator:
+        self._inner = self._make(event)
+        self.degradations = self._inner.degradations
+        return self._inner
+
+    def feed(self, event: dict[str, Any]) -> list[OutEvent]:
+        inner = self._inner or self._start(event)
+        return [*inner.feed(event)]
+
+    def finish(self) -> list[OutEvent]:
+        inner = self._inner or self._start({})
+        return [*inner.finish()]
+
+
+def _model(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _openai_stream(options: RouteOptions) -> SSEPump:
+    def make(first: dict[str, Any]) -> MessagesViaChatStream:
+        return MessagesViaChatStream(requested_model=options.map_model(_model(first.get("model"))))
+
+    return SSEPump(_OnFirstEvent(make), _encode_anthropic)
+
+
+def _anthropic_stream(options: RouteOptions) -> SSEPump:
+    def make(first: dict[str, Any]) -> ChatViaMessagesStream:
+        message = first.get("message")
+        model = _model(message.get("model")) if isinstance(message, dict) else ""
+        return ChatViaMessagesStream(
+            requested_model=options.map_model(model), created=options.created, include_usage=True
+        )
+
+    return SSEPump(_OnFirstEvent(make), encode_openai)
+
+
+def _encode_anthropic(event: OutEvent) -> bytes:
+    # An Anthropic stream has no [DONE] sentinel; its translator never asks for one.
+    return b"" if event is None else encode_anthropic(event)
+
+
+# -- the table ---------------------------------------------------------------------------------------
+
+ROUTES: dict[RouteKey, BodyRoute | StreamRoute] = {
+    ("anthropic", "openai", "request"): BodyRoute(_anthropic_request),
+    ("openai", "anthropic", "response"): BodyRoute(_openai_response),
+    ("openai", "anthropic", "stream"): StreamRoute(_openai_stream),
+    ("openai", "anthropic", "request"): BodyRoute(_openai_request),
+    ("anthropic", "openai", "response"): BodyRoute(_anthropic_response),
+    ("anthropic", "openai", "stream"): StreamRoute(_anthropic_stream),
+}
+
+
+def supported() -> str:
+    return ", ".join(f"{s}->{t} {k}" for s, t, k in ROUTES)
+
+
+def route(key: RouteKey) -> BodyRoute | StreamRoute:
+    try:
+        return ROUTES[key]
+    except KeyError:
+        source, target, kind = key
+        raise InvalidInput(
+            f"no route from {source} to {target} for a {kind}; supported: {supported()}"
+        ) from None
+
+
+def translate(body: Any, key: RouteKey, options: RouteOptions) -> Translated[dict[str, Any]]:
+    """One request or response body (a JSON value) translated along `key`."""
+    found = route(key)
+    if not isinstance(found, BodyRoute):
+        raise InvalidInput(f"a {key[2]} is SSE text, not one JSON body")
+    return found.run(body, options)
+
+
+def open_stream(key: RouteKey, options: RouteOptions) -> SSEPump:
+    """A pump that translates an SSE stream along `key`: feed it bytes, write what it returns."""
+    found = route(key)
+    if not isinstance(found, StreamRoute):
+        raise InvalidInput(f"a {key[2]} is one JSON body, not an SSE stream")
+    return found.open(options)
+
+
+def degradations(pump: SSEPump) -> list[Degradation]:
+    return pump.translator.degradations
