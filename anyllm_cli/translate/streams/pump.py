@@ -21,15 +21,18 @@ OutEvent = dict[str, Any] | None
 
 
 class StreamTranslator(Protocol):
-    degradations: list[Degradation]
+    @property
+    def degradations(self) -> list[Degradation]: ...
 
-    def feed(self, event: dict[str, Any]) -> list[OutEvent]: ...
+    def feed(self, event: dict[str, Any]) -> Sequence[OutEvent]: ...
 
-    def finish(self) -> list[OutEvent]: ...
+    def finish(self) -> Sequence[OutEvent]: ...
 
 
 class SSEPump:
-    def __init__(self, translator: StreamTranslator, encode: Callable[[OutEvent], bytes]) -> None:
+    """`encode` takes what the translator emits: Anthropic dicts, or OpenAI dicts and None."""
+
+    def __init__(self, translator: StreamTranslator, encode: Callable[[Any], bytes]) -> None:
         self.translator = translator
         self._encode = encode
         self._decoder = SSEDecoder()
