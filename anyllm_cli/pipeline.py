@@ -1,0 +1,455 @@
+"""The one request path: resolve the model, translate the request, call the backend, translate back.
+
+    client body ──parse──> wire model ──map model, translate──> upstream body ──Backend──> reply
+    reply ──parse, translate back──> client body           (or, streaming: upstream bytes ──SSEPump──>)
+
+| client    | backend speaks | request                        | reply                              |
+| --------- | -------------- | ------------------------------ | ---------------------------------- |
+| Anthropic | chat           | messages_via_chat.request      | messages_via_chat.response /       |
+|           |                |                                | MessagesViaChatStream              |
+| Anthropic | messages       | the body, model mapped         | as is (stream relayed event by event) |
+| OpenAI    | chat           | the body, model mapped, clamped | as is (no double translation)     |
+| OpenAI    | messages       | chat_via_messages.request      | chat_via_messages.response /       |
+|           |                |                                | ChatViaMessagesStream              |
+
+No HTTP here: a call returns a `JSONReply` (a body) or a `StreamReply` (an async context manager that
+opens the upstream stream, then yields translated SSE bytes chunk by chunk), and fills a `Call` record
+with what the server needs for headers, logs and metrics (backend, models, degradations, usage,
+upstream headers and time spent waiting for the upstream). Errors are raised, never rendered:
+`InvalidInput` for the client's body, `UpstreamError` for the upstream (an upstream body that does not
+parse is an upstream error, not the client's). Client credentials are never passed to a backend.
+
+What it gives up: one choice per request (`n` is passed through to chat upstreams unchanged); stream
+usage for OpenAI clients of chat backends is only metered when the upstream reports it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, cast
+
+from anyllm_cli.backends.base import Backend, UpstreamReply, UpstreamStream
+from anyllm_cli.errors import (
+    ErrorKind,
+    InvalidInput,
+    UpstreamError,
+    anthropic_error,
+    openai_error,
+    parse_error_body,
+)
+from anyllm_cli.models.anthropic import CountTokensRequest, MessagesRequest, MessagesResponse
+from anyllm_cli.models.openai_chat import ChatRequest, ChatResponse
+from anyllm_cli.tokens import count_tokens
+from anyllm_cli.translate import chat_via_messages, messages_via_chat
+from anyllm_cli.translate.degradation import Degradation
+from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
+from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
+from anyllm_cli.translate.streams.pump import OutEvent, SSEPump, StreamTranslator
+from anyllm_cli.translate.streams.sse import (
+    KEEPALIVE_COMMENT,
+    PING,
+    encode_anthropic,
+    encode_openai,
+)
+
+CHAT_PATH = "/chat/completions"
+MESSAGES_PATH = "/messages"
+COUNT_PATH = "/messages/count_tokens"
+SESSION_HEADER = "x-claude-code-session-id"
+# Client headers a Messages upstream needs; nothing else (above all no credential) goes upstream.
+_ANTHROPIC_PASS = ("anthropic-version", "anthropic-beta")
+
+
+@dataclass(slots=True)
+class Call:
+    """What one request learned on its way through; the server reads it for headers, logs, metrics."""
+
+    backend: str = ""
+    requested_model: str = ""
+    upstream_model: str = ""
+    stream: bool = False
+    degradations: list[Degradation] = field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    upstream_headers: Mapping[str, str] = field(default_factory=dict)
+    upstream_s: float = 0.0  # waiting for the upstream before the client's status was known
+
+
+@dataclass(frozen=True, slots=True)
+class JSONReply:
+    body: dict[str, Any]
+
+
+class _Translator(Protocol):
+    degradations: list[Degradation]
+
+    def feed(self, event: dict[str, Any], /) -> Sequence[OutEvent]: ...
+
+    def finish(self) -> Sequence[OutEvent]: ...
+
+    def fail(self, kind: ErrorKind, message: str, /) -> Sequence[OutEvent]: ...
+
+
+class StreamReply:
+    """An upstream stream not yet opened. Enter it to open (errors raise before any byte is owed),
+    iterate `chunks()` for translated bytes, `fail()` for the in-stream error after a failure."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        opener: Callable[[], AbstractAsyncContextManager[UpstreamStream]],
+        translator: _Translator,
+        encode: Callable[[OutEvent], bytes],
+        call: Call,
+        *,
+        keepalive: bytes,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._opener = opener
+        self._translator = translator
+        self._encode = encode
+        self._pump = SSEPump(cast(StreamTranslator, translator), encode)
+        self._call = call
+        self._clock = clock
+        self._cm: AbstractAsyncContextManager[UpstreamStream] | None = None
+        self._upstream: UpstreamStream | None = None
+        self.keepalive = keepalive
+
+    async def __aenter__(self) -> StreamReply:
+        start = self._clock()
+        cm = self._opener()
+        try:
+            self._upstream = await cm.__aenter__()
+        finally:
+            self._call.upstream_s += self._clock() - start
+        self._cm = cm
+        self._call.upstream_headers = self._upstream.headers
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._call.degradations.extend(self._translator.degradations)
+        self._translator.degradations = []
+        if self._cm is not None:
+            cm, self._cm = self._cm, None
+            await cm.__aexit__(exc_type, exc, tb)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Translated bytes as upstream bytes arrive. Raises UpstreamError, or InvalidInput when the
+        upstream's stream does not parse."""
+        if self._upstream is None:
+            raise RuntimeError("enter the StreamReply before reading it")
+        pump = self._pump
+        async for raw in self._upstream:
+            out = pump.feed(raw)
+            if out:
+                yield out
+            if pump.done:
+                return
+        tail = pump.finish()
+        if tail:
+            yield tail
+
+    def fail(self, kind: ErrorKind, message: str) -> bytes:
+        """The client's in-stream error for a failure after the first byte."""
+        return b"".join(self._encode(e) for e in self._translator.fail(kind, message))
+
+
+Reply = JSONReply | StreamReply
+
+
+class Pipeline:
+    def __init__(
+        self,
+        backends: Mapping[str, Backend],
+        *,
+        count: Callable[[CountTokensRequest], int] = count_tokens,
+        clock: Callable[[], float] = time.perf_counter,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backends = backends
+        self._count = count
+        self._clock = clock
+        self._wall_clock = wall_clock
+
+    # -- Anthropic clients ---------------------------------------------------------------------------
+
+    async def messages(
+        self, backend: Backend, raw: bytes, headers: Mapping[str, str], call: Call
+    ) -> Reply:
+        req = MessagesRequest.parse(raw)
+        settings = backend.settings
+        map_model = settings.model_map_fn()
+        upstream_model = map_model(req.model)
+        _begin(call, backend, req.model, upstream_model, bool(req.stream))
+        if backend.api == "messages":
+            return await self._messages_relay(backend, req, upstream_model, headers, call)
+        options = messages_via_chat.ChatOptions(
+            map_model=map_model,
+            max_output_tokens=settings.output_limit(upstream_model),
+            prompt_cache_key=headers.get(SESSION_HEADER) or None,
+            include_usage=not settings.omit_stream_options,
+            reasoning_field=settings.reasoning_field,
+        )
+        translated = messages_via_chat.request(req, options)
+        call.degradations.extend(translated.degradations)
+        body = translated.body
+        if req.stream:
+            translator = MessagesViaChatStream(
+                requested_model=req.model, input_tokens=self._estimate(req)
+            )
+            return self._stream(
+                backend, CHAT_PATH, body, {}, translator=translator, call=call, anthropic=True
+            )
+        reply = await self._send(backend, CHAT_PATH, body, {}, call)
+        resp = _parse_upstream(ChatResponse, reply.body)
+        back = messages_via_chat.response(resp, requested_model=req.model)
+        call.degradations.extend(back.degradations)
+        _meter(back.body, call)
+        return JSONReply(back.body)
+
+    async def _messages_relay(
+        self,
+        backend: Backend,
+        req: MessagesRequest,
+        upstream_model: str,
+        headers: Mapping[str, str],
+        call: Call,
+    ) -> Reply:
+        body = req.dump()
+        body["model"] = upstream_model
+        passed = {k: headers[k] for k in _ANTHROPIC_PASS if k in headers}
+        if req.stream:
+            relay = _Relay(call, anthropic=True)
+            return self._stream(
+                backend, MESSAGES_PATH, body, passed, translator=relay, call=call, anthropic=True
+            )
+        reply = await self._send(backend, MESSAGES_PATH, body, passed, call)
+        resp = _parse_upstream(MessagesResponse, reply.body)
+        out = resp.dump()
+        _meter(out, call)
+        return JSONReply(out)
+
+    async def count_tokens(self, backend: Backend, raw: bytes, headers: Mapping[str, str]) -> int:
+        """Answered locally; a Messages upstream is asked for its own count first."""
+        req = CountTokensRequest.parse(raw)
+        if backend.api == "messages":
+            body = req.dump()
+            body["model"] = backend.settings.model_map_fn()(req.model)
+            passed = {k: headers[k] for k in _ANTHROPIC_PASS if k in headers}
+            try:
+                reply = await backend.send(COUNT_PATH, body, passed)
+            except UpstreamError:
+                reply = None
+            if reply is not None and reply.status < 400 and isinstance(reply.body, dict):
+                value = reply.body.get("input_tokens")
+                if isinstance(value, int):
+                    return value
+        return self._count(req)
+
+    # -- OpenAI clients ------------------------------------------------------------------------------
+
+    async def chat(
+        self, backend: Backend, raw: bytes, headers: Mapping[str, str], call: Call
+    ) -> Reply:
+        req = ChatRequest.parse(raw)
+        map_model = backend.settings.model_map_fn()
+        upstream_model = map_model(req.model)
+        _begin(call, backend, req.model, upstream_model, bool(req.stream))
+        wants_usage = bool(req.stream_options and req.stream_options.include_usage)
+        if backend.api == "messages":
+            options = chat_via_messages.MessagesOptions(map_model=map_model)
+            translated = chat_via_messages.request(req, options)
+            call.degradations.extend(translated.degradations)
+            created = int(self._wall_clock())
+            if req.stream:
+                translator = ChatViaMessagesStream(
+                    requested_model=req.model, created=created, include_usage=wants_usage
+                )
+                body = translated.body
+                return self._stream(
+                    backend,
+                    MESSAGES_PATH,
+                    body,
+                    {},
+                    translator=translator,
+                    call=call,
+                    anthropic=False,
+                )
+            reply = await self._send(backend, MESSAGES_PATH, translated.body, {}, call)
+            resp = _parse_upstream(MessagesResponse, reply.body)
+            back = chat_via_messages.response(resp, requested_model=req.model, created=created)
+            call.degradations.extend(back.degradations)
+            _meter(back.body, call)
+            return JSONReply(back.body)
+        body = self._chat_body(backend, req, upstream_model, call)
+        if req.stream:
+            ask_usage = not wants_usage and not backend.settings.omit_stream_options
+            if (
+                ask_usage
+            ):  # meter the stream; the usage chunk is kept from a client that did not ask
+                body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
+            relay = _Relay(call, anthropic=False, hide_usage=ask_usage)
+            return self._stream(
+                backend, CHAT_PATH, body, {}, translator=relay, call=call, anthropic=False
+            )
+        reply = await self._send(backend, CHAT_PATH, body, {}, call)
+        if not isinstance(reply.body, dict):
+            raise UpstreamError(ErrorKind.API_ERROR, "the upstream's reply is not a JSON object")
+        _meter(reply.body, call)
+        return JSONReply(reply.body)
+
+    def _chat_body(
+        self, backend: Backend, req: ChatRequest, upstream_model: str, call: Call
+    ) -> dict[str, Any]:
+        body = req.dump()
+        body["model"] = upstream_model
+        limit = backend.settings.output_limit(upstream_model)
+        for key in ("max_completion_tokens", "max_tokens"):
+            asked = body.get(key)
+            if limit is not None and isinstance(asked, int) and asked > limit:
+                body[key] = limit
+                call.degradations.append(
+                    Degradation(
+                        "max_tokens_clamped",
+                        f"{key} {asked} is above {upstream_model}'s output limit; sent {limit}",
+                        key,
+                    )
+                )
+        return body
+
+    # -- the calls -----------------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        backend: Backend,
+        path: str,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        call: Call,
+    ) -> UpstreamReply:
+        start = self._clock()
+        try:
+            reply = await backend.send(path, body, headers)
+        finally:
+            call.upstream_s += self._clock() - start
+        call.upstream_headers = reply.headers
+        if reply.status >= 400:
+            kind, message = parse_error_body(reply.body, reply.status)
+            raise UpstreamError(kind, message, status=reply.status)
+        return reply
+
+    def _stream(
+        self,
+        backend: Backend,
+        path: str,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        *,
+        translator: _Translator,
+        call: Call,
+        anthropic: bool,
+    ) -> StreamReply:
+        def metered(event: OutEvent) -> bytes:
+            if event is None:
+                return encode_openai(None)
+            _meter(event, call)
+            return encode_anthropic(event) if anthropic else encode_openai(event)
+
+        return StreamReply(
+            lambda: backend.stream(path, body, headers),
+            translator,
+            metered,
+            call,
+            keepalive=PING if anthropic else KEEPALIVE_COMMENT,
+            clock=self._clock,
+        )
+
+    def _estimate(self, req: MessagesRequest) -> int:
+        """Input tokens announced in `message_start` until the upstream reports real usage."""
+        try:
+            return self._count(req)
+        except (ValueError, RuntimeError, OSError):  # a tokenizer problem must not fail the request
+            return 0
+
+
+def _begin(call: Call, backend: Backend, requested: str, upstream: str, stream: bool) -> None:
+    call.backend = backend.settings.name
+    call.requested_model = requested
+    call.upstream_model = upstream
+    call.stream = stream
+
+
+_M = TypeVar("_M", ChatResponse, MessagesResponse)
+
+
+def _parse_upstream(model: type[_M], body: Any) -> _M:
+    try:
+        return model.parse(body)
+    except InvalidInput as exc:
+        raise UpstreamError(
+            ErrorKind.API_ERROR, f"the upstream's reply does not parse: {exc}", status=502
+        ) from None
+
+
+class _Relay:
+    """A stream translator for same-API relays: events pass through, usage is read on the way.
+
+    `hide_usage` drops the usage-only chunk (and `usage` fields) the proxy asked for on the client's
+    behalf, so an OpenAI client that did not ask for usage sees the stream it expects."""
+
+    def __init__(self, call: Call, *, anthropic: bool, hide_usage: bool = False) -> None:
+        self.degradations: list[Degradation] = []
+        self._call = call
+        self._anthropic = anthropic
+        self._hide_usage = hide_usage
+
+    def feed(self, event: dict[str, Any]) -> list[OutEvent]:
+        if self._hide_usage and event.get("usage") is not None:
+            _meter(event, self._call)
+            del event["usage"]
+            if not event.get("choices"):
+                return []
+        return [event]
+
+    def finish(self) -> list[OutEvent]:
+        return [] if self._anthropic else [None]
+
+    def fail(self, kind: ErrorKind, message: str) -> list[OutEvent]:
+        if self._anthropic:
+            return [anthropic_error(kind, message)[1]]
+        return [openai_error(kind, message)[1]]
+
+
+def _meter(event: dict[str, Any], call: Call) -> None:
+    """Token counts from an Anthropic message/event or an OpenAI response/chunk (cumulative)."""
+    kind = event.get("type")
+    if kind == "message_start":
+        event = event.get("message") or {}
+    usage = event.get("usage")
+    if not isinstance(usage, dict):
+        return
+    if "prompt_tokens" in usage or "completion_tokens" in usage:
+        call.tokens_in = _int(usage.get("prompt_tokens")) or call.tokens_in
+        call.tokens_out = _int(usage.get("completion_tokens")) or call.tokens_out
+        return
+    prompt = (
+        _int(usage.get("input_tokens"))
+        + _int(usage.get("cache_read_input_tokens"))
+        + _int(usage.get("cache_creation_input_tokens"))
+    )
+    call.tokens_in = prompt or call.tokens_in
+    call.tokens_out = _int(usage.get("output_tokens")) or call.tokens_out
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
