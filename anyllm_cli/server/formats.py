@@ -1,0 +1,90 @@
+"""Which API a caller speaks, and how an error looks to it.
+
+Every response the proxy makes on its own (auth failures, limits, bad input, upstream errors, 404s,
+crashes) is rendered here, in the caller's API: Anthropic's `{"type":"error",...}` for the Messages
+paths, OpenAI's `{"error":{...}}` for Chat Completions and the other OpenAI paths. Paths that both
+kinds of client call (`/v1/models`, `/`) are told apart by headers: Anthropic clients always send
+`anthropic-version`; OpenAI's SDK never does. What it gives up: a hand-rolled client that sends
+neither a Messages path nor `anthropic-version` gets OpenAI-shaped errors.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from anyllm_cli.errors import ErrorKind, anthropic_error, openai_error
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class ClientFormat(StrEnum):
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+
+
+def client_format(path: str, headers: Headers) -> ClientFormat:
+    """Anthropic for `/v1/messages*` (also under `/NAME/`), OpenAI for other `/v1/*` paths."""
+    marker = path.find("/v1/")
+    if marker >= 0:
+        rest = path[marker + 4 :]
+        if rest.startswith("messages"):
+            return ClientFormat.ANTHROPIC
+        if not rest.startswith("models"):
+            return ClientFormat.OPENAI
+    for name, _ in headers:
+        if name == b"anthropic-version":
+            return ClientFormat.ANTHROPIC
+    return ClientFormat.OPENAI if marker >= 0 else ClientFormat.ANTHROPIC
+
+
+def error_body(
+    fmt: ClientFormat, kind: ErrorKind, message: str, *, param: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The status and body a caller of this format expects for this kind of error."""
+    if fmt is ClientFormat.ANTHROPIC:
+        return anthropic_error(kind, message)
+    return openai_error(kind, message, param)
+
+
+def error_type(fmt: ClientFormat, kind: ErrorKind) -> str:
+    """The `type` string of the rendered error (used as the metrics label)."""
+    _, body = error_body(fmt, kind, "")
+    return str(body["error"]["type"])
+
+
+def dump_json(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_headers(length: int, extra: Headers | None = None) -> Headers:
+    headers: Headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(length).encode()),
+    ]
+    if extra:
+        headers.extend(extra)
+    return headers
+
+
+def retry_after_header(seconds: float | None) -> Headers:
+    """`retry-after` in whole seconds (rounded up, at least 1) when the upstream gave one."""
+    if seconds is None or seconds < 0:
+        return []
+    whole = max(1, int(-(-seconds // 1)))
+    return [(b"retry-after", str(whole).encode())]
+
+
+def render_error(
+    fmt: ClientFormat,
+    kind: ErrorKind,
+    message: str,
+    *,
+    param: str | None = None,
+    retry_after: float | None = None,
+) -> tuple[int, Headers, bytes]:
+    """Status, headers and bytes of a complete error response."""
+    status, body = error_body(fmt, kind, message, param=param)
+    payload = dump_json(body)
+    return status, json_headers(len(payload), retry_after_header(retry_after)), payload

@@ -1,0 +1,298 @@
+"""Pure-ASGI middleware, outermost first: the request record, auth, the concurrency and body limits.
+
+    RequestScope     x-request-id (echoed or made), the caller's API format, response headers
+                     (x-request-id, x-anyllm-overhead-ms, anthropic-ratelimit-*, retry-after,
+                     x-anyllm-degradation), any unexpected exception -> 500 in the caller's format,
+                     then one access-log line and one metrics observation per request
+    Auth             PROXY_API_KEYS from x-api-key or Authorization: Bearer, compared in constant time
+    ConcurrencyLimit requests in flight beyond the limit -> 529 overloaded (503 for OpenAI clients)
+    BodyLimit        bodies over the limit -> 413, by content-length or counted while reading
+
+No `BaseHTTPMiddleware`: it buffers and breaks streaming and disconnect detection. Every layer
+passes lifespan and non-HTTP scopes through. `/health` is never behind auth or limits; `/` and
+`/metrics` (unless `metrics_auth`) are open too, since they carry nothing secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from anyllm_cli.errors import ErrorKind
+from anyllm_cli.server.access import access_fields, access_line
+from anyllm_cli.server.context import SCOPE_KEY, RequestContext, context
+from anyllm_cli.server.formats import ClientFormat, client_format, error_type, render_error
+from anyllm_cli.server.headers import (
+    anthropic_ratelimit,
+    degradation_header,
+    openai_ratelimit,
+    upstream_retry_after,
+)
+from anyllm_cli.server.metrics import Metrics
+
+access_log = logging.getLogger("anyllm.access")
+log = logging.getLogger("anyllm.server")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+OPEN_PATHS = frozenset({"/health"})
+UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def send_error(
+    send: Send,
+    ctx: RequestContext | None,
+    fmt: ClientFormat,
+    kind: ErrorKind,
+    message: str,
+    *,
+    param: str | None = None,
+    retry_after: float | None = None,
+) -> None:
+    """A complete error response in the caller's format, noted in the request record."""
+    status, headers, body = render_error(fmt, kind, message, param=param, retry_after=retry_after)
+    if ctx is not None:
+        ctx.error_type = error_type(fmt, kind)
+        ctx.error_message = message
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestScope:
+    """The outermost layer: owns the request record, response headers, crash rendering, logging."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        degradation_header: bool = False,
+        clock: Callable[[], float] = time.perf_counter,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.degradation_header = degradation_header
+        self._clock = clock
+        self._now = now
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        text = given.decode("latin-1") if given else ""
+        request_id = text if _REQUEST_ID.match(text) else f"req_{uuid.uuid4().hex[:24]}"
+        ctx = RequestContext(
+            request_id=request_id,
+            fmt=client_format(scope["path"], scope["headers"]),
+            start=self._clock(),
+        )
+        scope[SCOPE_KEY] = ctx
+        status = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", ()), *self._headers(ctx, message)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error (request %s)", request_id)
+            if status == 0:
+                status = 500
+                await send_error(
+                    send_wrapper, ctx, ctx.fmt, ErrorKind.API_ERROR, "internal error in the proxy"
+                )
+        finally:
+            self._record(scope, ctx, status)
+
+    def _headers(self, ctx: RequestContext, message: Message) -> list[tuple[bytes, bytes]]:
+        call = ctx.call
+        overhead = max(0.0, self._clock() - ctx.start - call.upstream_s) * 1000
+        out: list[tuple[bytes, bytes]] = [
+            (b"x-request-id", ctx.request_id.encode()),
+            (b"x-anyllm-overhead-ms", f"{overhead:.2f}".encode()),
+        ]
+        if ctx.fmt is ClientFormat.ANTHROPIC:
+            out.append((b"request-id", ctx.request_id.encode()))
+        extra: list[tuple[str, str]] = []
+        if call.upstream_headers:
+            if ctx.fmt is ClientFormat.ANTHROPIC:
+                extra += anthropic_ratelimit(call.upstream_headers, self._now())
+            else:
+                extra += openai_ratelimit(call.upstream_headers)
+            if not any(k == b"retry-after" for k, _ in message.get("headers", ())):
+                extra += upstream_retry_after(call.upstream_headers)
+        if self.degradation_header and call.degradations:
+            extra.append(("x-anyllm-degradation", degradation_header(call.degradations)))
+        out.extend((k.encode(), v.encode("latin-1", "replace")) for k, v in extra)
+        return out
+
+    def _record(self, scope: Scope, ctx: RequestContext, status: int) -> None:
+        latency = self._clock() - ctx.start
+        call = ctx.call
+        fields = access_fields(
+            method=scope["method"],
+            path=scope["path"],
+            status=status,
+            ctx=ctx,
+            latency_s=latency,
+        )
+        access_log.info(access_line(fields), extra={"fields": fields})
+        if scope["path"] in UNLIMITED_PATHS:
+            return
+        self.metrics.observe(
+            backend=call.backend or "-",
+            model=call.requested_model or "-",
+            route=ctx.route or "other",
+            status=status,
+            error_type=ctx.error_type,
+            latency_s=latency,
+            ttft_s=ctx.ttft_s,
+            tokens_in=call.tokens_in,
+            tokens_out=call.tokens_out,
+        )
+
+
+class Auth:
+    """Checks the proxy's own keys; open when none are configured."""
+
+    def __init__(self, app: ASGIApp, *, keys: Iterable[str], metrics_auth: bool = False) -> None:
+        self.app = app
+        self._keys = tuple(k.encode() for k in keys)
+        self._open = OPEN_PATHS | {"/"} | (frozenset() if metrics_auth else {"/metrics"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._keys or scope["path"] in self._open:
+            await self.app(scope, receive, send)
+            return
+        if self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        ctx = context(scope)
+        fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
+        given = _header(scope, b"x-api-key") or _header(scope, b"authorization")
+        problem = "invalid API key" if given else "missing API key"
+        message = f"{problem}: send one of the proxy's keys as x-api-key or Authorization: Bearer"
+        await send_error(send, ctx, fmt, ErrorKind.AUTHENTICATION, message)
+
+    def _allowed(self, scope: Scope) -> bool:
+        candidates: list[bytes] = []
+        api_key = _header(scope, b"x-api-key")
+        if api_key:
+            candidates.append(api_key.strip())
+        auth = _header(scope, b"authorization")
+        if auth and auth[:7].lower() == b"bearer ":
+            candidates.append(auth[7:].strip())
+        ok = False
+        for candidate in candidates:
+            for key in self._keys:  # compare with every key: the time does not tell which matched
+                ok |= hmac.compare_digest(candidate, key)
+        return ok
+
+
+class ConcurrencyLimit:
+    """At most `limit` requests in flight in this process; the next one is told to come back."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            ctx = context(scope)
+            fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
+            message = (
+                f"the proxy is at its limit of {self.limit} concurrent requests; retry shortly"
+            )
+            await send_error(send, ctx, fmt, ErrorKind.OVERLOADED, message, retry_after=1)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Bodies over `max_bytes` get 413, whether or not they declare a content-length."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, send)
+            await _drain(receive)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if started:
+                raise
+            await self._reject(scope, send)
+            await _drain(receive)
+
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        ctx = context(scope)
+        fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
+        message = f"request body is larger than the proxy's limit of {self.max_bytes} bytes"
+        await send_error(send, ctx, fmt, ErrorKind.REQUEST_TOO_LARGE, message)
+
+
+async def _drain(receive: Receive, limit_s: float = 5.0) -> None:
+    """Read and drop the rest of a rejected body: Hypercorn stalls a connection whose body the app
+    leaves unread. Bounded in time, for clients that trickle."""
+    with anyio.move_on_after(limit_s):
+        while True:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return

@@ -1,0 +1,187 @@
+"""The pure-ASGI middleware, each around a tiny app, driven in-process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from anyllm_cli.server.context import context
+from anyllm_cli.server.metrics import Metrics
+from anyllm_cli.server.middleware import Auth, BodyLimit, ConcurrencyLimit, RequestScope
+from anyllm_cli.translate.degradation import Degradation
+
+pytestmark = pytest.mark.anyio
+ANTHROPIC = {"anthropic-version": "2023-06-01"}
+
+
+async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"read %d" % len(body)})
+
+
+def client(app: ASGIApp) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy")
+
+
+# -- RequestScope ------------------------------------------------------------------------------------
+
+
+async def test_request_id_is_echoed_or_made() -> None:
+    async with client(RequestScope(ok_app, metrics=Metrics())) as c:
+        given = await c.get("/v1/models", headers={"x-request-id": "abc-123"})
+        made = await c.post("/v1/messages")
+        odd = await c.get("/", headers={"x-request-id": "bad id\n"})
+    assert given.headers["x-request-id"] == "abc-123"
+    assert made.headers["x-request-id"].startswith("req_")
+    assert made.headers["request-id"] == made.headers["x-request-id"]
+    assert "request-id" not in given.headers  # OpenAI-format callers get x-request-id only
+    assert odd.headers["x-request-id"].startswith("req_")
+    assert float(made.headers["x-anyllm-overhead-ms"]) >= 0
+
+
+async def test_crash_is_a_500_in_the_callers_format(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("boom")
+
+    caplog.set_level(logging.ERROR, "anyllm")
+    async with client(RequestScope(broken, metrics=Metrics())) as c:
+        anthropic = await c.post("/v1/messages")
+        openai = await c.post("/v1/chat/completions")
+    assert anthropic.status_code == 500
+    assert anthropic.json() == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "internal error in the proxy"},
+    }
+    assert openai.status_code == 500
+    assert openai.json()["error"]["type"] == "server_error"
+    assert "boom" not in anthropic.text
+    assert anthropic.headers["x-request-id"] in caplog.text
+
+
+async def test_upstream_headers_and_degradations_reach_the_client() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = context(scope)
+        assert ctx is not None
+        ctx.call.upstream_headers = {"x-ratelimit-limit-requests": "7", "retry-after": "2"}
+        ctx.call.degradations.append(Degradation("top_k_dropped", "no top_k"))
+        await ok_app(scope, receive, send)
+
+    async with client(RequestScope(app, metrics=Metrics(), degradation_header=True)) as c:
+        anthropic = await c.post("/v1/messages")
+        openai = await c.post("/v1/chat/completions")
+    assert anthropic.headers["anthropic-ratelimit-requests-limit"] == "7"
+    assert anthropic.headers["retry-after"] == "2"
+    assert anthropic.headers["x-anyllm-degradation"] == "top_k_dropped"
+    assert openai.headers["x-ratelimit-limit-requests"] == "7"
+
+
+async def test_every_request_is_logged_and_metered(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = Metrics()
+    caplog.set_level(logging.INFO, "anyllm.access")
+    async with client(RequestScope(ok_app, metrics=metrics)) as c:
+        await c.post("/v1/messages", headers={"x-api-key": "secret-key"})
+        await c.get("/health")
+    assert "POST /v1/messages 200" in caplog.text
+    assert "secret-key" not in caplog.text
+    assert 'route="other",status="200"' in metrics.render()
+    assert "/health" not in metrics.render()
+
+
+# -- Auth --------------------------------------------------------------------------------------------
+
+
+async def test_auth_accepts_either_header() -> None:
+    app = RequestScope(Auth(ok_app, keys=["k1", "k2"]), metrics=Metrics())
+    async with client(app) as c:
+        assert (await c.post("/v1/messages", headers={"x-api-key": "k2"})).status_code == 200
+        bearer = {"authorization": "Bearer k1"}
+        assert (await c.post("/v1/chat/completions", headers=bearer)).status_code == 200
+        assert (await c.get("/health")).status_code == 200
+        assert (await c.head("/")).status_code == 200
+        assert (await c.get("/metrics")).status_code == 200
+
+
+async def test_auth_rejects_in_the_callers_format() -> None:
+    app = RequestScope(Auth(ok_app, keys=["k1"], metrics_auth=True), metrics=Metrics())
+    async with client(app) as c:
+        wrong = await c.post("/v1/messages", headers={"x-api-key": "nope"})
+        missing = await c.post("/v1/chat/completions")
+        metrics = await c.get("/metrics")
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["type"] == "authentication_error"
+    assert "invalid" in wrong.json()["error"]["message"]
+    assert missing.status_code == 401
+    assert missing.json()["error"]["code"] == "invalid_api_key"
+    assert "missing" in missing.json()["error"]["message"]
+    assert metrics.status_code == 401
+
+
+async def test_auth_is_open_without_keys() -> None:
+    async with client(Auth(ok_app, keys=[])) as c:
+        assert (await c.post("/v1/messages")).status_code == 200
+
+
+# -- limits ------------------------------------------------------------------------------------------
+
+
+async def test_body_limit_by_length_and_by_counting() -> None:
+    app = RequestScope(BodyLimit(ok_app, max_bytes=10), metrics=Metrics())
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(5):
+            yield b"xxxx"
+
+    async with client(app) as c:
+        small = await c.post("/v1/messages", content=b"0123456789")
+        declared = await c.post("/v1/messages", content=b"x" * 11)
+        counted = await c.post("/v1/chat/completions", content=body())
+    assert small.text == "read 10"
+    assert declared.status_code == 413
+    assert declared.json()["error"]["type"] == "request_too_large"
+    assert counted.status_code == 413
+    assert counted.json()["error"]["code"] == "request_too_large"
+
+
+async def test_concurrency_limit() -> None:
+    entered, release = anyio.Event(), anyio.Event()
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] != "/health":
+            entered.set()
+            await release.wait()
+        await ok_app(scope, receive, send)
+
+    limit = ConcurrencyLimit(slow, limit=1)
+    results: dict[str, Any] = {}
+    async with client(RequestScope(limit, metrics=Metrics())) as c:
+
+        async def first() -> None:
+            results["first"] = await c.post("/v1/messages")
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first)
+                await entered.wait()
+                results["anthropic"] = await c.post("/v1/messages")
+                results["openai"] = await c.post("/v1/chat/completions")
+                results["health"] = await c.get("/health")
+                release.set()
+    assert results["first"].status_code == 200
+    assert results["anthropic"].status_code == 529
+    assert results["anthropic"].json()["error"]["type"] == "overloaded_error"
+    assert results["anthropic"].headers["retry-after"] == "1"
+    assert results["openai"].status_code == 503
+    assert results["health"].status_code == 200
+    assert limit.in_flight == 0
