@@ -12,6 +12,7 @@ import sys
 import typer
 
 from anyllm_cli import __version__
+from anyllm_cli.cli.serve import serve
 from anyllm_cli.cli.translate import translate
 from anyllm_cli.errors import AnyllmError, ConfigError, InvalidInput, LossyTranslation
 
@@ -53,6 +54,7 @@ def _root(
 
 
 app.command()(translate)
+app.command()(serve)
 
 
 def exit_code(exc: AnyllmError) -> int:
