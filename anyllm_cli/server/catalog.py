@@ -18,13 +18,8 @@ from typing import Any
 
 from anyllm_cli.config import BackendSettings
 
-# Newest first, as Anthropic lists them.
+# Newest first, as Anthropic lists them; only ids Anthropic has published (never guessed ones).
 CLAUDE_MODELS: tuple[tuple[str, str], ...] = (
-    ("claude-opus-5-5", "Claude Opus 5.5"),
-    ("claude-sonnet-5-5", "Claude Sonnet 5.5"),
-    ("claude-haiku-5-5", "Claude Haiku 5.5"),
-    ("claude-opus-5", "Claude Opus 5"),
-    ("claude-sonnet-5", "Claude Sonnet 5"),
     ("claude-opus-4-8", "Claude Opus 4.8"),
     ("claude-opus-4-7", "Claude Opus 4.7"),
     ("claude-opus-4-6", "Claude Opus 4.6"),
