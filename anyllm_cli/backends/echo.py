@@ -11,8 +11,8 @@ tools) runs for a new user trying `anyllm serve --backend echo`, or a client dev
 * When the request has `tools` and the text is `/tool NAME {json}` naming one of them, the answer is
   a call to that tool with those arguments (`finish_reason: tool_calls`).
 
-Usage counts are approximate (one token per word or punctuation mark); they are never zero for a
-non-empty message. What it gives up: no images, no reasoning, no `n > 1`, no `max_tokens` cut-off.
+Usage counts are BPE token counts of the texts (the same tokenizer as `count_tokens`, without
+framing); they are never zero for a non-empty message. What it gives up: no images, no reasoning, no `n > 1`, no `max_tokens` cut-off.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from anyio.lowlevel import checkpoint
 
 from anyllm_cli.backends.base import NO_HEADERS, StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.errors import ErrorKind, UpstreamError
+from anyllm_cli.tokens import estimate_tokens
 from anyllm_cli.translate.streams.sse import encode_openai
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from anyllm_cli.config import BackendSettings
 
 CHAT_PATH = "/chat/completions"
-_TOKEN = re.compile(r"\w+|[^\w\s]")
 _PIECE = re.compile(r"\S+\s*|\s+")
 
 
@@ -46,8 +46,8 @@ def _new_id() -> str:
 
 
 def count(text: str) -> int:
-    """The echo backend's token estimate: words and punctuation marks."""
-    return len(_TOKEN.findall(text))
+    """The echo backend's usage figure for one text: its BPE token count."""
+    return estimate_tokens(text)
 
 
 def _text(content: Any) -> str:

@@ -21,3 +21,11 @@ def stderr() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
+
+
+def panel(console: Console, title: str, lines: list[str]) -> None:
+    """Lines of plain text (no markup) in a titled box, as wide as they need."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    console.print(Panel(Text("\n".join(lines)), title=title, title_align="left", expand=False))

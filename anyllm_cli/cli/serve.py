@@ -89,7 +89,7 @@ def client_env(settings: Settings, url: str) -> list[str]:
     return [f"ANTHROPIC_BASE_URL={local}", key, f"OPENAI_BASE_URL={local}/v1", openai_key]
 
 
-def _backend_line(b: BackendSettings, default: bool) -> str:
+def _backend_lines(b: BackendSettings, default: bool) -> list[str]:
     where = "offline" if b.kind == "echo" else b.base_url
     mapping = [
         f"big={b.big_model}" if b.big_model else "",
@@ -97,27 +97,22 @@ def _backend_line(b: BackendSettings, default: bool) -> str:
     ]
     mapping += [f"{k}->{v}" for k, v in b.model_map.items()]
     text = " ".join(m for m in mapping if m) or "models pass through by name"
-    mark = " (default, also at /v1)" if default else ""
-    return f"  {b.name}{mark}: {where}  [/{b.name}/v1]  {text}"
+    paths = f"/v1 and /{b.name}/v1" if default else f"/{b.name}/v1"
+    return [f"  {b.name}: {where}", f"    at {paths}; {text}"]
 
 
 def announce(settings: Settings, url: str) -> None:
     """The start banner on stderr, then the machine-readable `listening on URL` line."""
+    from anyllm_cli import __version__
     from anyllm_cli.cli import _console
 
-    console = _console.stderr()
-    console.rule("anyllm serve")
-    console.print(f"Serving on [bold]{url}[/bold]", markup=True)
-    console.print("Backends:")
+    lines = [f"Serving on {url}", "", "Backends:"]
     for name, b in settings.backends.items():
-        console.print(
-            _backend_line(b, name == settings.default_backend), markup=False, soft_wrap=True
-        )
-    console.print("Point your clients at it:")
-    for line in client_env(settings, url):
-        console.print(f"  {line}", markup=False, soft_wrap=True)
+        lines += _backend_lines(b, name == settings.default_backend)
+    lines += ["", "Point your clients at it:"]
+    lines += [f"  {line}" for line in client_env(settings, url)]
     if not settings.proxy_api_keys:
-        console.print("  (no PROXY_API_KEYS set: any key is accepted)", markup=False)
-    console.rule()
+        lines.append("  (no PROXY_API_KEYS set: any key is accepted)")
+    _console.panel(_console.stderr(), f"anyllm serve {__version__}", lines)
     sys.stderr.write(f"listening on {url}\n")
     sys.stderr.flush()
