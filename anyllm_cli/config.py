@@ -12,7 +12,8 @@ passes `os.environ`; tests pass a dict). Two ways to configure:
   working directory (or `--env-file`); the real environment wins over that file.
 * A TOML file (`--config`, `ANYLLM_CONFIG`, or `anyllm.toml` in the user config dir: ANYLLM_HOME,
   else XDG_CONFIG_HOME/anyllm or ~/.config/anyllm) with several `[backends.NAME]` (each a preset, or
-  `kind = "openai"` with a `base_url`, or `kind = "echo"`), `default_backend` and `[server]`. Keys are
+  `kind = "openai"` with a `base_url`, `kind = "anthropic"` for a Messages upstream, or
+  `kind = "echo"`), `default_backend` and `[server]`. Keys are
   written `api_key = "env:VAR"`; `--backend NAME` picks a file backend or adds a preset beside them.
 
 `BIG_MODEL`, `SMALL_MODEL` and the `--base-url`/`--big-model`/`--small-model`/`--model-map` flags
@@ -44,7 +45,7 @@ from anyllm_cli.backends.presets import PRESETS, Preset
 from anyllm_cli.errors import ConfigError
 from anyllm_cli.translate.model_map import ModelMap, parse_model_map
 
-KINDS = ("openai", "echo")
+KINDS = ("openai", "anthropic", "echo")
 ECHO_BASE_URL = "echo://offline"  # the echo backend has no network; this only names it
 ENV_FILE = ".anyllm.env"
 CONFIG_FILE = "anyllm.toml"
@@ -55,7 +56,7 @@ LOG_FORMATS = ("text", "json")
 @dataclass(frozen=True, slots=True)
 class BackendSettings:
     name: str
-    kind: str  # "openai" (any OpenAI-compatible Chat server) | "echo"
+    kind: str  # "openai" (any OpenAI-compatible Chat server) | "anthropic" (Messages) | "echo"
     base_url: str  # normalised, with the API version root, no trailing slash
     api_key: str | None = field(default=None, repr=False)
     api_key_env: str | None = None
@@ -466,7 +467,7 @@ def _preset_backend(name: str, envs: Mapping[str, str]) -> BackendSettings:
     key, key_env = _preset_key(preset, envs)
     return BackendSettings(
         name=name,
-        kind="openai",
+        kind=preset.kind,
         base_url=base_url,
         api_key=key,
         api_key_env=key_env,
@@ -498,20 +499,27 @@ def _toml_key(
 
 def _kind_and_preset(table: _Table, name: str) -> tuple[str, Preset | None]:
     kind, preset_name = table.text("kind"), table.text("preset")
-    if kind in PRESETS and kind not in KINDS and preset_name is None:
-        kind, preset_name = "openai", kind
-    if preset_name is None and name in PRESETS and kind in (None, "openai"):
+    if kind is not None and kind in PRESETS and kind not in KINDS and preset_name is None:
+        kind, preset_name = PRESETS[kind].kind, kind
+    if preset_name is None and name in PRESETS and kind in (None, PRESETS[name].kind):
         preset_name = name  # [backends.deepseek] alone is the deepseek preset
-    if kind is None:
-        kind = "echo" if name == "echo" and preset_name is None else "openai"
-    if kind not in KINDS:
-        choices = ", ".join((*KINDS, *PRESETS))
-        raise table.error("kind", f"expected one of {choices}, got {_show(kind)}")
+    if kind == "anthropic" and preset_name is None:
+        preset_name = "anthropic"  # its URL and key variable, unless the table sets its own
     if preset_name is not None and preset_name not in PRESETS:
         raise table.error(
             "preset", f"unknown preset {_show(preset_name)}; choose one of {', '.join(PRESETS)}"
         )
-    return kind, PRESETS[preset_name] if preset_name else None
+    preset = PRESETS[preset_name] if preset_name else None
+    if kind is None:
+        kind = preset.kind if preset else "echo" if name == "echo" else "openai"
+    if kind not in KINDS:
+        choices = ", ".join((*KINDS, *PRESETS))
+        raise table.error("kind", f"expected one of {choices}, got {_show(kind)}")
+    if preset is not None and preset.kind != kind:
+        raise table.error(
+            "preset", f'preset {preset.name} speaks "{preset.kind}", not kind "{kind}"'
+        )
+    return kind, preset
 
 
 def _reasoning_field(table: _Table, preset: Preset | None) -> str | None:
@@ -644,7 +652,7 @@ def _override(
 
 
 def _check_key(b: BackendSettings, file: str, from_file: bool) -> None:
-    if b.kind != "openai" or b.api_key:
+    if b.kind == "echo" or b.api_key:
         return
     preset = PRESETS.get(b.preset or "")
     if (preset and preset.local) or is_local_url(b.base_url):

@@ -276,6 +276,38 @@ def test_kind_may_name_a_preset(tmp_path: Path, home: Path) -> None:
     assert (openai.preset, openai.api_key) == ("openai", "o")
 
 
+def test_anthropic_kind_and_preset(tmp_path: Path, home: Path) -> None:
+    simple = load(tmp_path, home, {"backend": "anthropic"}, ANTHROPIC_API_KEY="sk-ant")
+    claude = simple.backends["anthropic"]
+    assert (claude.kind, claude.base_url, claude.api_key) == (
+        "anthropic",
+        "https://api.anthropic.com/v1",
+        "sk-ant",
+    )
+    assert "ANTHROPIC_API_KEY" in error(tmp_path, home, {"backend": "anthropic"})
+    write_toml(
+        home,
+        """
+default_backend = "claude"
+[backends.claude]
+kind = "anthropic"
+[backends.compat]
+kind = "anthropic"
+base_url = "http://127.0.0.1:9000"
+""",
+    )
+    settings = load(tmp_path, home, ANTHROPIC_API_KEY="sk-ant")
+    assert settings.backends["claude"].base_url == "https://api.anthropic.com/v1"
+    assert settings.backends["compat"].base_url == "http://127.0.0.1:9000/v1"
+    assert settings.backends["compat"].kind == "anthropic"
+
+
+def test_a_preset_of_another_kind_is_refused(tmp_path: Path, home: Path) -> None:
+    write_toml(home, '[backends.x]\nkind = "anthropic"\npreset = "deepseek"\n')
+    message = error(tmp_path, home, DEEPSEEK_API_KEY="k")
+    assert "backends.x.preset" in message and "deepseek" in message
+
+
 def test_precedence_file_env_flags(tmp_path: Path, home: Path) -> None:
     write_toml(home, TOML)
     env = {

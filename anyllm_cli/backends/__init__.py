@@ -1,7 +1,7 @@
 """Upstreams behind one Protocol: `build_backend(settings, client)` picks the module by kind.
 
 `openai` is any OpenAI-compatible Chat Completions server (the presets in `presets.py` are data for
-it); `echo` is the offline backend. All network I/O goes through `_http.py` and the one shared client
+it); `anthropic` is the Anthropic API or a server speaking its format; `echo` is the offline backend. All network I/O goes through `_http.py` and the one shared client
 that `build_client()` makes. Modules here import `config` for types only, so `config` can read the
 presets without an import cycle.
 """
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from anyllm_cli.backends._http import RetryPolicy, build_client
+from anyllm_cli.backends.anthropic import AnthropicBackend
 from anyllm_cli.backends.base import Backend, StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.backends.echo import EchoBackend
 from anyllm_cli.backends.openai import OpenAIBackend
@@ -28,12 +29,15 @@ def build_backend(
     """The backend for `settings.kind`, sending through the shared `client`."""
     if settings.kind == "openai":
         return OpenAIBackend(settings, client, retry=retry)
+    if settings.kind == "anthropic":
+        return AnthropicBackend(settings, client, retry=retry)
     if settings.kind == "echo":
         return EchoBackend(settings, client)
     raise ConfigError(f"backends.{settings.name}.kind: unknown kind {settings.kind!r}")
 
 
 __all__ = [
+    "AnthropicBackend",
     "Backend",
     "EchoBackend",
     "OpenAIBackend",

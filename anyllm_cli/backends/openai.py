@@ -48,14 +48,19 @@ USER_AGENT = f"anyllm/{__version__}"
 
 
 def upstream_headers(
-    settings: BackendSettings, caller: Mapping[str, str], defaults: Mapping[str, str]
+    settings: BackendSettings,
+    caller: Mapping[str, str],
+    defaults: Mapping[str, str],
+    *,
+    key_header: str = "authorization",
+    key_prefix: str = "Bearer ",
 ) -> dict[str, str]:
     """caller's (cleaned) < defaults < our credentials < configured extra headers."""
     out = {k.lower(): v for k, v in caller.items() if k.lower() not in DROPPED_HEADERS}
     out.update(defaults)
     out["user-agent"] = USER_AGENT
     if settings.api_key:
-        out["authorization"] = f"Bearer {settings.api_key}"
+        out[key_header] = f"{key_prefix}{settings.api_key}"
     out.update({k.lower(): v for k, v in settings.extra_headers.items()})
     return out
 

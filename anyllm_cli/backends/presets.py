@@ -1,4 +1,4 @@
-"""Named OpenAI-compatible providers, as data: where they live and which variable holds the key.
+"""Named providers (OpenAI-compatible ones, and Anthropic itself), as data: where they live and which variable holds the key.
 
 A preset lets a user name a provider and nothing else (`anyllm serve --backend deepseek`). Each one
 gives the default base URL (with its API version root, as `BackendSettings.base_url` wants it), the
@@ -31,6 +31,7 @@ class Preset:
     reasoning_field: str | None = "reasoning_content"
     omit_stream_options: bool = False
     description: str = ""
+    kind: str = "openai"  # the wire format: "openai" (Chat Completions) or "anthropic" (Messages)
 
     def key_names(self) -> tuple[str, ...]:
         return ((self.key_env,) if self.key_env else ()) + self.key_aliases
@@ -143,6 +144,15 @@ _ALL = (
         key_env="LLAMA_API_KEY",
         local=True,
         description="llama.cpp server (local)",
+    ),
+    Preset(
+        name="anthropic",
+        base_url="https://api.anthropic.com/v1",
+        # Never ANTHROPIC_BASE_URL: that variable points Claude Code at this proxy.
+        key_env="ANTHROPIC_API_KEY",
+        reasoning_field=None,
+        description="Anthropic",
+        kind="anthropic",
     ),
 )
 

@@ -22,6 +22,7 @@ ISSUE_PRESETS = [
     "vllm",
     "lmstudio",
     "llamacpp",
+    "anthropic",  # issue 4: the Anthropic passthrough
 ]
 
 
