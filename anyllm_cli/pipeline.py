@@ -26,28 +26,27 @@ usage for OpenAI clients of chat backends is only metered when the upstream repo
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, cast
 
 from anyllm_cli.backends.base import Backend, UpstreamReply, UpstreamStream
 from anyllm_cli.errors import (
     ErrorKind,
-    InvalidInput,
     UpstreamError,
     anthropic_error,
     openai_error,
     parse_error_body,
 )
 from anyllm_cli.models.anthropic import CountTokensRequest, MessagesRequest, MessagesResponse
-from anyllm_cli.models.openai_chat import ChatRequest, ChatResponse
+from anyllm_cli.models.openai_chat import ChatRequest
+from anyllm_cli.routes import ROUTES, ChainedStream, Target, Translator, parse_upstream
 from anyllm_cli.tokens import count_tokens
-from anyllm_cli.translate import chat_via_messages, messages_via_chat
+from anyllm_cli.translate import chat_via_messages
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
-from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
 from anyllm_cli.translate.streams.pump import OutEvent, SSEPump, StreamTranslator
 from anyllm_cli.translate.streams.sse import (
     KEEPALIVE_COMMENT,
@@ -84,16 +83,6 @@ class JSONReply:
     body: dict[str, Any]
 
 
-class _Translator(Protocol):
-    degradations: list[Degradation]
-
-    def feed(self, event: dict[str, Any], /) -> Sequence[OutEvent]: ...
-
-    def finish(self) -> Sequence[OutEvent]: ...
-
-    def fail(self, kind: ErrorKind, message: str, /) -> Sequence[OutEvent]: ...
-
-
 class StreamReply:
     """An upstream stream not yet opened. Enter it to open (errors raise before any byte is owed),
     iterate `chunks()` for translated bytes, `fail()` for the in-stream error after a failure."""
@@ -103,7 +92,7 @@ class StreamReply:
     def __init__(
         self,
         opener: Callable[[], AbstractAsyncContextManager[UpstreamStream]],
-        translator: _Translator,
+        translator: Translator,
         encode: Callable[[OutEvent], bytes],
         call: Call,
         *,
@@ -118,6 +107,7 @@ class StreamReply:
         self._clock = clock
         self._cm: AbstractAsyncContextManager[UpstreamStream] | None = None
         self._upstream: UpstreamStream | None = None
+        self._collected = False
         self.keepalive = keepalive
 
     async def __aenter__(self) -> StreamReply:
@@ -137,8 +127,9 @@ class StreamReply:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._call.degradations.extend(self._translator.degradations)
-        self._translator.degradations = []
+        if not self._collected:  # once, even if left twice
+            self._collected = True
+            self._call.degradations.extend(self._translator.degradations)
         if self._cm is not None:
             cm, self._cm = self._cm, None
             await cm.__aexit__(exc_type, exc, tb)
@@ -187,32 +178,22 @@ class Pipeline:
         self, backend: Backend, raw: bytes, headers: Mapping[str, str], call: Call
     ) -> Reply:
         req = MessagesRequest.parse(raw)
-        settings = backend.settings
-        map_model = settings.model_map_fn()
-        upstream_model = map_model(req.model)
+        upstream_model = backend.settings.model_map_fn()(req.model)
         _begin(call, backend, req.model, upstream_model, bool(req.stream))
         if backend.api == "messages":
             return await self._messages_relay(backend, req, upstream_model, headers, call)
-        options = messages_via_chat.ChatOptions(
-            map_model=map_model,
-            max_output_tokens=settings.output_limit(upstream_model),
-            prompt_cache_key=headers.get(SESSION_HEADER) or None,
-            include_usage=not settings.omit_stream_options,
-            reasoning_field=settings.reasoning_field,
-        )
-        translated = messages_via_chat.request(req, options)
+        route = ROUTES[backend.api]
+        target = Target(backend.settings, upstream_model, headers.get(SESSION_HEADER) or None)
+        translated = route.request(req, target)
         call.degradations.extend(translated.degradations)
-        body = translated.body
+        path = route.path(target, stream=bool(req.stream))
         if req.stream:
-            translator = MessagesViaChatStream(
-                requested_model=req.model, input_tokens=self._estimate(req)
-            )
+            translator = route.stream(requested_model=req.model, input_tokens=self._estimate(req))
             return self._stream(
-                backend, CHAT_PATH, body, {}, translator=translator, call=call, anthropic=True
+                backend, path, translated.body, {}, translator=translator, call=call, anthropic=True
             )
-        reply = await self._send(backend, CHAT_PATH, body, {}, call)
-        resp = _parse_upstream(ChatResponse, reply.body)
-        back = messages_via_chat.response(resp, requested_model=req.model)
+        reply = await self._send(backend, path, translated.body, {}, call)
+        back = route.response(reply.body, requested_model=req.model)
         call.degradations.extend(back.degradations)
         _meter(back.body, call)
         return JSONReply(back.body)
@@ -234,7 +215,7 @@ class Pipeline:
                 backend, MESSAGES_PATH, body, passed, translator=relay, call=call, anthropic=True
             )
         reply = await self._send(backend, MESSAGES_PATH, body, passed, call)
-        resp = _parse_upstream(MessagesResponse, reply.body)
+        resp = parse_upstream(MessagesResponse.parse, reply.body)
         out = resp.dump()
         _meter(out, call)
         return JSONReply(out)
@@ -266,31 +247,8 @@ class Pipeline:
         upstream_model = map_model(req.model)
         _begin(call, backend, req.model, upstream_model, bool(req.stream))
         wants_usage = bool(req.stream_options and req.stream_options.include_usage)
-        if backend.api == "messages":
-            options = chat_via_messages.MessagesOptions(map_model=map_model)
-            translated = chat_via_messages.request(req, options)
-            call.degradations.extend(translated.degradations)
-            created = int(self._wall_clock())
-            if req.stream:
-                translator = ChatViaMessagesStream(
-                    requested_model=req.model, created=created, include_usage=wants_usage
-                )
-                body = translated.body
-                return self._stream(
-                    backend,
-                    MESSAGES_PATH,
-                    body,
-                    {},
-                    translator=translator,
-                    call=call,
-                    anthropic=False,
-                )
-            reply = await self._send(backend, MESSAGES_PATH, translated.body, {}, call)
-            resp = _parse_upstream(MessagesResponse, reply.body)
-            back = chat_via_messages.response(resp, requested_model=req.model, created=created)
-            call.degradations.extend(back.degradations)
-            _meter(back.body, call)
-            return JSONReply(back.body)
+        if backend.api != "chat":
+            return await self._chat_via_messages(backend, req, headers, call, wants_usage)
         body = self._chat_body(backend, req, upstream_model, call)
         if req.stream:
             ask_usage = not wants_usage and not backend.settings.omit_stream_options
@@ -307,6 +265,52 @@ class Pipeline:
             raise UpstreamError(ErrorKind.API_ERROR, "the upstream's reply is not a JSON object")
         _meter(reply.body, call)
         return JSONReply(reply.body)
+
+    async def _chat_via_messages(
+        self,
+        backend: Backend,
+        req: ChatRequest,
+        headers: Mapping[str, str],
+        call: Call,
+        wants_usage: bool,
+    ) -> Reply:
+        """OpenAI clients of a non-Chat upstream: through the Anthropic shape (and its route)."""
+        options = chat_via_messages.MessagesOptions(map_model=backend.settings.model_map_fn())
+        translated = chat_via_messages.request(req, options)
+        call.degradations.extend(translated.degradations)
+        created = int(self._wall_clock())
+        body = translated.body
+        if backend.api == "messages":
+            path = MESSAGES_PATH
+        else:  # one more hop: the Anthropic request through the upstream's own route
+            route = ROUTES[backend.api]
+            target = Target(
+                backend.settings, call.upstream_model, headers.get(SESSION_HEADER) or None
+            )
+            hop = route.request(MessagesRequest.parse(body), target)
+            call.degradations.extend(hop.degradations)
+            body, path = hop.body, route.path(target, stream=bool(req.stream))
+        if req.stream:
+            translator: Translator = ChatViaMessagesStream(
+                requested_model=req.model, created=created, include_usage=wants_usage
+            )
+            if backend.api != "messages":
+                first = ROUTES[backend.api].stream(requested_model=req.model, input_tokens=0)
+                translator = ChainedStream(first, translator)
+            return self._stream(
+                backend, path, body, {}, translator=translator, call=call, anthropic=False
+            )
+        reply = await self._send(backend, path, body, {}, call)
+        message = reply.body
+        if backend.api != "messages":
+            back = ROUTES[backend.api].response(reply.body, requested_model=req.model)
+            call.degradations.extend(back.degradations)
+            message = back.body
+        resp = parse_upstream(MessagesResponse.parse, message)
+        out = chat_via_messages.response(resp, requested_model=req.model, created=created)
+        call.degradations.extend(out.degradations)
+        _meter(out.body, call)
+        return JSONReply(out.body)
 
     def _chat_body(
         self, backend: Backend, req: ChatRequest, upstream_model: str, call: Call
@@ -355,7 +359,7 @@ class Pipeline:
         body: dict[str, Any],
         headers: Mapping[str, str],
         *,
-        translator: _Translator,
+        translator: Translator,
         call: Call,
         anthropic: bool,
     ) -> StreamReply:
@@ -387,18 +391,6 @@ def _begin(call: Call, backend: Backend, requested: str, upstream: str, stream: 
     call.requested_model = requested
     call.upstream_model = upstream
     call.stream = stream
-
-
-_M = TypeVar("_M", ChatResponse, MessagesResponse)
-
-
-def _parse_upstream(model: type[_M], body: Any) -> _M:
-    try:
-        return model.parse(body)
-    except InvalidInput as exc:
-        raise UpstreamError(
-            ErrorKind.API_ERROR, f"the upstream's reply does not parse: {exc}", status=502
-        ) from None
 
 
 class _Relay:

@@ -1,0 +1,75 @@
+"""The per-API routes the pipeline drives, and chained stream translators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from anyllm_cli.errors import ErrorKind, UpstreamError
+from anyllm_cli.models.anthropic import MessagesRequest
+from anyllm_cli.routes import ROUTES, ChainedStream, Target, parse_upstream
+from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
+from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
+from tests.conftest import backend_settings
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "up",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def test_chat_route_binds_the_backend_settings() -> None:
+    settings = backend_settings(max_output_tokens={"up": 100})
+    target = Target(settings, "up", session_id="sess-1")
+    req = MessagesRequest.parse(
+        {"model": "up", "max_tokens": 64000, "messages": [{"role": "user", "content": "hi"}]}
+    )
+    route = ROUTES["chat"]
+    body = route.request(req, target).body
+    assert (body["max_tokens"], body["prompt_cache_key"]) == (100, "sess-1")
+    assert route.path(target, stream=True) == "/chat/completions"
+
+
+def test_an_upstream_reply_that_does_not_parse_is_a_502() -> None:
+    with pytest.raises(UpstreamError) as info:
+        parse_upstream(MessagesRequest.parse, {"nonsense": True})
+    assert (info.value.status, info.value.kind) == (502, ErrorKind.API_ERROR)
+
+
+def test_chained_streams_translate_twice_and_gather_degradations() -> None:
+    chain = ChainedStream(
+        MessagesViaChatStream(requested_model="claude-x", input_tokens=3),
+        ChatViaMessagesStream(requested_model="gpt-x", created=5, include_usage=True),
+    )
+    out = []
+    for chunk in (
+        _chunk({"role": "assistant", "content": "Hel"}),
+        _chunk({"content": "lo"}),
+        _chunk({}, "stop"),
+    ):
+        out += chain.feed(chunk)
+    out += chain.finish()
+    assert out[-1] is None  # [DONE]
+    text = "".join(
+        (c["choices"][0]["delta"].get("content") or "") for c in out[:-1] if c and c["choices"]
+    )
+    assert text == "Hello"
+    assert out[-2]["usage"]["prompt_tokens"] >= 3
+    assert all(c["model"] == "gpt-x" for c in out[:-1] if c)
+    assert isinstance(chain.degradations, list)
+
+
+def test_a_chained_failure_is_in_the_clients_shape() -> None:
+    chain = ChainedStream(
+        MessagesViaChatStream(requested_model="claude-x"),
+        ChatViaMessagesStream(requested_model="gpt-x", created=5),
+    )
+    chain.feed(_chunk({"role": "assistant", "content": "Hi"}))
+    failure = chain.fail(ErrorKind.TIMEOUT, "upstream went quiet")
+    assert failure[0] is not None and "error" in failure[0]
