@@ -33,7 +33,7 @@ import json
 import re
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
 from pathlib import Path
@@ -45,7 +45,8 @@ from anyllm_cli.backends.presets import PRESETS, Preset
 from anyllm_cli.errors import ConfigError
 from anyllm_cli.translate.model_map import ModelMap, parse_model_map
 
-KINDS = ("openai", "anthropic", "echo")
+KINDS = ("openai", "anthropic", "azure", "gemini", "vertex", "echo")
+API_FORMATS = ("chat", "responses")
 ECHO_BASE_URL = "echo://offline"  # the echo backend has no network; this only names it
 ENV_FILE = ".anyllm.env"
 CONFIG_FILE = "anyllm.toml"
@@ -56,7 +57,7 @@ LOG_FORMATS = ("text", "json")
 @dataclass(frozen=True, slots=True)
 class BackendSettings:
     name: str
-    kind: str  # "openai" (any OpenAI-compatible Chat server) | "anthropic" (Messages) | "echo"
+    kind: str  # one of KINDS: the upstream's wire format and auth
     base_url: str  # normalised, with the API version root, no trailing slash
     api_key: str | None = field(default=None, repr=False)
     api_key_env: str | None = None
@@ -71,6 +72,10 @@ class BackendSettings:
     omit_stream_options: bool = False
     max_output_tokens: Mapping[str, int] = field(default_factory=dict)  # "*" = default
     reasoning_field: str | None = "reasoning_content"
+    api_format: str = "chat"  # openai and azure kinds: "chat" (Completions) or "responses"
+    api_version: str | None = None  # azure: the api-version of classic deployment URLs
+    deployment: str | None = None  # azure: the deployment in the URL (else the model in the body)
+    token_command: str | None = field(default=None, repr=False)  # prints a bearer token (vertex)
 
     def model_map_fn(self) -> ModelMap:
         return ModelMap(self.model_map, self.big_model, self.small_model)
@@ -144,8 +149,8 @@ def config_home(env: Mapping[str, str], cwd: Path | None = None) -> Path:
 # -- base URLs ---------------------------------------------------------------------------------------
 
 
-def normalize_base_url(url: str) -> str:
-    """One API root, no trailing slash: append /v1 to a bare host, strip a pasted endpoint path.
+def normalize_base_url(url: str, root: str = "/v1") -> str:
+    """One API root, no trailing slash: append `root` to a bare host, strip a pasted endpoint path.
 
     Raises ValueError with the fix when the URL cannot work.
     """
@@ -165,7 +170,7 @@ def normalize_base_url(url: str) -> str:
     while path.endswith("/v1/v1"):
         path = path.removesuffix("/v1")
     if not path:
-        path = "/v1"
+        path = root
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
@@ -438,6 +443,12 @@ _BACKEND_KEYS = frozenset(
         "omit_stream_options",
         "max_output_tokens",
         "reasoning_field",
+        "api_format",
+        "api_version",
+        "deployment",
+        "project",
+        "location",
+        "token_command",
     }
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -460,22 +471,90 @@ def _preset_backend(name: str, envs: Mapping[str, str]) -> BackendSettings:
         return _echo(name)
     preset = PRESETS[name]
     url_var = next((v for v in preset.base_url_env if envs.get(v)), None)
-    try:
-        base_url = normalize_base_url(envs[url_var] if url_var else preset.base_url)
-    except ValueError as exc:
-        raise ConfigError(f"{url_var}: {exc}") from None
+    raw_url = envs[url_var] if url_var else preset.base_url or None
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"backend {name}: {key}: {problem}")
+
+    values = _kind_values(preset.kind, raw_url, lambda key: None, envs, fail)
     key, key_env = _preset_key(preset, envs)
     return BackendSettings(
         name=name,
         kind=preset.kind,
-        base_url=base_url,
         api_key=key,
         api_key_env=key_env,
         preset=name,
         max_output_tokens=preset.max_output_tokens,
         reasoning_field=preset.reasoning_field,
         omit_stream_options=preset.omit_stream_options,
+        **values,
     )
+
+
+def _root(kind: str, api_version: str | None) -> str:
+    """The path a bare host gets: Gemini's /v1beta, Azure's /openai (classic) or /openai/v1."""
+    if kind == "gemini":
+        return "/v1beta"
+    if kind == "azure":
+        return "/openai" if api_version else "/openai/v1"
+    return "/v1"
+
+
+def _env(envs: Mapping[str, str], *names: str) -> str | None:
+    return next((envs[n] for n in names if envs.get(n)), None)
+
+
+def _kind_values(
+    kind: str,
+    raw_url: str | None,
+    given: Callable[[str], str | None],
+    envs: Mapping[str, str],
+    fail: Callable[[str, str], ConfigError],
+) -> dict[str, Any]:
+    """The base URL and the kind's own settings (Azure deployments, Vertex projects, API format)."""
+    out: dict[str, Any] = {}
+    api_format = given("api_format") or "chat"
+    if api_format not in API_FORMATS:
+        raise fail("api_format", f'expected "chat" or "responses", got {_show(api_format)}')
+    if api_format != "chat" and kind not in ("openai", "azure"):
+        raise fail("api_format", f'only the openai and azure kinds have one, not "{kind}"')
+    out["api_format"] = api_format
+    if kind == "azure":
+        out["api_version"] = given("api_version") or _env(
+            envs, "AZURE_OPENAI_API_VERSION", "AZURE_API_VERSION", "OPENAI_API_VERSION"
+        )
+        out["deployment"] = given("deployment") or _env(envs, "AZURE_OPENAI_DEPLOYMENT")
+        if raw_url is None:
+            raise fail(
+                "base_url",
+                "required: your resource's endpoint, e.g. set AZURE_OPENAI_ENDPOINT="
+                "https://NAME.openai.azure.com",
+            )
+    if kind == "vertex":
+        project = given("project") or _env(envs, "GOOGLE_CLOUD_PROJECT", "VERTEXAI_PROJECT")
+        location = (
+            given("location")
+            or _env(envs, "GOOGLE_CLOUD_LOCATION", "VERTEXAI_LOCATION")
+            or "global"
+        )
+        if raw_url is None:
+            if not project:
+                raise fail(
+                    "project", 'required: set project = "my-project" or GOOGLE_CLOUD_PROJECT'
+                )
+            host = "aiplatform.googleapis.com"
+            host = host if location == "global" else f"{location}-{host}"
+            raw_url = f"https://{host}/v1/projects/{project}/locations/{location}/publishers/google"
+        out["token_command"] = given("token_command") or "gcloud auth print-access-token"
+    if raw_url is None:
+        raise fail(
+            "base_url", f'required for kind "{kind}"; e.g. base_url = "http://localhost:8000/v1"'
+        )
+    try:
+        out["base_url"] = normalize_base_url(raw_url, _root(kind, out.get("api_version")))
+    except ValueError as exc:
+        raise fail("base_url", str(exc)) from None
+    return out
 
 
 def _toml_key(
@@ -503,8 +582,8 @@ def _kind_and_preset(table: _Table, name: str) -> tuple[str, Preset | None]:
         kind, preset_name = PRESETS[kind].kind, kind
     if preset_name is None and name in PRESETS and kind in (None, PRESETS[name].kind):
         preset_name = name  # [backends.deepseek] alone is the deepseek preset
-    if kind == "anthropic" and preset_name is None:
-        preset_name = "anthropic"  # its URL and key variable, unless the table sets its own
+    if preset_name is None and kind is not None and kind in PRESETS and kind != "openai":
+        preset_name = kind  # kind = "gemini": its URL and key variable, unless the table sets them
     if preset_name is not None and preset_name not in PRESETS:
         raise table.error(
             "preset", f"unknown preset {_show(preset_name)}; choose one of {', '.join(PRESETS)}"
@@ -548,14 +627,7 @@ def _toml_backend(table: _Table, name: str, envs: Mapping[str, str]) -> BackendS
     raw_url = table.text("base_url")
     url_var = next((v for v in preset.base_url_env if envs.get(v)), None) if preset else None
     raw_url = raw_url or (envs[url_var] if url_var else preset.base_url if preset else None)
-    if raw_url is None:
-        raise table.error(
-            "base_url", 'required for kind "openai"; e.g. base_url = "http://localhost:8000/v1"'
-        )
-    try:
-        base_url = normalize_base_url(raw_url)
-    except ValueError as exc:
-        raise table.error("base_url", str(exc)) from None
+    values = _kind_values(kind, raw_url or None, table.text, envs, table.error)
     key, key_env = _toml_key(table, preset, envs)
     limits = dict(preset.max_output_tokens) if preset else {}
     extra_limits = table.mapping("max_output_tokens", int, "an integer") or {}
@@ -565,7 +637,7 @@ def _toml_backend(table: _Table, name: str, envs: Mapping[str, str]) -> BackendS
                 f"max_output_tokens.{model}", f"expected an integer >= 1, got {limit}"
             )
     limits.update(extra_limits)
-    values: dict[str, Any] = {
+    settings: dict[str, Any] = {
         **common,
         "extra_headers": table.mapping("extra_headers", str, "a string", secret=True),
         "connect_timeout": table.number("connect_timeout", 0.1),
@@ -573,19 +645,19 @@ def _toml_backend(table: _Table, name: str, envs: Mapping[str, str]) -> BackendS
         "max_retries": table.integer("max_retries", 0, 10),
         "omit_stream_options": table.flag("omit_stream_options"),
     }
-    if values["omit_stream_options"] is None and preset:
-        values["omit_stream_options"] = preset.omit_stream_options
+    if settings["omit_stream_options"] is None and preset:
+        settings["omit_stream_options"] = preset.omit_stream_options
     backend = BackendSettings(
         name=name,
         kind=kind,
-        base_url=base_url,
         api_key=key,
         api_key_env=key_env,
         preset=preset.name if preset else None,
         max_output_tokens=MappingProxyType(limits),
         reasoning_field=_reasoning_field(table, preset),
+        **values,
     )
-    return replace(backend, **_given(values))
+    return replace(backend, **_given(settings))
 
 
 def _given(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -637,7 +709,8 @@ def _override(
         if b.kind == "echo":
             raise ConfigError("--base-url: the echo backend has no URL; choose one with --backend")
         try:
-            changes["base_url"] = normalize_base_url(str(flags["base_url"]))
+            root = _root(b.kind, b.api_version)
+            changes["base_url"] = normalize_base_url(str(flags["base_url"]), root)
         except ValueError as exc:
             raise ConfigError(f"--base-url: {exc}") from None
     if flags.get("model_map"):
@@ -652,7 +725,7 @@ def _override(
 
 
 def _check_key(b: BackendSettings, file: str, from_file: bool) -> None:
-    if b.kind == "echo" or b.api_key:
+    if b.kind == "echo" or b.api_key or b.token_command:
         return
     preset = PRESETS.get(b.preset or "")
     if (preset and preset.local) or is_local_url(b.base_url):

@@ -302,6 +302,76 @@ base_url = "http://127.0.0.1:9000"
     assert settings.backends["compat"].kind == "anthropic"
 
 
+def test_azure_from_the_environment(tmp_path: Path, home: Path) -> None:
+    env = {
+        "AZURE_OPENAI_API_KEY": "az",
+        "AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com",
+        "AZURE_OPENAI_API_VERSION": "2024-10-21",
+        "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
+    }
+    azure = load(tmp_path, home, {"backend": "azure"}, **env).backends["azure"]
+    assert (azure.kind, azure.base_url, azure.api_version, azure.deployment, azure.api_key) == (
+        "azure",
+        "https://res.openai.azure.com/openai",
+        "2024-10-21",
+        "gpt-4o",
+        "az",
+    )
+    v1 = load(
+        tmp_path,
+        home,
+        {"backend": "azure"},
+        AZURE_OPENAI_API_KEY="az",
+        AZURE_OPENAI_ENDPOINT="https://res.openai.azure.com",
+    ).backends["azure"]
+    assert v1.base_url == "https://res.openai.azure.com/openai/v1"
+    assert "AZURE_OPENAI_ENDPOINT" in error(
+        tmp_path, home, {"backend": "azure"}, AZURE_OPENAI_API_KEY="az"
+    )
+
+
+def test_gemini_vertex_and_responses_in_one_file(tmp_path: Path, home: Path) -> None:
+    write_toml(
+        home,
+        """
+default_backend = "g"
+[backends.g]
+kind = "gemini"
+[backends.v]
+kind = "vertex"
+project = "proj"
+location = "europe-west4"
+[backends.r]
+kind = "openai"
+api_format = "responses"
+base_url = "http://127.0.0.1:9/v1"
+""",
+    )
+    settings = load(tmp_path, home, GEMINI_API_KEY="g-key")
+    gemini, vertex, responses = (settings.backends[n] for n in ("g", "v", "r"))
+    assert (gemini.base_url, gemini.api_key) == (
+        "https://generativelanguage.googleapis.com/v1beta",
+        "g-key",
+    )
+    assert vertex.base_url == (
+        "https://europe-west4-aiplatform.googleapis.com/v1/projects/proj/locations/europe-west4"
+        "/publishers/google"
+    )
+    assert vertex.token_command == "gcloud auth print-access-token"
+    assert responses.api_format == "responses"
+
+
+def test_api_format_is_checked(tmp_path: Path, home: Path) -> None:
+    write_toml(home, '[backends.g]\nkind = "gemini"\napi_format = "responses"\n')
+    assert "backends.g.api_format" in error(tmp_path, home, GEMINI_API_KEY="k")
+    write_toml(home, '[backends.x]\nbase_url = "http://127.0.0.1:9"\napi_format = "chatty"\n')
+    assert "backends.x.api_format" in error(tmp_path, home)
+
+
+def test_vertex_needs_a_project(tmp_path: Path, home: Path) -> None:
+    assert "GOOGLE_CLOUD_PROJECT" in error(tmp_path, home, {"backend": "vertex"})
+
+
 def test_a_preset_of_another_kind_is_refused(tmp_path: Path, home: Path) -> None:
     write_toml(home, '[backends.x]\nkind = "anthropic"\npreset = "deepseek"\n')
     message = error(tmp_path, home, DEEPSEEK_API_KEY="k")
@@ -378,7 +448,7 @@ def test_proxy_keys_from_env_reference(tmp_path: Path, home: Path) -> None:
             '[backends.local]\nbase_url = "localhost:8000"\n',
             "backends.local.base_url: expected an http://",
         ),
-        ('[backends.local]\nkind = "gemini"\n', "backends.local.kind: expected one of"),
+        ('[backends.local]\nkind = "palm"\n', "backends.local.kind: expected one of"),
         ('[backends.local]\npreset = "nope"\n', "backends.local.preset: unknown preset"),
         ("[server]\nport = 70000\n", "server.port: expected an integer between 0 and 65535"),
         ('[server]\nlog_format = "xml"\n', "server.log_format: expected one of text, json"),

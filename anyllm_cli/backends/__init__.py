@@ -14,6 +14,7 @@ import httpx
 
 from anyllm_cli.backends._http import RetryPolicy, build_client
 from anyllm_cli.backends.anthropic import AnthropicBackend
+from anyllm_cli.backends.azure import AzureBackend
 from anyllm_cli.backends.base import Backend, StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.backends.echo import EchoBackend
 from anyllm_cli.backends.openai import OpenAIBackend
@@ -29,6 +30,8 @@ def build_backend(
     """The backend for `settings.kind`, sending through the shared `client`."""
     if settings.kind == "openai":
         return OpenAIBackend(settings, client, retry=retry)
+    if settings.kind == "azure":
+        return AzureBackend(settings, client, retry=retry)
     if settings.kind == "anthropic":
         return AnthropicBackend(settings, client, retry=retry)
     if settings.kind == "echo":
@@ -38,6 +41,7 @@ def build_backend(
 
 __all__ = [
     "AnthropicBackend",
+    "AzureBackend",
     "Backend",
     "EchoBackend",
     "OpenAIBackend",

@@ -215,10 +215,13 @@ class HTTPUpstream:
         client: httpx.AsyncClient,
         settings: BackendSettings,
         retry: RetryPolicy | None = None,
+        *,
+        auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.retry = retry or RetryPolicy()
+        self.auth = auth  # headers made fresh for each attempt (bearer tokens, signatures)
         self.timeout = httpx.Timeout(
             connect=settings.connect_timeout,
             read=settings.read_timeout,
@@ -289,8 +292,9 @@ class HTTPUpstream:
         url = self.url(path)
         attempt = 0
         while True:
+            sent = {**headers, **(await self.auth())} if self.auth is not None else headers
             request = self.client.build_request(
-                method, url, content=content, headers=headers, timeout=self.timeout
+                method, url, content=content, headers=sent, timeout=self.timeout
             )
             try:
                 response = await self.client.send(request, stream=True)

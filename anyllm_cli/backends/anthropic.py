@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from anyllm_cli.backends._http import HTTPUpstream, RetryPolicy
-from anyllm_cli.backends.base import NO_HEADERS, StreamContext, UpstreamReply, UpstreamStream
+from anyllm_cli.backends.base import NO_HEADERS, Api, StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.backends.openai import upstream_headers
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def anthropic_headers(
 
 
 class AnthropicBackend:
-    api: Literal["chat", "messages"] = "messages"
+    api: Api = "messages"
 
     def __init__(
         self,

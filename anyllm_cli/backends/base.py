@@ -64,9 +64,14 @@ async def _ready(context: StreamContext) -> StreamContext:
     return context
 
 
+# The wire format an upstream speaks: OpenAI Chat Completions or Responses, Anthropic Messages,
+# Gemini generateContent, Bedrock Converse.
+Api = Literal["chat", "responses", "messages", "gemini", "converse"]
+
+
 class Backend(Protocol):
     settings: BackendSettings
-    api: Literal["chat", "messages"]  # the wire format the upstream speaks
+    api: Api
 
     async def send(
         self, path: str, body: dict[str, Any], headers: Mapping[str, str] = NO_HEADERS

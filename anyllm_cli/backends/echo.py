@@ -23,11 +23,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from anyio.lowlevel import checkpoint
 
-from anyllm_cli.backends.base import NO_HEADERS, StreamContext, UpstreamReply, UpstreamStream
+from anyllm_cli.backends.base import NO_HEADERS, Api, StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.errors import ErrorKind, UpstreamError
 from anyllm_cli.tokens import estimate_tokens
 from anyllm_cli.translate.streams.sse import encode_openai
@@ -180,7 +180,7 @@ class _EchoStream:
 
 
 class EchoBackend:
-    api: Literal["chat", "messages"] = "chat"
+    api: Api = "chat"
 
     def __init__(
         self,

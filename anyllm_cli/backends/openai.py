@@ -5,21 +5,27 @@ the configured extra headers, and drops whatever credentials and hop-by-hop head
 passed: a client's key for the proxy never reaches an upstream. Everything else (retries, timeouts,
 error mapping) is the shared path in `_http.py`.
 
-What it gives up: no Azure `api-key` auth of its own (set it through `extra_headers`), no per-model
-routing inside one backend.
+`azure.py` builds on it (its URLs and auth). What it gives up: no per-model routing inside one
+backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from anyllm_cli import __version__
 from anyllm_cli.backends._http import HTTPUpstream, RetryPolicy
-from anyllm_cli.backends.base import NO_HEADERS, StreamContext, UpstreamReply, UpstreamStream
+from anyllm_cli.backends.base import (
+    NO_HEADERS,
+    Api,
+    StreamContext,
+    UpstreamReply,
+    UpstreamStream,
+)
 
 if TYPE_CHECKING:
     from anyllm_cli.config import BackendSettings
@@ -66,7 +72,9 @@ def upstream_headers(
 
 
 class OpenAIBackend:
-    api: Literal["chat", "messages"] = "chat"
+    """Chat Completions, or the Responses API with `api_format = "responses"`."""
+
+    api: Api
 
     def __init__(
         self,
@@ -74,25 +82,30 @@ class OpenAIBackend:
         client: httpx.AsyncClient,
         *,
         retry: RetryPolicy | None = None,
+        auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
     ) -> None:
         self.settings = settings
-        self._http = HTTPUpstream(client, settings, retry)
+        self.api = "responses" if settings.api_format == "responses" else "chat"
+        self._http = HTTPUpstream(client, settings, retry, auth=auth)
+
+    def _headers(self, caller: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str]:
+        return upstream_headers(self.settings, caller, defaults)
+
+    def _path(self, path: str) -> str:
+        return path
 
     async def send(
         self, path: str, body: dict[str, Any], headers: Mapping[str, str] = NO_HEADERS
     ) -> UpstreamReply:
-        sent = upstream_headers(
-            self.settings,
-            headers,
-            {"content-type": "application/json", "accept": "application/json"},
+        sent = self._headers(
+            headers, {"content-type": "application/json", "accept": "application/json"}
         )
-        return await self._http.send_json(path, body, sent)
+        return await self._http.send_json(self._path(path), body, sent)
 
     def stream(
         self, path: str, body: dict[str, Any], headers: Mapping[str, str] = NO_HEADERS
     ) -> AbstractAsyncContextManager[UpstreamStream]:
-        sent = upstream_headers(
-            self.settings,
+        sent = self._headers(
             headers,
             {
                 "content-type": "application/json",
@@ -100,13 +113,13 @@ class OpenAIBackend:
                 "accept-encoding": "identity",  # compressed SSE would be held back in buffers
             },
         )
-        return self._http.stream_json(path, body, sent)
+        return self._http.stream_json(self._path(path), body, sent)
 
     def forward(
         self, method: str, path: str, content: bytes, headers: Mapping[str, str]
     ) -> StreamContext:
-        sent = upstream_headers(self.settings, headers, {"accept-encoding": "identity"})
-        return self._http.stream_raw(method, path, content, sent)
+        sent = self._headers(headers, {"accept-encoding": "identity"})
+        return self._http.stream_raw(method, self._path(path), content, sent)
 
     async def aclose(self) -> None:
         """Nothing of its own to close: the shared client belongs to the server's lifespan."""

@@ -146,6 +146,41 @@ _ALL = (
         description="llama.cpp server (local)",
     ),
     Preset(
+        name="azure",
+        base_url="",  # each resource has its own endpoint
+        key_env="AZURE_OPENAI_API_KEY",
+        key_aliases=("AZURE_API_KEY",),
+        base_url_env=("AZURE_OPENAI_ENDPOINT", "AZURE_API_BASE"),
+        reasoning_field=None,
+        description="Azure OpenAI",
+        kind="azure",
+    ),
+    Preset(
+        name="gemini",
+        base_url="https://generativelanguage.googleapis.com/v1beta",
+        key_env="GEMINI_API_KEY",
+        key_aliases=("GOOGLE_API_KEY",),
+        reasoning_field=None,
+        description="Google Gemini API",
+        kind="gemini",
+    ),
+    Preset(
+        name="gemini-openai",
+        base_url="https://generativelanguage.googleapis.com/v1beta/openai",
+        key_env="GEMINI_API_KEY",
+        key_aliases=("GOOGLE_API_KEY",),
+        reasoning_field=None,
+        description="Gemini's OpenAI-compatible endpoint",
+    ),
+    Preset(
+        name="vertex",
+        base_url="",  # built from the project and location
+        key_env="VERTEX_ACCESS_TOKEN",  # optional: else `token_command` (gcloud) gives one
+        reasoning_field=None,
+        description="Google Vertex AI (Gemini models)",
+        kind="vertex",
+    ),
+    Preset(
         name="anthropic",
         base_url="https://api.anthropic.com/v1",
         # Never ANTHROPIC_BASE_URL: that variable points Claude Code at this proxy.

@@ -39,8 +39,10 @@ def backend(seen: list[httpx.Request], response: httpx.Response) -> OpenAIBacken
     return OpenAIBackend(SETTINGS, client)
 
 
-def test_api_is_chat() -> None:
-    assert OpenAIBackend.api == "chat"
+def test_api_follows_the_api_format() -> None:
+    client = httpx.AsyncClient()
+    assert OpenAIBackend(SETTINGS, client).api == "chat"
+    assert OpenAIBackend(replace(SETTINGS, api_format="responses"), client).api == "responses"
 
 
 async def test_send_uses_our_key_never_the_clients() -> None:
