@@ -1,7 +1,8 @@
 """Upstreams behind one Protocol: `build_backend(settings, client)` picks the module by kind.
 
 `openai` is any OpenAI-compatible Chat Completions server (the presets in `presets.py` are data for
-it); `anthropic` is the Anthropic API or a server speaking its format; `echo` is the offline backend. All network I/O goes through `_http.py` and the one shared client
+it); `anthropic` is the Anthropic API or a server speaking its format; `azure` is Azure OpenAI;
+`gemini` and `vertex` are Google's generateContent APIs; `echo` is the offline backend. All network I/O goes through `_http.py` and the one shared client
 that `build_client()` makes. Modules here import `config` for types only, so `config` can read the
 presets without an import cycle.
 """
@@ -17,6 +18,7 @@ from anyllm_cli.backends.anthropic import AnthropicBackend
 from anyllm_cli.backends.azure import AzureBackend
 from anyllm_cli.backends.base import Backend, StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.backends.echo import EchoBackend
+from anyllm_cli.backends.gemini import GeminiBackend
 from anyllm_cli.backends.openai import OpenAIBackend
 from anyllm_cli.errors import ConfigError
 
@@ -32,6 +34,8 @@ def build_backend(
         return OpenAIBackend(settings, client, retry=retry)
     if settings.kind == "azure":
         return AzureBackend(settings, client, retry=retry)
+    if settings.kind in ("gemini", "vertex"):
+        return GeminiBackend(settings, client, retry=retry)
     if settings.kind == "anthropic":
         return AnthropicBackend(settings, client, retry=retry)
     if settings.kind == "echo":
@@ -44,6 +48,7 @@ __all__ = [
     "AzureBackend",
     "Backend",
     "EchoBackend",
+    "GeminiBackend",
     "OpenAIBackend",
     "RetryPolicy",
     "StreamContext",

@@ -18,4 +18,4 @@ def test_build_backend_by_kind() -> None:
     assert isinstance(build_backend(echo, client), EchoBackend)
     assert build_backend(openai, client).settings is openai
     with pytest.raises(ConfigError, match=r"backends\.g\.kind"):
-        build_backend(BackendSettings(name="g", kind="gemini", base_url="http://x/v1"), client)
+        build_backend(BackendSettings(name="g", kind="palm", base_url="http://x/v1"), client)
