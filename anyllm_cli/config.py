@@ -76,9 +76,15 @@ class BackendSettings:
     api_version: str | None = None  # azure: the api-version of classic deployment URLs
     deployment: str | None = None  # azure: the deployment in the URL (else the model in the body)
     token_command: str | None = field(default=None, repr=False)  # prints a bearer token (vertex)
+    thinking_style: str = "effort"  # how a Chat upstream is asked to think (see presets.Preset)
+    reasoning_models: tuple[str, ...] = ()  # upstream model prefixes of o-series-like models
 
     def model_map_fn(self) -> ModelMap:
         return ModelMap(self.model_map, self.big_model, self.small_model)
+
+    def is_reasoning_model(self, upstream_model: str) -> bool:
+        name = upstream_model.rsplit("/", 1)[-1].lower()
+        return name.startswith(self.reasoning_models)
 
     def output_limit(self, upstream_model: str) -> int | None:
         limits = self.max_output_tokens
@@ -449,8 +455,10 @@ _BACKEND_KEYS = frozenset(
         "project",
         "location",
         "token_command",
+        "thinking_style",
     }
 )
+THINKING_STYLES = ("effort", "openrouter", "google", "glm")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -487,6 +495,8 @@ def _preset_backend(name: str, envs: Mapping[str, str]) -> BackendSettings:
         max_output_tokens=preset.max_output_tokens,
         reasoning_field=preset.reasoning_field,
         omit_stream_options=preset.omit_stream_options,
+        thinking_style=preset.thinking_style,
+        reasoning_models=preset.reasoning_models,
         **values,
     )
 
@@ -601,6 +611,17 @@ def _kind_and_preset(table: _Table, name: str) -> tuple[str, Preset | None]:
     return kind, preset
 
 
+def _thinking_style(table: _Table, preset: Preset | None) -> str:
+    style = table.text("thinking_style")
+    if style is None:
+        return preset.thinking_style if preset else "effort"
+    if style not in THINKING_STYLES:
+        raise table.error(
+            "thinking_style", f"expected one of {', '.join(THINKING_STYLES)}, got {_show(style)}"
+        )
+    return style
+
+
 def _reasoning_field(table: _Table, preset: Preset | None) -> str | None:
     if "reasoning_field" not in table.data:
         return preset.reasoning_field if preset else "reasoning_content"
@@ -655,6 +676,8 @@ def _toml_backend(table: _Table, name: str, envs: Mapping[str, str]) -> BackendS
         preset=preset.name if preset else None,
         max_output_tokens=MappingProxyType(limits),
         reasoning_field=_reasoning_field(table, preset),
+        thinking_style=_thinking_style(table, preset),
+        reasoning_models=preset.reasoning_models if preset else (),
         **values,
     )
     return replace(backend, **_given(settings))

@@ -86,8 +86,11 @@ class ChatRoute:
             prompt_cache_key=target.session_id,
             include_usage=not settings.omit_stream_options,
             reasoning_field=settings.reasoning_field,
+            reasoning_model=settings.is_reasoning_model(target.upstream_model),
         )
-        return messages_via_chat.request(req, options)
+        translated = messages_via_chat.request(req, options)
+        _ask_to_think(translated.body, settings.thinking_style, req)
+        return translated
 
     def path(self, target: Target, *, stream: bool) -> str:
         return "/chat/completions"
@@ -98,6 +101,24 @@ class ChatRoute:
 
     def stream(self, *, requested_model: str, input_tokens: int) -> Translator:
         return MessagesViaChatStream(requested_model=requested_model, input_tokens=input_tokens)
+
+
+def _ask_to_think(body: dict[str, Any], style: str, req: MessagesRequest) -> None:
+    """Rewrite `reasoning_effort` into the field this provider reads (presets' `thinking_style`)."""
+    effort = body.get("reasoning_effort")
+    if effort is None or style == "effort":
+        return
+    budget = req.thinking.budget_tokens if req.thinking is not None else None
+    if style == "openrouter":
+        body["reasoning"] = {"max_tokens": budget} if budget else {"effort": effort}
+    elif style == "glm":
+        body["thinking"] = {"type": "enabled"}
+    elif style == "google":
+        if not budget:  # Gemini reads reasoning_effort itself; one of the two, never both
+            return
+        config = {"thinking_budget": budget, "include_thoughts": True}
+        body["extra_body"] = {"google": {"thinking_config": config}}
+    del body["reasoning_effort"]
 
 
 ROUTES: Mapping[str, UpstreamRoute] = {"chat": ChatRoute()}

@@ -366,6 +366,16 @@ def test_api_format_is_checked(tmp_path: Path, home: Path) -> None:
     assert "backends.g.api_format" in error(tmp_path, home, GEMINI_API_KEY="k")
     write_toml(home, '[backends.x]\nbase_url = "http://127.0.0.1:9"\napi_format = "chatty"\n')
     assert "backends.x.api_format" in error(tmp_path, home)
+    write_toml(home, '[backends.x]\nbase_url = "http://127.0.0.1:9"\nthinking_style = "loud"\n')
+    assert "backends.x.thinking_style" in error(tmp_path, home)
+    write_toml(home, '[backends.x]\nbase_url = "http://127.0.0.1:9"\nthinking_style = "glm"\n')
+    assert load(tmp_path, home).backends["x"].thinking_style == "glm"
+    assert (
+        load(tmp_path, home, {"backend": "openrouter"}, OPENROUTER_API_KEY="k")
+        .backends["openrouter"]
+        .thinking_style
+        == "openrouter"
+    )
 
 
 def test_vertex_needs_a_project(tmp_path: Path, home: Path) -> None:

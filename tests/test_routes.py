@@ -73,3 +73,53 @@ def test_a_chained_failure_is_in_the_clients_shape() -> None:
     chain.feed(_chunk({"role": "assistant", "content": "Hi"}))
     failure = chain.fail(ErrorKind.TIMEOUT, "upstream went quiet")
     assert failure[0] is not None and "error" in failure[0]
+
+
+def _thinking_request(**thinking: Any) -> MessagesRequest:
+    return MessagesRequest.parse(
+        {
+            "model": "m",
+            "max_tokens": 32000,
+            "temperature": 0.5,
+            "thinking": {"type": "enabled", **thinking},
+            "system": "be brief",
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        ("effort", {"reasoning_effort": "medium"}),
+        ("openrouter", {"reasoning": {"max_tokens": 10000}}),
+        ("glm", {"thinking": {"type": "enabled"}}),
+        (
+            "google",
+            {
+                "extra_body": {
+                    "google": {
+                        "thinking_config": {"thinking_budget": 10000, "include_thoughts": True}
+                    }
+                }
+            },
+        ),
+    ],
+)
+def test_thinking_is_asked_for_in_the_providers_own_field(
+    style: str, expected: dict[str, Any]
+) -> None:
+    target = Target(backend_settings(thinking_style=style), "m")
+    body = ROUTES["chat"].request(_thinking_request(budget_tokens=10000), target).body
+    for key in ("reasoning_effort", "reasoning", "thinking", "extra_body"):
+        assert body.get(key) == expected.get(key)
+
+
+def test_o_series_models_are_checked_by_upstream_name() -> None:
+    settings = backend_settings(reasoning_models=("o3", "gpt-5"))
+    req = _thinking_request(budget_tokens=2048)
+    reasoning = ROUTES["chat"].request(req, Target(settings, "o3-mini")).body
+    assert "max_completion_tokens" in reasoning and "temperature" not in reasoning
+    assert reasoning["messages"][0]["role"] == "developer"
+    plain = ROUTES["chat"].request(req, Target(settings, "gpt-4.1")).body
+    assert "max_tokens" in plain and plain["temperature"] == 0.5

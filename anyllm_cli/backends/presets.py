@@ -31,7 +31,14 @@ class Preset:
     reasoning_field: str | None = "reasoning_content"
     omit_stream_options: bool = False
     description: str = ""
-    kind: str = "openai"  # the wire format: "openai" (Chat Completions) or "anthropic" (Messages)
+    kind: str = "openai"  # the wire format: one of config.KINDS
+    # How a Chat upstream is asked to think: "effort" (reasoning_effort), "openrouter"
+    # (reasoning: {max_tokens | effort}), "google" (extra_body.google.thinking_config), "glm"
+    # (thinking: {type: enabled}).
+    thinking_style: str = "effort"
+    # Upstream model-name prefixes of reasoning models (o-series): max_completion_tokens, no
+    # temperature or top_p, the developer role for system text.
+    reasoning_models: tuple[str, ...] = ()
 
     def key_names(self) -> tuple[str, ...]:
         return ((self.key_env,) if self.key_env else ()) + self.key_aliases
@@ -59,12 +66,14 @@ _ALL = (
         # OpenAI's Chat API has no reasoning field to send history back in.
         reasoning_field=None,
         description="OpenAI",
+        reasoning_models=("o1", "o3", "o4", "gpt-5"),
     ),
     Preset(
         name="openrouter",
         base_url="https://openrouter.ai/api/v1",
         key_env="OPENROUTER_API_KEY",
         reasoning_field="reasoning",
+        thinking_style="openrouter",
         description="OpenRouter",
     ),
     Preset(
@@ -146,6 +155,14 @@ _ALL = (
         description="llama.cpp server (local)",
     ),
     Preset(
+        name="zhipu",
+        base_url="https://open.bigmodel.cn/api/paas/v4",
+        key_env="ZHIPUAI_API_KEY",
+        reasoning_field="reasoning_content",
+        description="Zhipu AI (GLM)",
+        thinking_style="glm",
+    ),
+    Preset(
         name="azure",
         base_url="",  # each resource has its own endpoint
         key_env="AZURE_OPENAI_API_KEY",
@@ -153,6 +170,7 @@ _ALL = (
         base_url_env=("AZURE_OPENAI_ENDPOINT", "AZURE_API_BASE"),
         reasoning_field=None,
         description="Azure OpenAI",
+        reasoning_models=("o1", "o3", "o4", "gpt-5"),
         kind="azure",
     ),
     Preset(
@@ -171,6 +189,7 @@ _ALL = (
         key_aliases=("GOOGLE_API_KEY",),
         reasoning_field=None,
         description="Gemini's OpenAI-compatible endpoint",
+        thinking_style="google",
     ),
     Preset(
         name="vertex",

@@ -22,7 +22,8 @@ ISSUE_PRESETS = [
     "vllm",
     "lmstudio",
     "llamacpp",
-    # issue 4: the other kinds of backend
+    # issue 4: the other kinds of backend, and provider quirks as data
+    "zhipu",
     "azure",
     "gemini",
     "gemini-openai",
