@@ -133,6 +133,32 @@ OPENAI_ERRORS: dict[ErrorKind, tuple[int, str, str | None]] = {
     ErrorKind.TIMEOUT: (504, "timeout_error", None),
     ErrorKind.OVERLOADED: (503, "server_error", "overloaded"),
 }
+# kind -> (status, google.rpc status) for Gemini-format clients.
+GEMINI_ERRORS: dict[ErrorKind, tuple[int, str]] = {
+    ErrorKind.INVALID_REQUEST: (400, "INVALID_ARGUMENT"),
+    ErrorKind.AUTHENTICATION: (401, "UNAUTHENTICATED"),
+    ErrorKind.BILLING: (403, "PERMISSION_DENIED"),
+    ErrorKind.PERMISSION: (403, "PERMISSION_DENIED"),
+    ErrorKind.NOT_FOUND: (404, "NOT_FOUND"),
+    ErrorKind.REQUEST_TOO_LARGE: (413, "INVALID_ARGUMENT"),
+    ErrorKind.RATE_LIMIT: (429, "RESOURCE_EXHAUSTED"),
+    ErrorKind.API_ERROR: (500, "INTERNAL"),
+    ErrorKind.TIMEOUT: (504, "DEADLINE_EXCEEDED"),
+    ErrorKind.OVERLOADED: (503, "UNAVAILABLE"),
+}
+_GEMINI_STATUS_TO_KIND: dict[str, ErrorKind] = {
+    "INVALID_ARGUMENT": ErrorKind.INVALID_REQUEST,
+    "FAILED_PRECONDITION": ErrorKind.INVALID_REQUEST,
+    "OUT_OF_RANGE": ErrorKind.INVALID_REQUEST,
+    "UNAUTHENTICATED": ErrorKind.AUTHENTICATION,
+    "PERMISSION_DENIED": ErrorKind.PERMISSION,
+    "NOT_FOUND": ErrorKind.NOT_FOUND,
+    "RESOURCE_EXHAUSTED": ErrorKind.RATE_LIMIT,
+    "INTERNAL": ErrorKind.API_ERROR,
+    "UNKNOWN": ErrorKind.API_ERROR,
+    "DEADLINE_EXCEEDED": ErrorKind.TIMEOUT,
+    "UNAVAILABLE": ErrorKind.OVERLOADED,
+}
 
 _ANTHROPIC_TYPE_TO_KIND = {etype: kind for kind, (_, etype) in ANTHROPIC_ERRORS.items()}
 _OPENAI_TYPE_TO_KIND: dict[str, ErrorKind] = {
@@ -160,6 +186,8 @@ def kind_from_error_type(error_type: str | None, status: int | None = None) -> E
     """Classify an error `type` from either API's body, falling back to the status."""
     if error_type in _ANTHROPIC_TYPE_TO_KIND:
         return _ANTHROPIC_TYPE_TO_KIND[error_type]
+    if error_type in _GEMINI_STATUS_TO_KIND:
+        return _GEMINI_STATUS_TO_KIND[error_type]
     if error_type in _OPENAI_TYPE_TO_KIND:
         kind = _OPENAI_TYPE_TO_KIND[error_type]
         # OpenAI reports 503 overloads as server_error: the status says more than the type.
@@ -183,6 +211,12 @@ def openai_error(
     return status, {"error": {"message": message, "type": etype, "param": param, "code": code}}
 
 
+def gemini_error(kind: ErrorKind, message: str) -> tuple[int, dict[str, Any]]:
+    """The status and body a Gemini client (google-genai) expects for this kind of error."""
+    status, rpc = GEMINI_ERRORS[kind]
+    return status, {"error": {"code": status, "message": message, "status": rpc}}
+
+
 def parse_error_body(body: Any, status: int | None = None) -> tuple[ErrorKind, str]:
     """Read the kind and message out of an Anthropic, OpenAI or Gemini error body (or anything)."""
     if isinstance(body, list) and body:  # Gemini sometimes wraps its error in a list
@@ -193,7 +227,7 @@ def parse_error_body(body: Any, status: int | None = None) -> tuple[ErrorKind, s
             message = err.get("message")
             etype = err.get("type") or err.get("code")
             if isinstance(etype, int):  # Gemini: {"code": 429, "status": "RESOURCE_EXHAUSTED"}
-                etype = None
+                etype = err.get("status")
             if not isinstance(message, str):
                 message = str(err)[:500]
             return kind_from_error_type(etype if isinstance(etype, str) else None, status), message

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from anyllm_cli.errors import (
     ANTHROPIC_ERRORS,
     ErrorKind,
     anthropic_error,
+    gemini_error,
     kind_from_status,
     openai_error,
     parse_error_body,
@@ -84,3 +87,33 @@ def test_parse_error_body(body: object, status: int, kind: ErrorKind, message: s
 def test_unknown_statuses() -> None:
     assert kind_from_status(418) is ErrorKind.INVALID_REQUEST
     assert kind_from_status(599) is ErrorKind.API_ERROR
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        (
+            {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}},
+            429,
+            ErrorKind.RATE_LIMIT,
+        ),
+        (
+            [{"error": {"code": 503, "message": "busy", "status": "UNAVAILABLE"}}],
+            503,
+            ErrorKind.OVERLOADED,
+        ),
+        (
+            {"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}},
+            400,
+            ErrorKind.INVALID_REQUEST,
+        ),
+    ],
+)
+def test_gemini_error_bodies_are_classified(body: Any, status: int, kind: ErrorKind) -> None:
+    assert parse_error_body(body, status)[0] is kind
+
+
+def test_gemini_clients_get_google_rpc_errors() -> None:
+    status, body = gemini_error(ErrorKind.OVERLOADED, "try later")
+    assert (status, body["error"]["status"], body["error"]["code"]) == (503, "UNAVAILABLE", 503)
+    assert gemini_error(ErrorKind.RATE_LIMIT, "x")[0] == 429
