@@ -45,7 +45,7 @@ from anyllm_cli.backends.presets import PRESETS, Preset
 from anyllm_cli.errors import ConfigError
 from anyllm_cli.translate.model_map import ModelMap, parse_model_map
 
-KINDS = ("openai", "anthropic", "azure", "gemini", "vertex", "echo")
+KINDS = ("openai", "anthropic", "azure", "gemini", "vertex", "bedrock", "echo")
 API_FORMATS = ("chat", "responses")
 ECHO_BASE_URL = "echo://offline"  # the echo backend has no network; this only names it
 ENV_FILE = ".anyllm.env"
@@ -77,6 +77,7 @@ class BackendSettings:
     deployment: str | None = None  # azure: the deployment in the URL (else the model in the body)
     token_command: str | None = field(default=None, repr=False)  # prints a bearer token (vertex)
     thinking_style: str = "effort"  # how a Chat upstream is asked to think (see presets.Preset)
+    region: str | None = None  # bedrock: the AWS region
     reasoning_models: tuple[str, ...] = ()  # upstream model prefixes of o-series-like models
 
     def model_map_fn(self) -> ModelMap:
@@ -456,6 +457,7 @@ _BACKEND_KEYS = frozenset(
         "location",
         "token_command",
         "thinking_style",
+        "region",
     }
 )
 THINKING_STYLES = ("effort", "openrouter", "google", "glm")
@@ -507,7 +509,7 @@ def _root(kind: str, api_version: str | None) -> str:
         return "/v1beta"
     if kind == "azure":
         return "/openai" if api_version else "/openai/v1"
-    return "/v1"
+    return "" if kind == "bedrock" else "/v1"
 
 
 def _env(envs: Mapping[str, str], *names: str) -> str | None:
@@ -556,6 +558,12 @@ def _kind_values(
             host = host if location == "global" else f"{location}-{host}"
             raw_url = f"https://{host}/v1/projects/{project}/locations/{location}/publishers/google"
         out["token_command"] = given("token_command") or "gcloud auth print-access-token"
+    if kind == "bedrock":
+        out["region"] = given("region") or _env(envs, "AWS_REGION", "AWS_DEFAULT_REGION")
+        if raw_url is None:
+            if not out["region"]:
+                raise fail("region", 'required: set region = "us-east-1" or AWS_REGION')
+            raw_url = f"https://bedrock-runtime.{out['region']}.amazonaws.com"
     if raw_url is None:
         raise fail(
             "base_url", f'required for kind "{kind}"; e.g. base_url = "http://localhost:8000/v1"'
@@ -748,8 +756,8 @@ def _override(
 
 
 def _check_key(b: BackendSettings, file: str, from_file: bool) -> None:
-    if b.kind == "echo" or b.api_key or b.token_command:
-        return
+    if b.kind in ("echo", "bedrock") or b.api_key or b.token_command:
+        return  # bedrock: AWS's credential chain, checked when the backend is built
     preset = PRESETS.get(b.preset or "")
     if (preset and preset.local) or is_local_url(b.base_url):
         return

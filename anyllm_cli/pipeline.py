@@ -58,7 +58,6 @@ from anyllm_cli.translate.streams.sse import (
 CHAT_PATH = "/chat/completions"
 MESSAGES_PATH = "/messages"
 COUNT_PATH = "/messages/count_tokens"
-SESSION_HEADER = "x-claude-code-session-id"
 # Client headers a Messages upstream needs; nothing else (above all no credential) goes upstream.
 _ANTHROPIC_PASS = ("anthropic-version", "anthropic-beta")
 
@@ -183,17 +182,19 @@ class Pipeline:
         if backend.api == "messages":
             return await self._messages_relay(backend, req, upstream_model, headers, call)
         route = ROUTES[backend.api]
-        target = Target(backend.settings, upstream_model, headers.get(SESSION_HEADER) or None)
+        target = Target.of(backend.settings, upstream_model, headers)
         translated = route.request(req, target)
         call.degradations.extend(translated.degradations)
         path = route.path(target, stream=bool(req.stream))
         if req.stream:
-            translator = route.stream(requested_model=req.model, input_tokens=self._estimate(req))
+            translator = route.stream(
+                target, requested_model=req.model, input_tokens=self._estimate(req)
+            )
             return self._stream(
                 backend, path, translated.body, {}, translator=translator, call=call, anthropic=True
             )
         reply = await self._send(backend, path, translated.body, {}, call)
-        back = route.response(reply.body, requested_model=req.model)
+        back = route.response(reply.body, target, requested_model=req.model)
         call.degradations.extend(back.degradations)
         _meter(back.body, call)
         return JSONReply(back.body)
@@ -280,13 +281,11 @@ class Pipeline:
         call.degradations.extend(translated.degradations)
         created = int(self._wall_clock())
         body = translated.body
+        route, target = None, Target.of(backend.settings, call.upstream_model, headers)
         if backend.api == "messages":
             path = MESSAGES_PATH
         else:  # one more hop: the Anthropic request through the upstream's own route
             route = ROUTES[backend.api]
-            target = Target(
-                backend.settings, call.upstream_model, headers.get(SESSION_HEADER) or None
-            )
             hop = route.request(MessagesRequest.parse(body), target)
             call.degradations.extend(hop.degradations)
             body, path = hop.body, route.path(target, stream=bool(req.stream))
@@ -294,16 +293,16 @@ class Pipeline:
             translator: Translator = ChatViaMessagesStream(
                 requested_model=req.model, created=created, include_usage=wants_usage
             )
-            if backend.api != "messages":
-                first = ROUTES[backend.api].stream(requested_model=req.model, input_tokens=0)
+            if route is not None:
+                first = route.stream(target, requested_model=req.model, input_tokens=0)
                 translator = ChainedStream(first, translator)
             return self._stream(
                 backend, path, body, {}, translator=translator, call=call, anthropic=False
             )
         reply = await self._send(backend, path, body, {}, call)
         message = reply.body
-        if backend.api != "messages":
-            back = ROUTES[backend.api].response(reply.body, requested_model=req.model)
+        if route is not None:
+            back = route.response(reply.body, target, requested_model=req.model)
             call.degradations.extend(back.degradations)
             message = back.body
         resp = parse_upstream(MessagesResponse.parse, message)

@@ -4,6 +4,10 @@
 | ----------- | ------------------------------ | ----------------------------- | ---------------------------- |
 | chat        | messages_via_chat.request      | /chat/completions             | messages_via_chat.response / |
 |             |                                |                               | MessagesViaChatStream        |
+| bedrock     | Claude: the Anthropic body     | /model/{id}/invoke[-with-     | the message / events as they |
+|             | (bedrock.anthropic_body)       | response-stream]              | are (PassThrough)            |
+|             | others: messages_via_converse  | /model/{id}/converse[-stream] | messages_via_converse /      |
+|             |                                |                               | MessagesViaConverseStream    |
 
 Each `UpstreamRoute` is the pipeline's view of one translation route: a request translator bound to
 the backend's settings, the upstream path (which may name the model, as Gemini's does), the reply
@@ -20,14 +24,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from anyllm_cli.backends import bedrock
 from anyllm_cli.config import BackendSettings
-from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
-from anyllm_cli.models.anthropic import MessagesRequest
+from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError, anthropic_error
+from anyllm_cli.models.anthropic import MessagesRequest, MessagesResponse
 from anyllm_cli.models.openai_chat import ChatResponse
-from anyllm_cli.translate import messages_via_chat
+from anyllm_cli.translate import messages_via_chat, messages_via_converse
 from anyllm_cli.translate.degradation import Degradation, Translated
+from anyllm_cli.translate.messages_via_converse import is_anthropic_model
 from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
+from anyllm_cli.translate.streams.messages_via_converse import MessagesViaConverseStream
 from anyllm_cli.translate.streams.pump import OutEvent
+
+SESSION_HEADER = "x-claude-code-session-id"
 
 
 class Translator(Protocol):
@@ -50,6 +59,14 @@ class Target:
     settings: BackendSettings
     upstream_model: str
     session_id: str | None = None  # Claude Code's x-claude-code-session-id
+    betas: tuple[str, ...] = ()  # the client's anthropic-beta values
+
+    @classmethod
+    def of(
+        cls, settings: BackendSettings, upstream_model: str, headers: Mapping[str, str]
+    ) -> Target:
+        betas = tuple(b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip())
+        return cls(settings, upstream_model, headers.get(SESSION_HEADER) or None, betas)
 
 
 class UpstreamRoute(Protocol):
@@ -57,9 +74,11 @@ class UpstreamRoute(Protocol):
 
     def path(self, target: Target, *, stream: bool) -> str: ...
 
-    def response(self, body: Any, *, requested_model: str) -> Translated[dict[str, Any]]: ...
+    def response(
+        self, body: Any, target: Target, *, requested_model: str
+    ) -> Translated[dict[str, Any]]: ...
 
-    def stream(self, *, requested_model: str, input_tokens: int) -> Translator: ...
+    def stream(self, target: Target, *, requested_model: str, input_tokens: int) -> Translator: ...
 
 
 _M = TypeVar("_M")
@@ -95,11 +114,13 @@ class ChatRoute:
     def path(self, target: Target, *, stream: bool) -> str:
         return "/chat/completions"
 
-    def response(self, body: Any, *, requested_model: str) -> Translated[dict[str, Any]]:
+    def response(
+        self, body: Any, target: Target, *, requested_model: str
+    ) -> Translated[dict[str, Any]]:
         resp = parse_upstream(ChatResponse.parse, body)
         return messages_via_chat.response(resp, requested_model=requested_model)
 
-    def stream(self, *, requested_model: str, input_tokens: int) -> Translator:
+    def stream(self, target: Target, *, requested_model: str, input_tokens: int) -> Translator:
         return MessagesViaChatStream(requested_model=requested_model, input_tokens=input_tokens)
 
 
@@ -121,7 +142,63 @@ def _ask_to_think(body: dict[str, Any], style: str, req: MessagesRequest) -> Non
     del body["reasoning_effort"]
 
 
-ROUTES: Mapping[str, UpstreamRoute] = {"chat": ChatRoute()}
+class PassThrough:
+    """Anthropic events relayed as they are (an Anthropic-format stream from another transport)."""
+
+    def __init__(self) -> None:
+        self.degradations: list[Degradation] = []
+
+    def feed(self, event: dict[str, Any]) -> list[OutEvent]:
+        return [event]
+
+    def finish(self) -> list[OutEvent]:
+        return []
+
+    def fail(self, kind: ErrorKind, message: str) -> list[OutEvent]:
+        return [anthropic_error(kind, message)[1]]
+
+
+class BedrockRoute:
+    """Bedrock: Claude models through InvokeModel (the Anthropic body), others through Converse."""
+
+    def request(self, req: MessagesRequest, target: Target) -> Translated[dict[str, Any]]:
+        if is_anthropic_model(target.upstream_model):
+            body = req.dump()
+            betas = {"anthropic-beta": ",".join(target.betas)} if target.betas else {}
+            return Translated(bedrock.anthropic_body(body, betas))
+        settings = target.settings
+        options = messages_via_converse.ConverseOptions(
+            map_model=settings.model_map_fn(),
+            max_output_tokens=settings.output_limit(target.upstream_model),
+            anthropic_beta=target.betas,
+        )
+        translated = messages_via_converse.request(req, options)
+        translated.body.pop("modelId", None)  # it goes in the path
+        return translated
+
+    def path(self, target: Target, *, stream: bool) -> str:
+        if is_anthropic_model(target.upstream_model):
+            operation: bedrock.Operation = "invoke-with-response-stream" if stream else "invoke"
+        else:
+            operation = "converse-stream" if stream else "converse"
+        return bedrock.model_path(target.upstream_model, operation)
+
+    def response(
+        self, body: Any, target: Target, *, requested_model: str
+    ) -> Translated[dict[str, Any]]:
+        if is_anthropic_model(target.upstream_model):
+            return Translated(parse_upstream(MessagesResponse.parse, body).dump())
+        return parse_upstream(
+            lambda b: messages_via_converse.response(b, requested_model=requested_model), body
+        )
+
+    def stream(self, target: Target, *, requested_model: str, input_tokens: int) -> Translator:
+        if is_anthropic_model(target.upstream_model):
+            return PassThrough()
+        return MessagesViaConverseStream(requested_model=requested_model, input_tokens=input_tokens)
+
+
+ROUTES: Mapping[str, UpstreamRoute] = {"chat": ChatRoute(), "bedrock": BedrockRoute()}
 
 
 class ChainedStream:

@@ -382,6 +382,18 @@ def test_vertex_needs_a_project(tmp_path: Path, home: Path) -> None:
     assert "GOOGLE_CLOUD_PROJECT" in error(tmp_path, home, {"backend": "vertex"})
 
 
+def test_bedrock_region_and_url(tmp_path: Path, home: Path) -> None:
+    bedrock = load(tmp_path, home, {"backend": "bedrock"}, AWS_REGION="eu-west-1").backends[
+        "bedrock"
+    ]
+    assert (bedrock.kind, bedrock.region, bedrock.base_url) == (
+        "bedrock",
+        "eu-west-1",
+        "https://bedrock-runtime.eu-west-1.amazonaws.com",
+    )
+    assert "AWS_REGION" in error(tmp_path, home, {"backend": "bedrock"})
+
+
 def test_a_preset_of_another_kind_is_refused(tmp_path: Path, home: Path) -> None:
     write_toml(home, '[backends.x]\nkind = "anthropic"\npreset = "deepseek"\n')
     message = error(tmp_path, home, DEEPSEEK_API_KEY="k")

@@ -2,7 +2,7 @@
 
 `openai` is any OpenAI-compatible Chat Completions server (the presets in `presets.py` are data for
 it); `anthropic` is the Anthropic API or a server speaking its format; `azure` is Azure OpenAI;
-`gemini` and `vertex` are Google's generateContent APIs; `echo` is the offline backend. All network I/O goes through `_http.py` and the one shared client
+`gemini` and `vertex` are Google's generateContent APIs; `bedrock` is Amazon Bedrock; `echo` is the offline backend. All network I/O goes through `_http.py` and the one shared client
 that `build_client()` makes. Modules here import `config` for types only, so `config` can read the
 presets without an import cycle.
 """
@@ -17,6 +17,7 @@ from anyllm_cli.backends._http import RetryPolicy, build_client
 from anyllm_cli.backends.anthropic import AnthropicBackend
 from anyllm_cli.backends.azure import AzureBackend
 from anyllm_cli.backends.base import Backend, StreamContext, UpstreamReply, UpstreamStream
+from anyllm_cli.backends.bedrock import BedrockBackend
 from anyllm_cli.backends.echo import EchoBackend
 from anyllm_cli.backends.gemini import GeminiBackend
 from anyllm_cli.backends.openai import OpenAIBackend
@@ -36,6 +37,8 @@ def build_backend(
         return AzureBackend(settings, client, retry=retry)
     if settings.kind in ("gemini", "vertex"):
         return GeminiBackend(settings, client, retry=retry)
+    if settings.kind == "bedrock":
+        return BedrockBackend(settings, client, retry=retry, region=settings.region)
     if settings.kind == "anthropic":
         return AnthropicBackend(settings, client, retry=retry)
     if settings.kind == "echo":
@@ -46,6 +49,7 @@ def build_backend(
 __all__ = [
     "AnthropicBackend",
     "AzureBackend",
+    "BedrockBackend",
     "Backend",
     "EchoBackend",
     "GeminiBackend",

@@ -65,8 +65,8 @@ async def _ready(context: StreamContext) -> StreamContext:
 
 
 # The wire format an upstream speaks: OpenAI Chat Completions or Responses, Anthropic Messages,
-# Gemini generateContent, Bedrock Converse.
-Api = Literal["chat", "responses", "messages", "gemini", "converse"]
+# Gemini generateContent, Bedrock (InvokeModel for Claude, Converse for the rest).
+Api = Literal["chat", "responses", "messages", "gemini", "bedrock"]
 
 
 class Backend(Protocol):

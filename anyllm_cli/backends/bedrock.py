@@ -47,7 +47,7 @@ import httpx
 
 from anyllm_cli import __version__
 from anyllm_cli.backends._http import HTTPUpstream, RetryPolicy, parse_retry_after
-from anyllm_cli.backends.base import NO_HEADERS, StreamContext, UpstreamReply, UpstreamStream
+from anyllm_cli.backends.base import NO_HEADERS, Api, StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.backends.eventstream import EventMessage, EventStreamDecoder
 from anyllm_cli.errors import (
     ConfigError,
@@ -147,7 +147,7 @@ class _SignedUpstream(HTTPUpstream):
 
 
 class BedrockBackend:
-    api: str = "bedrock"
+    api: Api = "bedrock"
 
     def __init__(
         self,
@@ -170,6 +170,13 @@ class BedrockBackend:
             raise ConfigError(
                 f"backend {settings.name}: no AWS region; set region, AWS_REGION or a profile's region"
             )
+        if credentials is None and not settings.api_key:
+            if self._boto_session().get_credentials() is None:
+                raise ConfigError(
+                    f"backend {settings.name}: no AWS credentials found; set AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, AWS_PROFILE (run `aws sso login` for SSO), or "
+                    "AWS_BEARER_TOKEN_BEDROCK"
+                )
         base = settings.base_url or f"https://bedrock-runtime.{self.region}.amazonaws.com"
         self._http = _SignedUpstream(
             client, dataclasses.replace(settings, base_url=base.rstrip("/")), retry, self

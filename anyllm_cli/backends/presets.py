@@ -200,6 +200,14 @@ _ALL = (
         kind="vertex",
     ),
     Preset(
+        name="bedrock",
+        base_url="",  # https://bedrock-runtime.{region}.amazonaws.com
+        key_env="AWS_BEARER_TOKEN_BEDROCK",  # optional: else AWS's credential chain and SigV4
+        reasoning_field=None,
+        description="Amazon Bedrock",
+        kind="bedrock",
+    ),
+    Preset(
         name="anthropic",
         base_url="https://api.anthropic.com/v1",
         # Never ANTHROPIC_BASE_URL: that variable points Claude Code at this proxy.

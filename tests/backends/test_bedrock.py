@@ -388,3 +388,25 @@ async def test_missing_botocore_is_a_config_error(monkeypatch: pytest.MonkeyPatc
     async with build_client(engine="httpx") as client:
         with pytest.raises(ConfigError, match=r"anyllm-cli\[bedrock\]"):
             BedrockBackend(settings, client, credentials=CREDS, env={})
+
+
+async def test_no_aws_credentials_is_a_startup_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask the network
+    settings = BackendSettings(name="b", kind="bedrock", base_url="", region="us-east-1")
+    async with build_client(engine="httpx") as client:
+        with pytest.raises(ConfigError, match="AWS_ACCESS_KEY_ID"):
+            BedrockBackend(settings, client, region="us-east-1")

@@ -28,6 +28,7 @@ ISSUE_PRESETS = [
     "gemini",
     "gemini-openai",
     "vertex",
+    "bedrock",
     "anthropic",
 ]
 
