@@ -170,13 +170,16 @@ class BedrockBackend:
             raise ConfigError(
                 f"backend {settings.name}: no AWS region; set region, AWS_REGION or a profile's region"
             )
-        if credentials is None and not settings.api_key:
-            if self._boto_session().get_credentials() is None:
-                raise ConfigError(
-                    f"backend {settings.name}: no AWS credentials found; set AWS_ACCESS_KEY_ID and "
-                    "AWS_SECRET_ACCESS_KEY, AWS_PROFILE (run `aws sso login` for SSO), or "
-                    "AWS_BEARER_TOKEN_BEDROCK"
-                )
+        if (
+            credentials is None
+            and not settings.api_key
+            and self._boto_session().get_credentials() is None
+        ):
+            raise ConfigError(
+                f"backend {settings.name}: no AWS credentials found; set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE (run `aws sso login` for SSO), or "
+                "AWS_BEARER_TOKEN_BEDROCK"
+            )
         base = settings.base_url or f"https://bedrock-runtime.{self.region}.amazonaws.com"
         self._http = _SignedUpstream(
             client, dataclasses.replace(settings, base_url=base.rstrip("/")), retry, self
