@@ -4,6 +4,8 @@
 | ----------- | ------------------------------ | ----------------------------- | ---------------------------- |
 | chat        | messages_via_chat.request      | /chat/completions             | messages_via_chat.response / |
 |             |                                |                               | MessagesViaChatStream        |
+| gemini      | messages_via_gemini.request    | /models/{m}:generateContent / | messages_via_gemini.response |
+|             |                                | :streamGenerateContent?alt=sse| / MessagesViaGeminiStream    |
 | bedrock     | Claude: the Anthropic body     | /model/{id}/invoke[-with-     | the message / events as they |
 |             | (bedrock.anthropic_body)       | response-stream]              | are (PassThrough)            |
 |             | others: messages_via_converse  | /model/{id}/converse[-stream] | messages_via_converse /      |
@@ -23,17 +25,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
 
 from anyllm_cli.backends import bedrock
 from anyllm_cli.config import BackendSettings
 from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError, anthropic_error
 from anyllm_cli.models.anthropic import MessagesRequest, MessagesResponse
+from anyllm_cli.models.gemini import GenerateContentResponse
 from anyllm_cli.models.openai_chat import ChatResponse
-from anyllm_cli.translate import messages_via_chat, messages_via_converse
+from anyllm_cli.translate import messages_via_chat, messages_via_converse, messages_via_gemini
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.messages_via_converse import is_anthropic_model
 from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
 from anyllm_cli.translate.streams.messages_via_converse import MessagesViaConverseStream
+from anyllm_cli.translate.streams.messages_via_gemini import MessagesViaGeminiStream
 from anyllm_cli.translate.streams.pump import OutEvent
 
 SESSION_HEADER = "x-claude-code-session-id"
@@ -198,7 +203,37 @@ class BedrockRoute:
         return MessagesViaConverseStream(requested_model=requested_model, input_tokens=input_tokens)
 
 
-ROUTES: Mapping[str, UpstreamRoute] = {"chat": ChatRoute(), "bedrock": BedrockRoute()}
+class GeminiRoute:
+    """Gemini and Vertex generateContent: the model is in the path, not the body."""
+
+    def request(self, req: MessagesRequest, target: Target) -> Translated[dict[str, Any]]:
+        settings = target.settings
+        options = messages_via_gemini.GeminiOptions(
+            map_model=settings.model_map_fn(),
+            max_output_tokens=settings.output_limit(target.upstream_model),
+        )
+        return messages_via_gemini.request(req, options)
+
+    def path(self, target: Target, *, stream: bool) -> str:
+        model = quote(target.upstream_model.removeprefix("models/"), safe="")
+        action = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"/models/{model}:{action}"
+
+    def response(
+        self, body: Any, target: Target, *, requested_model: str
+    ) -> Translated[dict[str, Any]]:
+        resp = parse_upstream(GenerateContentResponse.parse, body)
+        return messages_via_gemini.response(resp, requested_model=requested_model)
+
+    def stream(self, target: Target, *, requested_model: str, input_tokens: int) -> Translator:
+        return MessagesViaGeminiStream(requested_model=requested_model, input_tokens=input_tokens)
+
+
+ROUTES: Mapping[str, UpstreamRoute] = {
+    "chat": ChatRoute(),
+    "gemini": GeminiRoute(),
+    "bedrock": BedrockRoute(),
+}
 
 
 class ChainedStream:

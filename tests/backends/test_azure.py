@@ -66,7 +66,7 @@ async def test_the_v1_surface_keeps_paths() -> None:
 
 
 async def test_entra_token_from_a_command(tmp_path: Path) -> None:
-    script = tmp_path / "token.py"
+    script = tmp_path / "print_token.py"
     script.write_text("print('entra-token-1')\n")
     settings = replace(SETTINGS, api_key=None, token_command=f"{sys.executable} {script}")
     seen: list[httpx.Request] = []

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 def _command(tmp_path: Path, body: str) -> str:
     """A command that prints `body` and counts its runs in runs.txt."""
-    script = tmp_path / "token.py"
+    script = tmp_path / "print_token.py"
     script.write_text(
         "import pathlib, sys\n"
         f"runs = pathlib.Path({str(tmp_path / 'runs.txt')!r})\n"
