@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TypeVar
@@ -69,12 +69,15 @@ class ProxyProcess:
         self._drained = drained
 
     @classmethod
-    def start(cls, tmp: Path, config: str | None, *args: str) -> ProxyProcess:
+    def start(
+        cls, tmp: Path, config: str | None, *args: str, env: Mapping[str, str] | None = None
+    ) -> ProxyProcess:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(tmp),
             "ANYLLM_HOME": str(tmp / "home"),
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         command = [sys.executable, "-m", "anyllm_cli", "serve", "--port", "0", *args]
         if config is not None:

@@ -1,0 +1,172 @@
+"""A real Gemini API upstream on 127.0.0.1 for end-to-end tests, run in a thread.
+
+`POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` answer like
+Gemini 3: a thought part, then the answer; with tools and no `functionResponse` in the last turn, a
+`functionCall` whose part carries a `thoughtSignature`. Like the real API it REJECTS (400) a
+history whose model-turn `functionCall` parts lack the signature it gave. Streams are incremental:
+each chunk holds only new parts; the signature may come on an empty-text part; usageMetadata
+repeats on every chunk. `mock-429` is RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are
+recorded with their headers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.e2e.mock_upstream import Recorded
+
+SIGNATURE = "CiQB0e2Kb-mock-gemini-signature=="
+
+
+class MockGemini:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        upstream = self
+
+        class Handler(_Handler):
+            mock = upstream
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{server.server_address[1]}/v1beta"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def record(self, request: Recorded) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def last(self) -> Recorded:
+        with self._lock:
+            return self.requests[-1]
+
+
+def _missing_signature(body: dict[str, Any]) -> bool:
+    for content in body.get("contents", []):
+        if content.get("role") != "model":
+            continue
+        for part in content.get("parts", []):
+            if "functionCall" in part and part.get("thoughtSignature") != SIGNATURE:
+                return True
+    return False
+
+
+def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:
+    contents = body.get("contents", [])
+    last = contents[-1]["parts"] if contents else []
+    responses = [p["functionResponse"] for p in last if "functionResponse" in p]
+    thought = {"text": "Weighing it up.", "thought": True}
+    declarations = [d for t in body.get("tools", []) for d in t.get("functionDeclarations", [])]
+    if declarations and not responses:
+        call = {"name": declarations[0]["name"], "args": {"city": "Paris"}}
+        return [thought, {"functionCall": call, "thoughtSignature": SIGNATURE}]
+    if responses:
+        said = f"tool said: {json.dumps(responses[0]['response'], sort_keys=True)}"
+    else:
+        said = "gemini says: " + " ".join(p.get("text", "") for p in last if "text" in p)
+    return [thought, {"text": said}]
+
+
+def _usage(done: bool) -> dict[str, Any]:
+    usage = {"promptTokenCount": 40, "cachedContentTokenCount": 8, "totalTokenCount": 40}
+    if done:
+        usage.update(candidatesTokenCount=10, thoughtsTokenCount=5, totalTokenCount=55)
+    return usage
+
+
+def _reply(parts: list[dict[str, Any]], finish: str | None, done: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish
+    return {
+        "candidates": [candidate],
+        "usageMetadata": _usage(done),
+        "modelVersion": "gemini-3-pro-preview",
+        "responseId": "gem-resp-1",
+    }
+
+
+def _chunks(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if "functionCall" in part:  # whole in one chunk; the signature on a later empty part
+            out.append(_reply([{"functionCall": part["functionCall"]}], None, False))
+            out.append(
+                _reply([{"text": "", "thoughtSignature": part["thoughtSignature"]}], None, False)
+            )
+        else:
+            text = part["text"]
+            for i in range(0, len(text), 6):
+                piece = {**part, "text": text[i : i + 6]}
+                out.append(_reply([piece], None, False))
+    out.append(_reply([], "STOP", True))
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    mock: MockGemini
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def _json(self, status: int, body: Any) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _error(self, code: int, status: str, message: str) -> None:
+        self._json(code, {"error": {"code": code, "message": message, "status": status}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.mock.record(Recorded("POST", self.path, dict(self.headers.items()), body))
+        path, _, query = self.path.partition("?")
+        model, _, action = path.removeprefix("/v1beta/models/").partition(":")
+        if action not in ("generateContent", "streamGenerateContent"):
+            self._error(404, "NOT_FOUND", f"no method {action!r}")
+            return
+        if model == "mock-429":
+            self._error(429, "RESOURCE_EXHAUSTED", "quota exceeded")
+            return
+        if model == "mock-503":
+            self._error(503, "UNAVAILABLE", "the model is overloaded")
+            return
+        if _missing_signature(body):
+            self._error(400, "INVALID_ARGUMENT", "Function call is missing a thought_signature")
+            return
+        parts = _parts(body)
+        if action == "generateContent":
+            self._json(200, _reply(parts, "STOP", True))
+            return
+        if query != "alt=sse":
+            self._error(400, "INVALID_ARGUMENT", "this mock streams only with alt=sse")
+            return
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for chunk in _chunks(parts):
+            data = f"data: {json.dumps(chunk)}\r\n\r\n".encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()

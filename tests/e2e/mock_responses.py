@@ -1,0 +1,278 @@
+"""A real OpenAI Responses API upstream on 127.0.0.1 for end-to-end tests, run in a thread.
+
+`POST /v1/responses` answers with a response object, or (with `"stream": true`) the real event
+sequence: `response.created`, output items with their deltas, `response.completed`; no `[DONE]`.
+Every answer starts with a reasoning item carrying `encrypted_content` (when the request includes
+`reasoning.encrypted_content`); with tools and no `function_call_output` in the input it calls the
+first tool, else it says "responses says: <last user text>" (or "tool said: <output>").
+`mock-429` answers 429 with retry-after. Requests are recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.e2e.mock_upstream import Recorded
+
+ENCRYPTED = "gAAAAABmock-encrypted-reasoning"
+
+
+class MockResponses:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        upstream = self
+
+        class Handler(_Handler):
+            mock = upstream
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def record(self, request: Recorded) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def last(self) -> Recorded:
+        with self._lock:
+            return self.requests[-1]
+
+
+def _input_text(body: dict[str, Any]) -> tuple[str, str | None]:
+    """The last user text, and the output of a function call result if the input has one."""
+    text, output = "", None
+    for item in body.get("input", []):
+        if item.get("type") == "function_call_output":
+            output = (
+                item["output"] if isinstance(item["output"], str) else json.dumps(item["output"])
+            )
+        elif item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                text = content
+            elif isinstance(content, list):
+                text = " ".join(p.get("text", "") for p in content if p.get("type") == "input_text")
+    return text, output
+
+
+def _output(body: dict[str, Any]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if "reasoning.encrypted_content" in body.get("include", []):
+        summary = [{"type": "summary_text", "text": "Thinking it over."}]
+        items.append(
+            {"id": "rs_1", "type": "reasoning", "summary": summary, "encrypted_content": ENCRYPTED}
+        )
+    text, output = _input_text(body)
+    tools = body.get("tools") or []
+    if tools and output is None:
+        items.append(
+            {
+                "id": "fc_1",
+                "type": "function_call",
+                "status": "completed",
+                "call_id": "call_mock1",
+                "name": tools[0]["name"],
+                "arguments": json.dumps({"city": "Paris"}),
+            }
+        )
+        return items
+    said = f"tool said: {output}" if output is not None else f"responses says: {text}"
+    items.append(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": said, "annotations": []}],
+        }
+    )
+    return items
+
+
+def _response(body: dict[str, Any], output: list[dict[str, Any]], status: str) -> dict[str, Any]:
+    return {
+        "id": "resp_mock1",
+        "object": "response",
+        "created_at": 1741476542,
+        "status": status,
+        "model": body.get("model"),
+        "output": output,
+        "incomplete_details": None,
+        "error": None,
+        "usage": {
+            "input_tokens": 30,
+            "input_tokens_details": {"cached_tokens": 10},
+            "output_tokens": 12,
+            "output_tokens_details": {"reasoning_tokens": 4},
+            "total_tokens": 42,
+        },
+    }
+
+
+def _events(body: dict[str, Any]) -> list[dict[str, Any]]:
+    output = _output(body)
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": _response(body, [], "in_progress")},
+        {"type": "response.in_progress", "response": _response(body, [], "in_progress")},
+    ]
+    for n, item in enumerate(output):
+        kind = item["type"]
+        if kind == "reasoning":
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": n,
+                    "item": {"id": item["id"], "type": "reasoning", "summary": []},
+                }
+            )
+            part = {"type": "summary_text", "text": ""}
+            events.append(
+                {
+                    "type": "response.reasoning_summary_part.added",
+                    "item_id": item["id"],
+                    "output_index": n,
+                    "summary_index": 0,
+                    "part": part,
+                }
+            )
+            for word in item["summary"][0]["text"].split(" "):
+                events.append(
+                    {
+                        "type": "response.reasoning_summary_text.delta",
+                        "item_id": item["id"],
+                        "output_index": n,
+                        "summary_index": 0,
+                        "delta": word + " ",
+                    }
+                )
+        elif kind == "message":
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": n,
+                    "item": {**item, "status": "in_progress", "content": []},
+                }
+            )
+            part = {"type": "output_text", "text": "", "annotations": []}
+            events.append(
+                {
+                    "type": "response.content_part.added",
+                    "item_id": item["id"],
+                    "output_index": n,
+                    "content_index": 0,
+                    "part": part,
+                }
+            )
+            text = item["content"][0]["text"]
+            for i in range(0, len(text), 4):
+                events.append(
+                    {
+                        "type": "response.output_text.delta",
+                        "item_id": item["id"],
+                        "output_index": n,
+                        "content_index": 0,
+                        "delta": text[i : i + 4],
+                        "logprobs": [],
+                    }
+                )
+            events.append(
+                {
+                    "type": "response.output_text.done",
+                    "item_id": item["id"],
+                    "output_index": n,
+                    "content_index": 0,
+                    "text": text,
+                    "logprobs": [],
+                }
+            )
+        else:
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": n,
+                    "item": {**item, "status": "in_progress", "arguments": ""},
+                }
+            )
+            args = item["arguments"]
+            for i in range(0, len(args), 5):
+                events.append(
+                    {
+                        "type": "response.function_call_arguments.delta",
+                        "item_id": item["id"],
+                        "output_index": n,
+                        "delta": args[i : i + 5],
+                    }
+                )
+            events.append(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": item["id"],
+                    "output_index": n,
+                    "name": item["name"],
+                    "arguments": args,
+                }
+            )
+        events.append({"type": "response.output_item.done", "output_index": n, "item": item})
+    events.append({"type": "response.completed", "response": _response(body, output, "completed")})
+    return [{**event, "sequence_number": i} for i, event in enumerate(events)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    mock: MockResponses
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.mock.record(Recorded("POST", self.path, dict(self.headers.items()), body))
+        if not self.path.partition("?")[0].endswith("/responses"):  # OpenAI's and Azure's paths
+            self._json(
+                404, {"error": {"message": "no such route", "type": "invalid_request_error"}}
+            )
+            return
+        if body.get("model") == "mock-429":
+            error = {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}
+            self._json(429, {"error": error}, {"retry-after": "4"})
+            return
+        if not body.get("stream"):
+            self._json(200, _response(body, _output(body), "completed"))
+            return
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for event in _events(body):
+            data = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
