@@ -39,11 +39,17 @@ from typing import Any, Literal
 from anyllm_cli.errors import InvalidInput
 from anyllm_cli.translate.streams.sse import SSEDecoder
 
-Api = Literal["anthropic", "openai"]
+Api = Literal["anthropic", "openai", "responses", "gemini", "bedrock"]
 Kind = Literal["request", "response", "stream"]
 Format = Literal["json", "jsonl", "sse"]
 
-NAMES: dict[Api, str] = {"anthropic": "Anthropic", "openai": "OpenAI"}
+NAMES: dict[Api, str] = {
+    "anthropic": "Anthropic",
+    "openai": "OpenAI",
+    "responses": "OpenAI Responses",
+    "gemini": "Gemini",
+    "bedrock": "Bedrock Converse",
+}
 
 ANTHROPIC_EVENTS = frozenset(
     {
@@ -129,15 +135,17 @@ class Detected:
 
 
 def other(api: Api) -> Api:
+    """The default other side: Anthropic's is OpenAI Chat; every other API's is Anthropic."""
     return "openai" if api == "anthropic" else "anthropic"
 
 
 def pair(source: Api | None, target: Api | None) -> tuple[Api | None, Api | None]:
-    """Fill in one side from the other (there are two APIs); refuse a translation to itself."""
+    """Fill in one side from the other (every route has Anthropic on one side); refuse a
+    translation to itself. With only `--to anthropic` the input's API is detected."""
     if source is not None and source == target:
         raise InvalidInput(f"--from and --to are both {source}: nothing to translate")
-    if source is None and target is not None:
-        return other(target), target
+    if source is None and target is not None and target != "anthropic":
+        return "anthropic", target
     if target is None and source is not None:
         return source, other(source)
     return source, target
@@ -171,19 +179,25 @@ def detect(
     source, target = pair(source, target)
     kind = kind or body_kind(body)
     if source is None:
-        source = request_api(body) if kind == "request" else response_api(body)
+        not_anthropic = target == "anthropic"  # `--to anthropic`: a Chat request when unsure
+        source = request_api(body, not_anthropic) if kind == "request" else response_api(body)
     return Detected(source, target or other(source), kind)
 
 
 def body_kind(body: dict[str, Any]) -> Kind:
     if body.get("object") == "chat.completion.chunk" or _str(body.get("type")) in ANTHROPIC_EVENTS:
         raise InvalidInput("this is one stream event: pass the whole SSE stream (`data:` lines)")
-    if "messages" in body:
+    if (_str(body.get("type")) or "").startswith("response."):  # a Responses stream event
+        raise InvalidInput("this is one stream event: pass the whole SSE stream (`data:` lines)")
+    if "messages" in body or "contents" in body or ("input" in body and "model" in body):
         return "request"
     if (
         body.get("type") == "message"
         or "choices" in body
-        or body.get("object") == "chat.completion"
+        or body.get("object") in ("chat.completion", "response")
+        or "candidates" in body
+        or "promptFeedback" in body
+        or ("output" in body and "stopReason" in body)
     ):
         return "response"
     if "error" in body:
@@ -195,16 +209,32 @@ def body_kind(body: dict[str, Any]) -> Kind:
 
 
 def response_api(body: dict[str, Any]) -> Api:
-    anthropic = body.get("type") == "message"
-    openai = "choices" in body or body.get("object") == "chat.completion"
-    if anthropic != openai:
-        return "anthropic" if anthropic else "openai"
+    found: list[Api] = []
+    if body.get("type") == "message":
+        found.append("anthropic")
+    if "choices" in body or body.get("object") == "chat.completion":
+        found.append("openai")
+    if body.get("object") == "response":
+        found.append("responses")
+    if "candidates" in body or "promptFeedback" in body:
+        found.append("gemini")
+    if "output" in body and "stopReason" in body:
+        found.append("bedrock")
+    if len(found) == 1:
+        return found[0]
     raise InvalidInput(
-        "cannot tell whether this is an Anthropic or an OpenAI response; use --from or --to"
+        "cannot tell whether this is an Anthropic or an OpenAI response (or another API's); "
+        "use --from or --to"
     )
 
 
-def request_api(body: dict[str, Any]) -> Api:
+def request_api(body: dict[str, Any], not_anthropic: bool = False) -> Api:
+    if "contents" in body and "messages" not in body:
+        return "gemini"
+    if "input" in body and "messages" not in body:
+        return "responses"
+    if not_anthropic:
+        return "openai"
     found: dict[Api, str] = {}
     for api, mark in marks(body):
         found.setdefault(api, mark)
@@ -342,6 +372,10 @@ def stream_api(text: bytes, *, at_eof: bool) -> Api | None:
             continue
         if _str(data.get("type")) in ANTHROPIC_EVENTS:
             return "anthropic"
+        if (_str(data.get("type")) or "").startswith("response."):
+            return "responses"
+        if "candidates" in data or "usageMetadata" in data:
+            return "gemini"
         if data.get("object") == "chat.completion.chunk" or "choices" in data or "error" in data:
             return "openai"
     if at_eof:
