@@ -4,6 +4,8 @@
 | ----------- | ------------------------------ | ----------------------------- | ---------------------------- |
 | chat        | messages_via_chat.request      | /chat/completions             | messages_via_chat.response / |
 |             |                                |                               | MessagesViaChatStream        |
+| responses   | messages_via_responses.request | /responses                    | messages_via_responses.      |
+|             |                                |                               | response / ...ResponsesStream|
 | gemini      | messages_via_gemini.request    | /models/{m}:generateContent / | messages_via_gemini.response |
 |             |                                | :streamGenerateContent?alt=sse| / MessagesViaGeminiStream    |
 | bedrock     | Claude: the Anthropic body     | /model/{id}/invoke[-with-     | the message / events as they |
@@ -33,12 +35,19 @@ from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError, anthropic_
 from anyllm_cli.models.anthropic import MessagesRequest, MessagesResponse
 from anyllm_cli.models.gemini import GenerateContentResponse
 from anyllm_cli.models.openai_chat import ChatResponse
-from anyllm_cli.translate import messages_via_chat, messages_via_converse, messages_via_gemini
+from anyllm_cli.models.openai_responses import ResponsesResponse
+from anyllm_cli.translate import (
+    messages_via_chat,
+    messages_via_converse,
+    messages_via_gemini,
+    messages_via_responses,
+)
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.messages_via_converse import is_anthropic_model
 from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
 from anyllm_cli.translate.streams.messages_via_converse import MessagesViaConverseStream
 from anyllm_cli.translate.streams.messages_via_gemini import MessagesViaGeminiStream
+from anyllm_cli.translate.streams.messages_via_responses import MessagesViaResponsesStream
 from anyllm_cli.translate.streams.pump import OutEvent
 
 SESSION_HEADER = "x-claude-code-session-id"
@@ -203,6 +212,34 @@ class BedrockRoute:
         return MessagesViaConverseStream(requested_model=requested_model, input_tokens=input_tokens)
 
 
+class ResponsesRoute:
+    """The OpenAI Responses API (OpenAI and Azure with `api_format = "responses"`)."""
+
+    def request(self, req: MessagesRequest, target: Target) -> Translated[dict[str, Any]]:
+        settings = target.settings
+        options = messages_via_responses.ResponsesOptions(
+            map_model=settings.model_map_fn(),
+            max_output_tokens=settings.output_limit(target.upstream_model),
+            prompt_cache_key=target.session_id,
+            reasoning_model=settings.is_reasoning_model(target.upstream_model),
+        )
+        return messages_via_responses.request(req, options)
+
+    def path(self, target: Target, *, stream: bool) -> str:
+        return "/responses"
+
+    def response(
+        self, body: Any, target: Target, *, requested_model: str
+    ) -> Translated[dict[str, Any]]:
+        resp = parse_upstream(ResponsesResponse.parse, body)
+        return messages_via_responses.response(resp, requested_model=requested_model)
+
+    def stream(self, target: Target, *, requested_model: str, input_tokens: int) -> Translator:
+        return MessagesViaResponsesStream(
+            requested_model=requested_model, input_tokens=input_tokens
+        )
+
+
 class GeminiRoute:
     """Gemini and Vertex generateContent: the model is in the path, not the body."""
 
@@ -231,6 +268,7 @@ class GeminiRoute:
 
 ROUTES: Mapping[str, UpstreamRoute] = {
     "chat": ChatRoute(),
+    "responses": ResponsesRoute(),
     "gemini": GeminiRoute(),
     "bedrock": BedrockRoute(),
 }
