@@ -8,6 +8,11 @@
 | openai    | anthropic | request  | ChatRequest       | chat_via_messages.request                        |
 | anthropic | openai    | response | MessagesResponse  | chat_via_messages.response                       |
 | anthropic | openai    | stream   | event dicts       | streams.chat_via_messages.ChatViaMessagesStream  |
+| anthropic | responses | request  | MessagesRequest   | messages_via_responses.request (and back: the    |
+|           |           |          |                   | response and its stream)                         |
+| anthropic | gemini    | request  | MessagesRequest   | messages_via_gemini.request (and back)           |
+| anthropic | bedrock   | request  | MessagesRequest   | messages_via_converse.request (and back; a       |
+|           |           |          |                   | stream is `data: {"<event>": payload}` lines)    |
 
 A body route parses the JSON value with the wire model (bad input -> `InvalidInput` with a JSON path)
 and returns a `Translated` body. A stream route returns an `SSEPump` (bytes in, bytes out) whose
@@ -28,12 +33,23 @@ from typing import Any, Protocol
 
 from anyllm_cli.errors import InvalidInput
 from anyllm_cli.models.anthropic import MessagesRequest, MessagesResponse
+from anyllm_cli.models.gemini import GenerateContentResponse
 from anyllm_cli.models.openai_chat import ChatRequest, ChatResponse
-from anyllm_cli.translate import chat_via_messages, messages_via_chat
+from anyllm_cli.models.openai_responses import ResponsesResponse
+from anyllm_cli.translate import (
+    chat_via_messages,
+    messages_via_chat,
+    messages_via_converse,
+    messages_via_gemini,
+    messages_via_responses,
+)
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.detect import Api, Kind
 from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
 from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
+from anyllm_cli.translate.streams.messages_via_converse import MessagesViaConverseStream
+from anyllm_cli.translate.streams.messages_via_gemini import MessagesViaGeminiStream
+from anyllm_cli.translate.streams.messages_via_responses import MessagesViaResponsesStream
 from anyllm_cli.translate.streams.pump import OutEvent, SSEPump
 from anyllm_cli.translate.streams.sse import encode_anthropic, encode_openai
 
@@ -84,6 +100,36 @@ def _anthropic_response(body: Any, options: RouteOptions) -> Translated[dict[str
     resp = MessagesResponse.parse(body)
     model = options.map_model(resp.model)
     return chat_via_messages.response(resp, requested_model=model, created=options.created)
+
+
+def _to_responses(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    opts = messages_via_responses.ResponsesOptions(map_model=options.map_model)
+    return messages_via_responses.request(MessagesRequest.parse(body), opts)
+
+
+def _from_responses(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    resp = ResponsesResponse.parse(body)
+    return messages_via_responses.response(resp, requested_model=options.map_model(resp.model))
+
+
+def _to_gemini(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    opts = messages_via_gemini.GeminiOptions(map_model=options.map_model)
+    return messages_via_gemini.request(MessagesRequest.parse(body), opts)
+
+
+def _from_gemini(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    resp = GenerateContentResponse.parse(body)
+    model = options.map_model(resp.modelVersion or "")
+    return messages_via_gemini.response(resp, requested_model=model)
+
+
+def _to_bedrock(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    opts = messages_via_converse.ConverseOptions(map_model=options.map_model)
+    return messages_via_converse.request(MessagesRequest.parse(body), opts)
+
+
+def _from_bedrock(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    return messages_via_converse.response(body, requested_model=options.map_model(""))
 
 
 # -- streams -----------------------------------------------------------------------------------------
@@ -141,6 +187,30 @@ def _anthropic_stream(options: RouteOptions) -> SSEPump:
     return SSEPump(_OnFirstEvent(make), encode_openai)
 
 
+def _responses_stream(options: RouteOptions) -> SSEPump:
+    def make(first: dict[str, Any]) -> MessagesViaResponsesStream:
+        response = first.get("response")
+        model = _model(response.get("model")) if isinstance(response, dict) else ""
+        return MessagesViaResponsesStream(requested_model=options.map_model(model))
+
+    return SSEPump(_OnFirstEvent(make), _encode_anthropic)
+
+
+def _gemini_stream(options: RouteOptions) -> SSEPump:
+    def make(first: dict[str, Any]) -> MessagesViaGeminiStream:
+        model = options.map_model(_model(first.get("modelVersion")))
+        return MessagesViaGeminiStream(requested_model=model)
+
+    return SSEPump(_OnFirstEvent(make), _encode_anthropic)
+
+
+def _bedrock_stream(options: RouteOptions) -> SSEPump:
+    def make(first: dict[str, Any]) -> MessagesViaConverseStream:
+        return MessagesViaConverseStream(requested_model=options.map_model(""))
+
+    return SSEPump(_OnFirstEvent(make), _encode_anthropic)
+
+
 def _encode_anthropic(event: OutEvent) -> bytes:
     # An Anthropic stream has no [DONE] sentinel; its translator never asks for one.
     return b"" if event is None else encode_anthropic(event)
@@ -155,6 +225,15 @@ ROUTES: dict[RouteKey, BodyRoute | StreamRoute] = {
     ("openai", "anthropic", "request"): BodyRoute(_openai_request),
     ("anthropic", "openai", "response"): BodyRoute(_anthropic_response),
     ("anthropic", "openai", "stream"): StreamRoute(_anthropic_stream),
+    ("anthropic", "responses", "request"): BodyRoute(_to_responses),
+    ("responses", "anthropic", "response"): BodyRoute(_from_responses),
+    ("responses", "anthropic", "stream"): StreamRoute(_responses_stream),
+    ("anthropic", "gemini", "request"): BodyRoute(_to_gemini),
+    ("gemini", "anthropic", "response"): BodyRoute(_from_gemini),
+    ("gemini", "anthropic", "stream"): StreamRoute(_gemini_stream),
+    ("anthropic", "bedrock", "request"): BodyRoute(_to_bedrock),
+    ("bedrock", "anthropic", "response"): BodyRoute(_from_bedrock),
+    ("bedrock", "anthropic", "stream"): StreamRoute(_bedrock_stream),
 }
 
 

@@ -39,17 +39,27 @@ def events(data: bytes) -> list[tuple[str | None, Any]]:
 
 
 def test_every_direction_and_kind_has_one_route() -> None:
-    assert sorted(ROUTES) == sorted(
+    both_ways = [
         (source, target, kind)
         for source, target in (("anthropic", "openai"), ("openai", "anthropic"))
         for kind in ("request", "response", "stream")
-    )
+    ]
+    upstreams = [
+        (source, target, kind)
+        for api in ("responses", "gemini", "bedrock")
+        for source, target, kind in (
+            ("anthropic", api, "request"),
+            (api, "anthropic", "response"),
+            (api, "anthropic", "stream"),
+        )
+    ]
+    assert sorted(ROUTES) == sorted(both_ways + upstreams)
     for (_, _, kind), found in ROUTES.items():
         assert isinstance(found, StreamRoute if kind == "stream" else BodyRoute)
 
 
 def test_an_unknown_route_names_the_supported_ones() -> None:
-    key: Any = ("anthropic", "gemini", "request")
+    key: Any = ("openai", "gemini", "request")
     with pytest.raises(InvalidInput, match=r"supported: anthropic->openai request, .*stream"):
         route(key)
 
@@ -124,6 +134,39 @@ def test_anthropic_stream_to_openai() -> None:
     assert {c["model"] for c in chunks} == {"gpt-4o"}
     assert {c["created"] for c in chunks} == {42}
     assert chunks[-1]["usage"]["completion_tokens"] == 12  # usage is kept
+
+
+FIXTURES = CLI.parent
+
+
+@pytest.mark.parametrize(
+    ("api", "response", "stream"),
+    [
+        (
+            "responses",
+            "messages_via_responses/content_filter.response.json",
+            "messages_via_responses/content_filter.sse",
+        ),
+        (
+            "gemini",
+            "messages_via_gemini/call_with_id_cached.response.json",
+            "messages_via_gemini/crlf_cached_usage.sse",
+        ),
+        ("bedrock", "messages_via_converse/tool_use.response.json", None),
+    ],
+)
+def test_other_upstream_apis_translate_to_and_from_anthropic(
+    api: Any, response: str, stream: str | None
+) -> None:
+    request = load("anthropic_request.json")
+    assert translate(request, ("anthropic", api, "request"), MAPPED).body
+    body = json.loads((FIXTURES / response).read_text())
+    assert translate(body, (api, "anthropic", "response"), RouteOptions()).body["type"] == "message"
+    if stream is not None:
+        pump = open_stream((api, "anthropic", "stream"), RouteOptions())
+        out = pump.feed((FIXTURES / stream).read_bytes()) + pump.finish()
+        names = [name for name, _ in events(out)]
+        assert names[0] == "message_start" and names[-1] in ("message_stop", "error")
 
 
 @pytest.mark.parametrize(
