@@ -140,7 +140,7 @@ _DEFAULT_OPTIONS = ChatOptions()
 
 
 @dataclass(slots=True)
-class _Ctx:
+class ChatContext:
     """What one translation carries along: options, the degradations so far, rewritten ids."""
 
     options: ChatOptions
@@ -171,7 +171,7 @@ def request(
     req: MessagesRequest, options: ChatOptions = _DEFAULT_OPTIONS
 ) -> Translated[dict[str, Any]]:
     """An OpenAI Chat Completions request body for this Messages request."""
-    ctx = _Ctx(options)
+    ctx = ChatContext(options)
     _scan_request(req, ctx)
     body: dict[str, Any] = {"model": options.map_model(req.model), "messages": _messages(req, ctx)}
     body.update(_limits(req, ctx))
@@ -187,7 +187,7 @@ def request(
     return Translated(body, ctx.degradations)
 
 
-def _scan_request(req: MessagesRequest, ctx: _Ctx) -> None:
+def _scan_request(req: MessagesRequest, ctx: ChatContext) -> None:
     """Cache breakpoints and citations have no Chat equivalent: one record each per request."""
     blocks: list[Any] = list(req.system) if isinstance(req.system, list) else []
     for msg in req.messages:
@@ -211,7 +211,7 @@ def _cites(block: Any) -> bool:
     return bool(citations)
 
 
-def _limits(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
+def _limits(req: MessagesRequest, ctx: ChatContext) -> dict[str, Any]:
     opts = ctx.options
     out: dict[str, Any] = {}
     if req.max_tokens < 0:
@@ -241,7 +241,7 @@ def _limits(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
     return out
 
 
-def _identity_fields(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
+def _identity_fields(req: MessagesRequest, ctx: ChatContext) -> dict[str, Any]:
     out: dict[str, Any] = {}
     user_id = req.metadata.user_id if req.metadata else None
     if user_id:
@@ -256,7 +256,7 @@ def _identity_fields(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
     return out
 
 
-def _dropped_fields(req: MessagesRequest, ctx: _Ctx) -> None:
+def _dropped_fields(req: MessagesRequest, ctx: ChatContext) -> None:
     if req.service_tier is not None:
         ctx.note("service_tier_dropped", "Anthropic service tiers do not apply", "service_tier")
     if req.context_management is not None:
@@ -278,7 +278,7 @@ def _dropped_fields(req: MessagesRequest, ctx: _Ctx) -> None:
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 
 
-def _reasoning(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
+def _reasoning(req: MessagesRequest, ctx: ChatContext) -> dict[str, Any]:
     thinking = req.thinking.type if req.thinking else None
     effort = req.output_config.effort if req.output_config else None
     if thinking == "enabled":
@@ -304,7 +304,7 @@ def _reasoning(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
     return {"reasoning_effort": level}
 
 
-def _response_format(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
+def _response_format(req: MessagesRequest, ctx: ChatContext) -> dict[str, Any]:
     fmt = req.output_config.format if req.output_config else None
     fmt = fmt or (req.model_extra or {}).get("output_format")  # the older beta location
     if not fmt:
@@ -325,7 +325,7 @@ def _response_format(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
 
 # -- request: tools ---------------------------------------------------------------------------------
 
-_SERVER_TOOLS = ("web_search_", "web_fetch_", "code_execution_", "tool_search_tool_", "mcp_toolset")
+SERVER_TOOLS = ("web_search_", "web_fetch_", "code_execution_", "tool_search_tool_", "mcp_toolset")
 _STR = {"type": "string"}
 
 
@@ -346,7 +346,7 @@ _FILE_EDIT = {
 }
 # Anthropic-defined client tools carry no schema (Claude is trained on it). Written out here:
 # prefix -> (description, properties, required).
-_DEFINED_TOOLS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
+DEFINED_TOOLS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
     "bash_": (
         "Run a command in a persistent bash shell.",
         {"command": _STR, "restart": {"type": "boolean"}},
@@ -387,10 +387,10 @@ _DEFINED_TOOLS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
 }
 
 
-def _tools(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
+def _tools(req: MessagesRequest, ctx: ChatContext) -> dict[str, Any]:
     tools: list[dict[str, Any]] = []
     for i, tool in enumerate(req.tools or []):
-        function = _tool(tool, f"tools[{i}]", ctx)
+        function = chat_tool(tool, f"tools[{i}]", ctx)
         if function is not None:
             tools.append({"type": "function", "function": function})
     out: dict[str, Any] = {"tools": tools} if tools else {}
@@ -412,9 +412,9 @@ def _tools(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
     return out
 
 
-def _tool(tool: Tool, path: str, ctx: _Ctx) -> dict[str, Any] | None:
+def chat_tool(tool: Tool, path: str, ctx: ChatContext) -> dict[str, Any] | None:
     kind = tool.type or "custom"
-    if kind.startswith(_SERVER_TOOLS):
+    if kind.startswith(SERVER_TOOLS):
         ctx.note("server_tool_dropped", f"{kind} runs at Anthropic only", path)
         return None
     if kind == "custom" or tool.input_schema is not None:
@@ -425,7 +425,7 @@ def _tool(tool: Tool, path: str, ctx: _Ctx) -> dict[str, Any] | None:
         if tool.strict is not None:
             function["strict"] = tool.strict
         return function
-    for prefix, (description, properties, required) in _DEFINED_TOOLS.items():
+    for prefix, (description, properties, required) in DEFINED_TOOLS.items():
         if kind.startswith(prefix):
             ctx.note(
                 "anthropic_tool_schema_synthesized", f"{kind} sent with a written schema", path
@@ -464,7 +464,7 @@ def _schema(schema: dict[str, Any]) -> dict[str, Any]:
 Parts = list[dict[str, Any]]
 
 
-def _messages(req: MessagesRequest, ctx: _Ctx) -> list[dict[str, Any]]:
+def _messages(req: MessagesRequest, ctx: ChatContext) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     system = req.system
     if isinstance(system, list):
@@ -480,7 +480,7 @@ def _messages(req: MessagesRequest, ctx: _Ctx) -> list[dict[str, Any]]:
     return _merge(_pair_tool_results(_merge(out), ctx))
 
 
-def _turn(msg: Message, path: str, ctx: _Ctx) -> list[dict[str, Any]]:
+def _turn(msg: Message, path: str, ctx: ChatContext) -> list[dict[str, Any]]:
     blocks = msg.content
     if isinstance(blocks, str):
         blocks = [TextBlock(type="text", text=blocks)]
@@ -496,11 +496,11 @@ def _turn(msg: Message, path: str, ctx: _Ctx) -> list[dict[str, Any]]:
     return out
 
 
-def _system_message(text: str, ctx: _Ctx) -> dict[str, Any]:
+def _system_message(text: str, ctx: ChatContext) -> dict[str, Any]:
     return {"role": "developer" if ctx.options.reasoning_model else "system", "content": text}
 
 
-def _texts(blocks: list[Any], path: str, ctx: _Ctx) -> list[str]:
+def _texts(blocks: list[Any], path: str, ctx: ChatContext) -> list[str]:
     texts = []
     for j, block in enumerate(blocks):
         if isinstance(block, TextBlock):
@@ -516,13 +516,13 @@ def _join(texts: Any) -> str:
     return "\n\n".join(t for t in texts if t)
 
 
-def _user_turn(blocks: list[ContentBlock], path: str, ctx: _Ctx) -> list[dict[str, Any]]:
+def _user_turn(blocks: list[ContentBlock], path: str, ctx: ChatContext) -> list[dict[str, Any]]:
     """Tool results first (as tool messages), then the rest; a mid_conv_system block splits it."""
     out: list[dict[str, Any]] = []
     parts: Parts = []
     for j, block in enumerate(blocks):
         if isinstance(block, ToolResultBlock):
-            tool_message, moved = _tool_result(block, f"{path}.content[{j}]", ctx)
+            tool_message, moved = tool_result_message(block, f"{path}.content[{j}]", ctx)
             out.append(tool_message)
             parts += moved
     for j, block in enumerate(blocks):
@@ -531,11 +531,11 @@ def _user_turn(blocks: list[ContentBlock], path: str, ctx: _Ctx) -> list[dict[st
             parts = []
             out += _mid_conv(block, ctx)
         elif not isinstance(block, ToolResultBlock):
-            parts += _parts(block, f"{path}.content[{j}]", ctx)
+            parts += user_parts(block, f"{path}.content[{j}]", ctx)
     return out + _user_message(parts)
 
 
-def _mid_conv(block: MidConvSystemBlock, ctx: _Ctx) -> list[dict[str, Any]]:
+def _mid_conv(block: MidConvSystemBlock, ctx: ChatContext) -> list[dict[str, Any]]:
     content = block.content
     text = content if isinstance(content, str) else _join(b.text for b in content)
     return [_system_message(text, ctx)] if text else []
@@ -549,7 +549,9 @@ def _user_message(parts: Parts) -> list[dict[str, Any]]:
     return [{"role": "user", "content": parts}]
 
 
-def _tool_result(block: ToolResultBlock, path: str, ctx: _Ctx) -> tuple[dict[str, Any], Parts]:
+def tool_result_message(
+    block: ToolResultBlock, path: str, ctx: ChatContext
+) -> tuple[dict[str, Any], Parts]:
     """The tool message, and the parts a tool message cannot hold (they go to the next user turn)."""
     call_id = ctx.call_id(block.tool_use_id, f"{path}.tool_use_id")
     texts: list[str] = []
@@ -558,7 +560,7 @@ def _tool_result(block: ToolResultBlock, path: str, ctx: _Ctx) -> tuple[dict[str
         texts.append(block.content)
     elif block.content:
         for k, inner in enumerate(block.content):
-            for part in _parts(inner, f"{path}.content[{k}]", ctx):
+            for part in user_parts(inner, f"{path}.content[{k}]", ctx):
                 if part["type"] == "text":
                     texts.append(part["text"])
                 else:
@@ -572,7 +574,7 @@ def _tool_result(block: ToolResultBlock, path: str, ctx: _Ctx) -> tuple[dict[str
     return {"role": "tool", "tool_call_id": call_id, "content": text}, moved
 
 
-def _parts(block: ContentBlock, path: str, ctx: _Ctx) -> Parts:
+def user_parts(block: ContentBlock, path: str, ctx: ChatContext) -> Parts:
     """One user-side block as Chat content parts (empty when it is dropped)."""
     if isinstance(block, TextBlock):
         return [{"type": "text", "text": block.text}] if block.text else []
@@ -592,7 +594,7 @@ def _parts(block: ContentBlock, path: str, ctx: _Ctx) -> Parts:
     return []
 
 
-def _image(block: ImageBlock, path: str, ctx: _Ctx) -> dict[str, Any]:
+def _image(block: ImageBlock, path: str, ctx: ChatContext) -> dict[str, Any]:
     source = block.source
     if isinstance(source, Base64Source):
         url = f"data:{source.media_type};base64,{source.data}"
@@ -604,7 +606,7 @@ def _image(block: ImageBlock, path: str, ctx: _Ctx) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _document(block: DocumentBlock, path: str, ctx: _Ctx) -> Parts:
+def _document(block: DocumentBlock, path: str, ctx: ChatContext) -> Parts:
     source = block.source
     head = [t for t in (block.title and f"Document: {block.title}", block.context) if t]
     if isinstance(source, Base64Source) and source.media_type == "application/pdf":
@@ -647,7 +649,7 @@ _DOCUMENT_BLOCKS: dict[str, type[TextBlock] | type[ImageBlock]] = {
 }
 
 
-def _content_document(source: ContentSource, head: list[str], path: str, ctx: _Ctx) -> Parts:
+def _content_document(source: ContentSource, head: list[str], path: str, ctx: ChatContext) -> Parts:
     parts: Parts = [{"type": "text", "text": "\n".join(head)}] if head else []
     if isinstance(source.content, str):
         return [*parts, {"type": "text", "text": source.content}] if source.content else parts
@@ -658,13 +660,15 @@ def _content_document(source: ContentSource, head: list[str], path: str, ctx: _C
             ctx.note("unknown_block_dropped", f"{raw.get('type')!r} in a content document", inner)
             continue
         try:
-            parts += _parts(model.parse(raw), inner, ctx)
+            parts += user_parts(model.parse(raw), inner, ctx)
         except InvalidInput as exc:
             raise InvalidInput(exc.problem, f"{inner}.{exc.path}".rstrip(".")) from None
     return parts
 
 
-def _assistant_turn(blocks: list[ContentBlock], path: str, ctx: _Ctx) -> list[dict[str, Any]]:
+def _assistant_turn(
+    blocks: list[ContentBlock], path: str, ctx: ChatContext
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     texts: list[str] = []
     reasoning: list[str] = []
@@ -692,7 +696,7 @@ def _assistant_turn(blocks: list[ContentBlock], path: str, ctx: _Ctx) -> list[di
     return out + _assistant_message(texts, reasoning, calls, ctx)
 
 
-def _tool_call(block: ToolUseBlock, path: str, ctx: _Ctx) -> dict[str, Any]:
+def _tool_call(block: ToolUseBlock, path: str, ctx: ChatContext) -> dict[str, Any]:
     return {
         "id": ctx.call_id(block.id, f"{path}.id"),
         "type": "function",
@@ -701,7 +705,7 @@ def _tool_call(block: ToolUseBlock, path: str, ctx: _Ctx) -> dict[str, Any]:
 
 
 def _assistant_message(
-    texts: list[str], reasoning: list[str], calls: list[dict[str, Any]], ctx: _Ctx
+    texts: list[str], reasoning: list[str], calls: list[dict[str, Any]], ctx: ChatContext
 ) -> list[dict[str, Any]]:
     field_name = ctx.options.reasoning_field
     thought = _join(reasoning)
@@ -756,7 +760,7 @@ def _merge_assistant(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _pair_tool_results(messages: list[dict[str, Any]], ctx: _Ctx) -> list[dict[str, Any]]:
+def _pair_tool_results(messages: list[dict[str, Any]], ctx: ChatContext) -> list[dict[str, Any]]:
     """Every tool call answered right after its assistant message, and nothing else answered.
 
     System messages and orphans met inside a run of tool messages wait until the run ends.
@@ -785,7 +789,7 @@ def _pair_tool_results(messages: list[dict[str, Any]], ctx: _Ctx) -> list[dict[s
     return out + _missing_results(pending, ctx) + held
 
 
-def _missing_results(pending: dict[str, None], ctx: _Ctx) -> list[dict[str, Any]]:
+def _missing_results(pending: dict[str, None], ctx: ChatContext) -> list[dict[str, Any]]:
     out = []
     for call_id in pending:
         ctx.note("tool_result_missing", f"{call_id} had no tool_result; one was written")

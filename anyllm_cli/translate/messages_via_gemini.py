@@ -129,7 +129,7 @@ from anyllm_cli.models.anthropic import (
 from anyllm_cli.models.gemini import GenerateContentResponse
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.gemini_schema import gemini_schema
-from anyllm_cli.translate.messages_via_chat import _DEFINED_TOOLS, _SERVER_TOOLS
+from anyllm_cli.translate.messages_via_chat import DEFINED_TOOLS, SERVER_TOOLS
 
 SIGNATURE_PREFIX = "gemini:"
 
@@ -370,13 +370,13 @@ def _tools(req: MessagesRequest, ctx: _Ctx) -> dict[str, Any]:
 
 def _declaration(tool: Tool, path: str, ctx: _Ctx) -> dict[str, Any] | None:
     kind = tool.type or "custom"
-    if kind.startswith(_SERVER_TOOLS):
+    if kind.startswith(SERVER_TOOLS):
         ctx.note("server_tool_dropped", f"{kind} runs at Anthropic only", path)
         return None
     description = tool.description
     schema = tool.input_schema
     if kind != "custom" and schema is None:
-        written = next((v for k, v in _DEFINED_TOOLS.items() if kind.startswith(k)), None)
+        written = next((v for k, v in DEFINED_TOOLS.items() if kind.startswith(k)), None)
         if written is None:
             ctx.note("unknown_tool_dropped", f"tool type {kind!r} has no schema", path)
             return None

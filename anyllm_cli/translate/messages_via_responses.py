@@ -118,12 +118,12 @@ from anyllm_cli.models.openai_responses import (
 )
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.messages_via_chat import (
+    ChatContext,
     ChatOptions,
-    _Ctx,
-    _parts,
-    _tool,
-    _tool_result,
+    chat_tool,
     parse_arguments,
+    tool_result_message,
+    user_parts,
 )
 
 SIGNATURE_PREFIX = "resp:"
@@ -151,7 +151,7 @@ _CHAT_OPTIONS = ChatOptions()  # what the shared Chat helpers read: PDFs as file
 
 
 @dataclass(slots=True)
-class _RespCtx(_Ctx):
+class _RespCtx(ChatContext):
     """The Chat route's context (degradations, rewritten ids) plus this route's state."""
 
     responses: ResponsesOptions = _DEFAULT_OPTIONS
@@ -343,7 +343,7 @@ def _tools(req: MessagesRequest, ctx: _RespCtx) -> dict[str, Any]:
     tools: list[dict[str, Any]] = []
     for i, tool in enumerate(req.tools or []):
         path = f"tools[{i}]"
-        function = _tool(tool, path, ctx)
+        function = chat_tool(tool, path, ctx)
         if function is not None:
             if not isinstance(function["name"], str):
                 raise InvalidInput("a tool needs a name", f"{path}.name")
@@ -430,7 +430,7 @@ def _user_turn(blocks: list[tuple[ContentBlock, str]], ctx: _RespCtx) -> list[It
     for block, path in blocks:
         if not isinstance(block, ToolResultBlock):
             continue
-        message, moved = _tool_result(block, path, ctx)
+        message, moved = tool_result_message(block, path, ctx)
         call_id = message["tool_call_id"]
         if call_id in ctx.pending:
             del ctx.pending[call_id]
@@ -458,7 +458,7 @@ def _user_parts(block: ContentBlock, path: str, ctx: _RespCtx) -> Parts:
         head = [t for t in (block.title and f"Document: {block.title}", block.context) if t]
         url_file = {"type": "input_file", "file_url": block.source.url}
         return [_text("\n".join(head)), url_file] if head else [url_file]
-    return [_input_part(p) for p in _parts(block, path, ctx)]
+    return [_input_part(p) for p in user_parts(block, path, ctx)]
 
 
 def _missing_outputs(ctx: _RespCtx) -> list[Item]:
