@@ -2,7 +2,8 @@
 
 Every response the proxy makes on its own (auth failures, limits, bad input, upstream errors, 404s,
 crashes) is rendered here, in the caller's API: Anthropic's `{"type":"error",...}` for the Messages
-paths, OpenAI's `{"error":{...}}` for Chat Completions and the other OpenAI paths. Paths that both
+paths, OpenAI's `{"error":{...}}` for Chat Completions and the other OpenAI paths, Google's
+`{"error":{"code","message","status"}}` for the Gemini paths (`/v1beta/...`). Paths that both
 kinds of client call (`/v1/models`, `/`) are told apart by headers: Anthropic clients always send
 `anthropic-version`; OpenAI's SDK never does. What it gives up: a hand-rolled client that sends
 neither a Messages path nor `anthropic-version` gets OpenAI-shaped errors.
@@ -14,7 +15,7 @@ import json
 from enum import StrEnum
 from typing import Any
 
-from anyllm_cli.errors import ErrorKind, anthropic_error, openai_error
+from anyllm_cli.errors import ErrorKind, anthropic_error, gemini_error, openai_error
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -22,10 +23,14 @@ Headers = list[tuple[bytes, bytes]]
 class ClientFormat(StrEnum):
     ANTHROPIC = "anthropic"
     OPENAI = "openai"
+    GEMINI = "gemini"
 
 
 def client_format(path: str, headers: Headers) -> ClientFormat:
-    """Anthropic for `/v1/messages*` (also under `/NAME/`), OpenAI for other `/v1/*` paths."""
+    """Anthropic for `/v1/messages*` (also under `/NAME/`), Gemini for `/v1beta/*`, OpenAI for
+    other `/v1/*` paths."""
+    if "/v1beta/" in path:
+        return ClientFormat.GEMINI
     marker = path.find("/v1/")
     if marker >= 0:
         rest = path[marker + 4 :]
@@ -45,13 +50,16 @@ def error_body(
     """The status and body a caller of this format expects for this kind of error."""
     if fmt is ClientFormat.ANTHROPIC:
         return anthropic_error(kind, message)
+    if fmt is ClientFormat.GEMINI:
+        return gemini_error(kind, message)
     return openai_error(kind, message, param)
 
 
 def error_type(fmt: ClientFormat, kind: ErrorKind) -> str:
     """The `type` string of the rendered error (used as the metrics label)."""
     _, body = error_body(fmt, kind, "")
-    return str(body["error"]["type"])
+    error = body["error"]
+    return str(error.get("type") or error.get("status"))
 
 
 def dump_json(body: Any) -> bytes:

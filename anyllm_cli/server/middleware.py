@@ -4,7 +4,8 @@
                      (x-request-id, x-anyllm-overhead-ms, anthropic-ratelimit-*, retry-after,
                      x-anyllm-degradation), any unexpected exception -> 500 in the caller's format,
                      then one access-log line and one metrics observation per request
-    Auth             PROXY_API_KEYS from x-api-key or Authorization: Bearer, compared in constant time
+    Auth             PROXY_API_KEYS from x-api-key, x-goog-api-key or Authorization: Bearer, compared
+                     in constant time
     ConcurrencyLimit requests in flight beyond the limit -> 529 overloaded (503 for OpenAI clients)
     BodyLimit        bodies over the limit -> 413, by content-length or counted while reading
 
@@ -189,16 +190,21 @@ class Auth:
             return
         ctx = context(scope)
         fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
-        given = _header(scope, b"x-api-key") or _header(scope, b"authorization")
+        given = (
+            _header(scope, b"x-api-key")
+            or _header(scope, b"x-goog-api-key")
+            or _header(scope, b"authorization")
+        )
         problem = "invalid API key" if given else "missing API key"
         message = f"{problem}: send one of the proxy's keys as x-api-key or Authorization: Bearer"
         await send_error(send, ctx, fmt, ErrorKind.AUTHENTICATION, message)
 
     def _allowed(self, scope: Scope) -> bool:
         candidates: list[bytes] = []
-        api_key = _header(scope, b"x-api-key")
-        if api_key:
-            candidates.append(api_key.strip())
+        for name in (b"x-api-key", b"x-goog-api-key"):  # Anthropic's and Gemini's clients
+            api_key = _header(scope, name)
+            if api_key:
+                candidates.append(api_key.strip())
         auth = _header(scope, b"authorization")
         if auth and auth[:7].lower() == b"bearer ":
             candidates.append(auth[7:].strip())

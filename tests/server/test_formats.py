@@ -62,3 +62,16 @@ def test_retry_after_is_whole_seconds() -> None:
     assert retry_after_header(None) == []
     assert retry_after_header(0) == [(b"retry-after", b"1")]
     assert retry_after_header(7) == [(b"retry-after", b"7")]
+
+
+def test_gemini_paths_get_google_rpc_errors() -> None:
+    assert client_format("/v1beta/models/m:generateContent", []) is ClientFormat.GEMINI
+    assert client_format("/gem/v1beta/models/m:streamGenerateContent", []) is ClientFormat.GEMINI
+    status, _, body = render_error(ClientFormat.GEMINI, ErrorKind.RATE_LIMIT, "slow down")
+    assert status == 429
+    assert json.loads(body)["error"] == {
+        "code": 429,
+        "message": "slow down",
+        "status": "RESOURCE_EXHAUSTED",
+    }
+    assert error_type(ClientFormat.GEMINI, ErrorKind.OVERLOADED) == "UNAVAILABLE"

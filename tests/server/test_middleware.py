@@ -108,6 +108,8 @@ async def test_auth_accepts_either_header() -> None:
         assert (await c.post("/v1/messages", headers={"x-api-key": "k2"})).status_code == 200
         bearer = {"authorization": "Bearer k1"}
         assert (await c.post("/v1/chat/completions", headers=bearer)).status_code == 200
+        goog = {"x-goog-api-key": "k1"}
+        assert (await c.post("/v1beta/models/m:generateContent", headers=goog)).status_code == 200
         assert (await c.get("/health")).status_code == 200
         assert (await c.head("/")).status_code == 200
         assert (await c.get("/metrics")).status_code == 200
