@@ -37,16 +37,25 @@ from anyllm_cli.errors import (
     ErrorKind,
     UpstreamError,
     anthropic_error,
+    gemini_error,
     openai_error,
     parse_error_body,
 )
 from anyllm_cli.models.anthropic import CountTokensRequest, MessagesRequest, MessagesResponse
 from anyllm_cli.models.openai_chat import ChatRequest
-from anyllm_cli.routes import ROUTES, ChainedStream, Target, Translator, parse_upstream
+from anyllm_cli.routes import (
+    ROUTES,
+    ChainedStream,
+    PassThrough,
+    Target,
+    Translator,
+    parse_upstream,
+)
 from anyllm_cli.tokens import count_tokens
-from anyllm_cli.translate import chat_via_messages
+from anyllm_cli.translate import chat_via_messages, gemini_via_messages
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
+from anyllm_cli.translate.streams.gemini_via_messages import GeminiViaMessagesStream
 from anyllm_cli.translate.streams.pump import OutEvent, SSEPump, StreamTranslator
 from anyllm_cli.translate.streams.sse import (
     KEEPALIVE_COMMENT,
@@ -311,6 +320,73 @@ class Pipeline:
         _meter(out.body, call)
         return JSONReply(out.body)
 
+    # -- Gemini clients ------------------------------------------------------------------------------
+
+    async def gemini(
+        self,
+        backend: Backend,
+        raw: bytes,
+        headers: Mapping[str, str],
+        call: Call,
+        *,
+        model: str,
+        stream: bool,
+    ) -> Reply:
+        """A generateContent call (the model and streaming are in the URL), through any backend."""
+        req = gemini_via_messages.parse_request(raw)
+        upstream_model = backend.settings.model_map_fn()(model)
+        _begin(call, backend, model, upstream_model, stream)
+        target = Target.of(backend.settings, upstream_model, headers)
+        if backend.api == "gemini":  # the same API: the body as it came, no translation
+            path = ROUTES["gemini"].path(target, stream=stream)
+            if stream:
+                relay = PassThrough(_gemini_error_chunk)
+                return self._stream(
+                    backend, path, req.dump(), {}, translator=relay, call=call, anthropic=False
+                )
+            reply = await self._send(backend, path, req.dump(), {}, call)
+            _meter(reply.body, call)
+            return JSONReply(reply.body)
+        options = gemini_via_messages.GeminiClientOptions()
+        translated = gemini_via_messages.request(req, model=model, stream=stream, options=options)
+        call.degradations.extend(translated.degradations)
+        anthropic_req = MessagesRequest.parse(translated.body)
+        route = ROUTES.get(backend.api) if backend.api != "messages" else None
+        if route is None:
+            body = anthropic_req.dump()
+            body["model"], path = upstream_model, MESSAGES_PATH
+        else:
+            hop = route.request(anthropic_req, target)
+            call.degradations.extend(hop.degradations)
+            body, path = hop.body, route.path(target, stream=stream)
+        if stream:
+            first: Translator = PassThrough()
+            if route is not None:
+                estimate = self._estimate(anthropic_req)
+                first = route.stream(target, requested_model=model, input_tokens=estimate)
+            translator = ChainedStream(first, GeminiViaMessagesStream(model=model))
+            return self._stream(
+                backend, path, body, {}, translator=translator, call=call, anthropic=False
+            )
+        reply = await self._send(backend, path, body, {}, call)
+        message = reply.body
+        if route is not None:
+            back = route.response(reply.body, target, requested_model=model)
+            call.degradations.extend(back.degradations)
+            message = back.body
+        resp = parse_upstream(MessagesResponse.parse, message)
+        out = gemini_via_messages.response(resp, model=model)
+        call.degradations.extend(out.degradations)
+        _meter(out.body, call)
+        return JSONReply(out.body)
+
+    async def gemini_count(self, raw: bytes, *, model: str) -> int:
+        """countTokens for Gemini clients, answered locally like Anthropic's count_tokens."""
+        req = gemini_via_messages.parse_request(raw)
+        options = gemini_via_messages.GeminiClientOptions()
+        translated = gemini_via_messages.request(req, model=model, stream=False, options=options)
+        return self._count(CountTokensRequest.parse(translated.body))
+
     def _chat_body(
         self, backend: Backend, req: ChatRequest, upstream_model: str, call: Call
     ) -> dict[str, Any]:
@@ -421,8 +497,19 @@ class _Relay:
         return [openai_error(kind, message)[1]]
 
 
+def _gemini_error_chunk(kind: ErrorKind, message: str) -> dict[str, Any]:
+    return gemini_error(kind, message)[1]
+
+
 def _meter(event: dict[str, Any], call: Call) -> None:
-    """Token counts from an Anthropic message/event or an OpenAI response/chunk (cumulative)."""
+    """Token counts from an Anthropic message/event, an OpenAI response/chunk or a Gemini
+    response/chunk (cumulative)."""
+    meta = event.get("usageMetadata")
+    if isinstance(meta, dict):
+        call.tokens_in = _int(meta.get("promptTokenCount")) or call.tokens_in
+        out = _int(meta.get("candidatesTokenCount")) + _int(meta.get("thoughtsTokenCount"))
+        call.tokens_out = out or call.tokens_out
+        return
     kind = event.get("type")
     if kind == "message_start":
         event = event.get("message") or {}

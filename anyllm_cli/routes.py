@@ -156,11 +156,18 @@ def _ask_to_think(body: dict[str, Any], style: str, req: MessagesRequest) -> Non
     del body["reasoning_effort"]
 
 
-class PassThrough:
-    """Anthropic events relayed as they are (an Anthropic-format stream from another transport)."""
+def _anthropic_error_event(kind: ErrorKind, message: str) -> dict[str, Any]:
+    return anthropic_error(kind, message)[1]
 
-    def __init__(self) -> None:
+
+class PassThrough:
+    """Events relayed as they are (same API both sides); a failure in the stream's own shape."""
+
+    def __init__(
+        self, error: Callable[[ErrorKind, str], dict[str, Any]] = _anthropic_error_event
+    ) -> None:
         self.degradations: list[Degradation] = []
+        self._error = error
 
     def feed(self, event: dict[str, Any]) -> list[OutEvent]:
         return [event]
@@ -169,7 +176,7 @@ class PassThrough:
         return []
 
     def fail(self, kind: ErrorKind, message: str) -> list[OutEvent]:
-        return [anthropic_error(kind, message)[1]]
+        return [self._error(kind, message)]
 
 
 class BedrockRoute:

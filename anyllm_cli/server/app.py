@@ -9,6 +9,8 @@
 | POST [/NAME]/v1/messages/count_tokens   | pipeline.count_tokens, answered locally               |
 | GET  [/NAME]/v1/models[/{id}]           | the catalog, Anthropic or OpenAI shape by headers     |
 | POST [/NAME]/v1/chat/completions        | pipeline.chat                                         |
+| POST [/NAME]/v1beta/models/{m}:{action} | pipeline.gemini / gemini_count (Gemini clients; also |
+|                                         | under /v1/models/, Gemini's v1 API)                   |
 | any  [/NAME]/v1/...                     | passed through to OpenAI-compatible backends          |
 | anything else                           | 404 in the caller's format                            |
 
@@ -59,6 +61,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _FORWARD_REQUEST = ("content-type", "accept", "openai-beta")
 _OWN_ROUTES = frozenset({"messages", "chat", "models"})
 _FORWARD_RESPONSE = ("content-type", "retry-after", "openai-processing-ms", "openai-version")
+_GEMINI_ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
 
 
 class _Raw(Response):
@@ -179,6 +182,38 @@ class Proxy:
         driver = StreamDriver(reply, ctx, ping_interval=self.settings.ping_interval)
         return _ASGI(driver)
 
+    async def gemini(self, request: Request) -> Response:
+        """`POST /v1beta/models/{model}:{generateContent|streamGenerateContent|countTokens}`."""
+        ctx = _ctx(request)
+        model, _, action = request.path_params["target"].rpartition(":")
+        ctx.route = f"/v1beta/models:{action}"
+        try:
+            if not model or action not in _GEMINI_ACTIONS:
+                raise _NotFound(
+                    f"no method {action or request.path_params['target']!r}; "
+                    f"served: {', '.join(_GEMINI_ACTIONS)}"
+                )
+            backend = self._backend(request)
+            raw = await request.body()
+            if action == "countTokens":
+                count = await self.pipeline.gemini_count(raw, model=model)
+                return _json({"totalTokens": count})
+            stream = action == "streamGenerateContent"
+            if stream and request.query_params.get("alt") != "sse":
+                raise InvalidInput(
+                    "streamGenerateContent is served as SSE only: add ?alt=sse", "alt"
+                )
+            reply = await self.pipeline.gemini(
+                backend, raw, request.headers, ctx.call, model=model, stream=stream
+            )
+        except InvalidInput as exc:
+            return _failure(ctx, exc, param=exc.path or None)
+        except (UpstreamError, _NotFound) as exc:
+            return _failure(ctx, exc)
+        if isinstance(reply, JSONReply):
+            return _json(reply.body)
+        return _ASGI(StreamDriver(reply, ctx, ping_interval=self.settings.ping_interval))
+
     async def count_tokens(self, request: Request) -> Response:
         ctx = _ctx(request)
         ctx.route = "/v1/messages/count_tokens"
@@ -297,6 +332,8 @@ def _routes(proxy: Proxy) -> list[Route]:
         *both("/v1/models", proxy.models, ["GET"], "models"),
         *both("/v1/models/{model_id:path}", proxy.model, ["GET"], "model"),
         *both("/v1/chat/completions", proxy.chat, ["POST"], "chat"),
+        *both("/v1beta/models/{target:path}", proxy.gemini, ["POST"], "gemini"),
+        *both("/v1/models/{target:path}", proxy.gemini, ["POST"], "gemini_v1"),
         *both("/v1/{rest:path}", proxy.passthrough, ALL_METHODS, "passthrough"),
         Route("/{path:path}", proxy.not_found, methods=ALL_METHODS),
     ]

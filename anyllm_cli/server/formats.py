@@ -20,6 +20,9 @@ from anyllm_cli.errors import ErrorKind, anthropic_error, gemini_error, openai_e
 Headers = list[tuple[bytes, bytes]]
 
 
+_GEMINI_ACTIONS = (":generateContent", ":streamGenerateContent", ":countTokens")
+
+
 class ClientFormat(StrEnum):
     ANTHROPIC = "anthropic"
     OPENAI = "openai"
@@ -27,9 +30,9 @@ class ClientFormat(StrEnum):
 
 
 def client_format(path: str, headers: Headers) -> ClientFormat:
-    """Anthropic for `/v1/messages*` (also under `/NAME/`), Gemini for `/v1beta/*`, OpenAI for
-    other `/v1/*` paths."""
-    if "/v1beta/" in path:
+    """Anthropic for `/v1/messages*` (also under `/NAME/`), Gemini for `/v1beta/*` and Gemini
+    methods (`...:generateContent`), OpenAI for other `/v1/*` paths."""
+    if "/v1beta/" in path or path.endswith(_GEMINI_ACTIONS):
         return ClientFormat.GEMINI
     marker = path.find("/v1/")
     if marker >= 0:

@@ -11,6 +11,8 @@
 | anthropic | responses | request  | MessagesRequest   | messages_via_responses.request (and back: the    |
 |           |           |          |                   | response and its stream)                         |
 | anthropic | gemini    | request  | MessagesRequest   | messages_via_gemini.request (and back)           |
+| gemini    | anthropic | request  | generateContent   | gemini_via_messages.request (the model from a    |
+|           |           |          |                   | `model` key or --model-map; and back)            |
 | anthropic | bedrock   | request  | MessagesRequest   | messages_via_converse.request (and back; a       |
 |           |           |          |                   | stream is `data: {"<event>": payload}` lines)    |
 
@@ -38,6 +40,7 @@ from anyllm_cli.models.openai_chat import ChatRequest, ChatResponse
 from anyllm_cli.models.openai_responses import ResponsesResponse
 from anyllm_cli.translate import (
     chat_via_messages,
+    gemini_via_messages,
     messages_via_chat,
     messages_via_converse,
     messages_via_gemini,
@@ -46,6 +49,7 @@ from anyllm_cli.translate import (
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.detect import Api, Kind
 from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
+from anyllm_cli.translate.streams.gemini_via_messages import GeminiViaMessagesStream
 from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
 from anyllm_cli.translate.streams.messages_via_converse import MessagesViaConverseStream
 from anyllm_cli.translate.streams.messages_via_gemini import MessagesViaGeminiStream
@@ -121,6 +125,21 @@ def _from_gemini(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]
     resp = GenerateContentResponse.parse(body)
     model = options.map_model(resp.modelVersion or "")
     return messages_via_gemini.response(resp, requested_model=model)
+
+
+def _gemini_request(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    req = gemini_via_messages.parse_request(body)
+    model = options.map_model(_model(body.get("model")) if isinstance(body, dict) else "")
+    if not model:
+        raise InvalidInput(
+            'a generateContent body names no model (the URL does): add "model": "NAME"', "model"
+        )
+    return gemini_via_messages.request(req, model=model, stream=False)
+
+
+def _gemini_response(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+    resp = MessagesResponse.parse(body)
+    return gemini_via_messages.response(resp, model=options.map_model(resp.model))
 
 
 def _to_bedrock(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
@@ -204,6 +223,15 @@ def _gemini_stream(options: RouteOptions) -> SSEPump:
     return SSEPump(_OnFirstEvent(make), _encode_anthropic)
 
 
+def _to_gemini_stream(options: RouteOptions) -> SSEPump:
+    def make(first: dict[str, Any]) -> GeminiViaMessagesStream:
+        message = first.get("message")
+        model = _model(message.get("model")) if isinstance(message, dict) else ""
+        return GeminiViaMessagesStream(model=options.map_model(model))
+
+    return SSEPump(_OnFirstEvent(make), encode_openai)  # `data:` lines; it never ends with [DONE]
+
+
 def _bedrock_stream(options: RouteOptions) -> SSEPump:
     def make(first: dict[str, Any]) -> MessagesViaConverseStream:
         return MessagesViaConverseStream(requested_model=options.map_model(""))
@@ -231,6 +259,9 @@ ROUTES: dict[RouteKey, BodyRoute | StreamRoute] = {
     ("anthropic", "gemini", "request"): BodyRoute(_to_gemini),
     ("gemini", "anthropic", "response"): BodyRoute(_from_gemini),
     ("gemini", "anthropic", "stream"): StreamRoute(_gemini_stream),
+    ("gemini", "anthropic", "request"): BodyRoute(_gemini_request),
+    ("anthropic", "gemini", "response"): BodyRoute(_gemini_response),
+    ("anthropic", "gemini", "stream"): StreamRoute(_to_gemini_stream),
     ("anthropic", "bedrock", "request"): BodyRoute(_to_bedrock),
     ("bedrock", "anthropic", "response"): BodyRoute(_from_bedrock),
     ("bedrock", "anthropic", "stream"): StreamRoute(_bedrock_stream),

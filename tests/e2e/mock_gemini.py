@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.e2e.mock_upstream import Recorded
 
-SIGNATURE = "CiQB0e2Kb-mock-gemini-signature=="
+SIGNATURE = "CiRtb2NrLWdlbWluaS10aG91Z2h0LXNpZ25hdHVyZQ=="  # valid base64, as real ones are
 
 
 class MockGemini:

@@ -330,3 +330,67 @@ def test_bedrock_claude_and_converse(bedrock_proxy: tuple[ProxyProcess, Any]) ->
     paths = [path for path, _, _ in state.seen]
     assert any(p.endswith("/invoke") for p in paths)
     assert any(p.endswith("/converse-stream") for p in paths)
+
+
+def _genai(proxy: ProxyProcess, prefix: str) -> Any:
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=f"{proxy.url}/{prefix}", timeout=10_000)
+    return genai.Client(api_key=PROXY_KEY, http_options=options)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "model", "expected"),
+    [
+        ("chat", "some-model", "mock reply: Ping"),
+        ("gem", "gemini-3-pro", "gemini says: Ping"),
+        ("claude", "claude-sonnet-4-6", "claude says: Ping"),
+        ("echo", "anything", "Ping"),
+    ],
+)
+def test_gemini_clients_reach_every_kind(
+    proxy: ProxyProcess, prefix: str, model: str, expected: str
+) -> None:
+    client = _genai(proxy, prefix)
+    reply = client.models.generate_content(model=model, contents="Ping")
+    assert reply.text == expected
+    assert reply.usage_metadata is not None and reply.usage_metadata.prompt_token_count
+    chunks = list(client.models.generate_content_stream(model=model, contents="Ping"))
+    assert "".join(c.text or "" for c in chunks) == expected
+    assert chunks[-1].candidates[0].finish_reason == "STOP"
+    count = client.models.count_tokens(model=model, contents="Ping")
+    assert count.total_tokens and count.total_tokens > 0
+
+
+@pytest.mark.parametrize(("prefix", "model"), [("chat", "mock-tools"), ("gem", "gemini-3-pro")])
+def test_gemini_clients_get_function_calls(proxy: ProxyProcess, prefix: str, model: str) -> None:
+    from google.genai import types
+
+    weather = types.FunctionDeclaration(
+        name="get_weather",
+        description="Weather in a city",
+        parameters=types.Schema(
+            type=types.Type.OBJECT, properties={"city": types.Schema(type=types.Type.STRING)}
+        ),
+    )
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[weather])],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    client = _genai(proxy, prefix)
+    reply = client.models.generate_content(model=model, contents="Weather in Paris?", config=config)
+    calls = reply.function_calls or []
+    assert [(c.name, c.args) for c in calls] == [("get_weather", {"city": "Paris"})]
+
+
+def test_gemini_client_errors_are_google_rpc(proxy: ProxyProcess) -> None:
+    from google.genai import errors
+
+    client = _genai(proxy, "gem")
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(model="mock-429", contents="x")
+    assert info.value.code == 429 and info.value.status == "RESOURCE_EXHAUSTED"
+    with pytest.raises(errors.ServerError) as server:
+        client.models.generate_content(model="mock-503", contents="x")
+    assert server.value.code == 503

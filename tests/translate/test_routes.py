@@ -53,7 +53,12 @@ def test_every_direction_and_kind_has_one_route() -> None:
             (api, "anthropic", "stream"),
         )
     ]
-    assert sorted(ROUTES) == sorted(both_ways + upstreams)
+    gemini_clients = [
+        ("gemini", "anthropic", "request"),
+        ("anthropic", "gemini", "response"),
+        ("anthropic", "gemini", "stream"),
+    ]
+    assert sorted(ROUTES) == sorted(both_ways + upstreams + gemini_clients)
     for (_, _, kind), found in ROUTES.items():
         assert isinstance(found, StreamRoute if kind == "stream" else BodyRoute)
 
@@ -189,3 +194,17 @@ def test_rechunking_the_input_never_changes_the_output(cuts: list[int]) -> None:
     bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
     out = b"".join(pump.feed(data[a:b]) for a, b in pairwise(bounds))
     assert out + pump.finish() == expected
+
+
+def test_gemini_clients_translate_through_anthropic() -> None:
+    body = {"model": "gemini-2.5-pro", "contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}
+    req = translate(body, ("gemini", "anthropic", "request"), RouteOptions()).body
+    assert req["model"] == "gemini-2.5-pro" and req["messages"][0]["role"] == "user"
+    resp = translate(
+        load("anthropic_response.json"), ("anthropic", "gemini", "response"), RouteOptions()
+    )
+    assert resp.body["candidates"][0]["content"]["role"] == "model"
+    pump = open_stream(("anthropic", "gemini", "stream"), RouteOptions())
+    out = pump.feed((CLI / "anthropic_stream.sse").read_bytes()) + pump.finish()
+    chunks = [data for _, data in events(out)]
+    assert chunks[-1]["candidates"][0]["finishReason"]
