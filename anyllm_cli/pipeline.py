@@ -25,12 +25,14 @@ usage for OpenAI clients of chat backends is only metered when the upstream repo
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
+from urllib.parse import quote
 
 from anyllm_cli.backends.base import Backend, UpstreamReply, UpstreamStream
 from anyllm_cli.errors import (
@@ -63,6 +65,8 @@ from anyllm_cli.translate.streams.sse import (
     encode_anthropic,
     encode_openai,
 )
+
+log = logging.getLogger("anyllm.pipeline")
 
 CHAT_PATH = "/chat/completions"
 MESSAGES_PATH = "/messages"
@@ -231,19 +235,33 @@ class Pipeline:
         return JSONReply(out)
 
     async def count_tokens(self, backend: Backend, raw: bytes, headers: Mapping[str, str]) -> int:
-        """Answered locally; a Messages upstream is asked for its own count first."""
+        """An upstream with a count endpoint (Anthropic, Gemini) is asked first; else, or when it
+        fails, the count is made locally."""
         req = CountTokensRequest.parse(raw)
+        upstream_model = backend.settings.model_map_fn()(req.model)
+        asked: tuple[str, dict[str, Any], Mapping[str, str], str] | None = None
         if backend.api == "messages":
-            body = req.dump()
-            body["model"] = backend.settings.model_map_fn()(req.model)
+            body = {**req.dump(), "model": upstream_model}
             passed = {k: headers[k] for k in _ANTHROPIC_PASS if k in headers}
+            asked = (COUNT_PATH, body, passed, "input_tokens")
+        elif backend.api == "gemini":
+            target = Target.of(backend.settings, upstream_model, headers)
+            full = MessagesRequest.parse({**req.dump(), "max_tokens": 1})
+            content = ROUTES["gemini"].request(full, target).body
+            content.pop("generationConfig", None)
+            model = upstream_model.removeprefix("models/")
+            body = {"generateContentRequest": {"model": f"models/{model}", **content}}
+            path = f"/models/{quote(model, safe='')}:countTokens"
+            asked = (path, body, {}, "totalTokens")
+        if asked is not None:
+            path, body, sent, field_name = asked
             try:
-                reply = await backend.send(COUNT_PATH, body, passed)
-            except UpstreamError:
-                reply = None
-            if reply is not None and reply.status < 400 and isinstance(reply.body, dict):
-                value = reply.body.get("input_tokens")
-                if isinstance(value, int):
+                reply = await backend.send(path, body, sent)
+            except UpstreamError as exc:
+                log.info("count from the upstream failed (%s); counting locally", exc.message)
+            else:
+                value = reply.body.get(field_name) if isinstance(reply.body, dict) else None
+                if reply.status < 400 and isinstance(value, int):
                     return value
         return self._count(req)
 

@@ -5,7 +5,7 @@ Gemini 3: a thought part, then the answer; with tools and no `functionResponse` 
 `functionCall` whose part carries a `thoughtSignature`. Like the real API it REJECTS (400) a
 history whose model-turn `functionCall` parts lack the signature it gave. Streams are incremental:
 each chunk holds only new parts; the signature may come on an empty-text part; usageMetadata
-repeats on every chunk. `mock-429` is RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are
+repeats on every chunk. `:countTokens` answers COUNT. `mock-429` is RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are
 recorded with their headers.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from tests.e2e.mock_upstream import Recorded
 
+COUNT = 1234  # countTokens' answer: a number no local count would give
 SIGNATURE = "CiRtb2NrLWdlbWluaS10aG91Z2h0LXNpZ25hdHVyZQ=="  # valid base64, as real ones are
 
 
@@ -141,6 +142,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.mock.record(Recorded("POST", self.path, dict(self.headers.items()), body))
         path, _, query = self.path.partition("?")
         model, _, action = path.removeprefix("/v1beta/models/").partition(":")
+        if action == "countTokens":
+            request = body.get("generateContentRequest", {})
+            if request.get("model") != f"models/{model}" or not request.get("contents"):
+                self._error(400, "INVALID_ARGUMENT", "generateContentRequest.model/contents")
+                return
+            self._json(200, {"totalTokens": COUNT})
+            return
         if action not in ("generateContent", "streamGenerateContent"):
             self._error(404, "NOT_FOUND", f"no method {action!r}")
             return

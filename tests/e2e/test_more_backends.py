@@ -20,6 +20,7 @@ import pytest
 from tests.e2e import mock_bedrock
 from tests.e2e.conftest import PROXY_KEY, ProxyProcess
 from tests.e2e.mock_anthropic import MockAnthropic
+from tests.e2e.mock_gemini import COUNT as GEMINI_COUNT
 from tests.e2e.mock_gemini import SIGNATURE as GEMINI_SIGNATURE
 from tests.e2e.mock_gemini import MockGemini
 from tests.e2e.mock_responses import ENCRYPTED, MockResponses
@@ -394,3 +395,16 @@ def test_gemini_client_errors_are_google_rpc(proxy: ProxyProcess) -> None:
     with pytest.raises(errors.ServerError) as server:
         client.models.generate_content(model="mock-503", contents="x")
     assert server.value.code == 503
+
+
+def test_count_tokens_asks_gemini_upstreams(proxy: ProxyProcess) -> None:
+    with _client(proxy, "gem") as client:
+        count = client.messages.count_tokens(
+            model="gemini-3-pro", messages=[{"role": "user", "content": "Hello"}]
+        )
+    assert count.input_tokens == GEMINI_COUNT
+    with _client(proxy, "resp") as client:  # no count endpoint: counted locally
+        local = client.messages.count_tokens(
+            model="gpt-5", messages=[{"role": "user", "content": "Hello"}]
+        )
+    assert 0 < local.input_tokens < 100
