@@ -1,7 +1,7 @@
 """Every kind of backend behind one `anyllm serve`, each under its own prefix, driven by the SDKs.
 
 One config holds a Chat backend, a Responses backend, Azure (v1 surface, Responses), the Gemini API,
-Vertex (a token from a command), Anthropic, and echo; the upstreams are loopback mocks speaking
+Vertex (a token from a command), Anthropic, Bedrock (SigV4 checked by the mock), and echo; the upstreams are loopback mocks speaking
 each provider's wire format. Each route gets text, a stream, and a tool round trip with thinking,
 where the provider's own reasoning state (encrypted content, thought signatures) must come back.
 """
@@ -48,14 +48,18 @@ class Upstreams:
         self.responses = MockResponses()
         self.gemini = MockGemini()
         self.anthropic = MockAnthropic()
+        self._bedrock = mock_bedrock.serve()
 
     def start(self) -> None:
         for mock in (self.chat, self.responses, self.gemini, self.anthropic):
             mock.start()
+        self.bedrock_state, self.bedrock_url = self._bedrock.__enter__()
 
     def stop(self) -> None:
         for mock in (self.chat, self.responses, self.gemini, self.anthropic):
             mock.stop()
+        self._bedrock.__exit__(None, None, None)
+        assert self.bedrock_state.failures == []
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +118,25 @@ base_url = "{upstreams.anthropic.url}"
 api_key = "anthropic-key"
 max_retries = 0
 
+[backends.aws]
+kind = "bedrock"
+base_url = "{upstreams.bedrock_url}"
+region = "{mock_bedrock.REGION}"
+max_retries = 0
+model_map = {{ "claude-sonnet-4-6" = "{mock_bedrock.CLAUDE}", "claude-haiku-4-5" = "amazon.nova-pro-v1:0" }}
+
 [backends.echo]
 kind = "echo"
 """
-    process = ProxyProcess.start(tmp, config)
+    aws = {
+        "AWS_ACCESS_KEY_ID": mock_bedrock.CREDS.access_key,
+        "AWS_SECRET_ACCESS_KEY": mock_bedrock.CREDS.secret_key,
+        "AWS_SESSION_TOKEN": mock_bedrock.CREDS.token,
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_EC2_METADATA_DISABLED": "true",  # never ask the network for credentials
+    }
+    process = ProxyProcess.start(tmp, config, env=aws)
     yield process
     assert process.stop() == 0, "\n".join(process.lines[-30:])
 
@@ -274,38 +293,13 @@ def test_openai_clients_reach_every_kind(proxy: ProxyProcess, prefix: str, expec
 
 def test_each_backend_is_listed_in_the_banner(proxy: ProxyProcess, tmp_path: Path) -> None:
     banner = "\n".join(proxy.lines)
-    for prefix in ("chat", "resp", "az", "gem", "vtx", "claude", "echo"):
+    for prefix in ("chat", "resp", "az", "gem", "vtx", "claude", "aws", "echo"):
         assert f"/{prefix}/v1" in banner
 
 
-@pytest.fixture(scope="module")
-def bedrock_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ProxyProcess, Any]]:
-    with mock_bedrock.serve() as (state, url):
-        config = f"""
-[backends.aws]
-kind = "bedrock"
-base_url = "{url}"
-region = "{mock_bedrock.REGION}"
-max_retries = 0
-model_map = {{ "claude-sonnet-4-6" = "{mock_bedrock.CLAUDE}", "claude-haiku-4-5" = "amazon.nova-pro-v1:0" }}
-"""
-        env = {
-            "AWS_ACCESS_KEY_ID": mock_bedrock.CREDS.access_key,
-            "AWS_SECRET_ACCESS_KEY": mock_bedrock.CREDS.secret_key,
-            "AWS_SESSION_TOKEN": mock_bedrock.CREDS.token,
-            "AWS_CONFIG_FILE": "/nonexistent",
-            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-        process = ProxyProcess.start(tmp_path_factory.mktemp("aws"), config, env=env)
-        yield process, state
-        assert process.stop() == 0, "\n".join(process.lines[-30:])
-        assert state.failures == []
-
-
-def test_bedrock_claude_and_converse(bedrock_proxy: tuple[ProxyProcess, Any]) -> None:
-    proxy, state = bedrock_proxy
-    with anthropic.Anthropic(base_url=proxy.url, api_key="x", max_retries=0, timeout=10) as client:
+def test_bedrock_claude_and_converse(proxy: ProxyProcess, upstreams: Upstreams) -> None:
+    state = upstreams.bedrock_state
+    with _client(proxy, "aws") as client:
         claude = client.messages.create(
             model="claude-sonnet-4-6", max_tokens=64, messages=[{"role": "user", "content": "Hi"}]
         )
