@@ -109,6 +109,7 @@ class StreamReply:
         call: Call,
         *,
         keepalive: bytes,
+        verbatim: bool = False,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._opener = opener
@@ -121,6 +122,7 @@ class StreamReply:
         self._upstream: UpstreamStream | None = None
         self._collected = False
         self.keepalive = keepalive
+        self.verbatim = verbatim  # same API both sides: the upstream's bytes go out as they came
 
     async def __aenter__(self) -> StreamReply:
         start = self._clock()
@@ -153,13 +155,15 @@ class StreamReply:
             raise RuntimeError("enter the StreamReply before reading it")
         pump = self._pump
         async for raw in self._upstream:
-            out = pump.feed(raw)
-            if out:
+            out = pump.feed(raw)  # verbatim: still decoded, for usage and to catch a bad stream
+            if self.verbatim and raw:
+                yield raw
+            elif out:
                 yield out
             if pump.done:
                 return
         tail = pump.finish()
-        if tail:
+        if tail and not self.verbatim:
             yield tail
 
     def fail(self, kind: ErrorKind, message: str) -> bytes:
@@ -226,7 +230,14 @@ class Pipeline:
         if req.stream:
             relay = _Relay(call, anthropic=True)
             return self._stream(
-                backend, MESSAGES_PATH, body, passed, translator=relay, call=call, anthropic=True
+                backend,
+                MESSAGES_PATH,
+                body,
+                passed,
+                translator=relay,
+                call=call,
+                anthropic=True,
+                verbatim=True,
             )
         reply = await self._send(backend, MESSAGES_PATH, body, passed, call)
         resp = parse_upstream(MessagesResponse.parse, reply.body)
@@ -360,7 +371,14 @@ class Pipeline:
             if stream:
                 relay = PassThrough(_gemini_error_chunk)
                 return self._stream(
-                    backend, path, req.dump(), {}, translator=relay, call=call, anthropic=False
+                    backend,
+                    path,
+                    req.dump(),
+                    {},
+                    translator=relay,
+                    call=call,
+                    anthropic=False,
+                    verbatim=True,
                 )
             reply = await self._send(backend, path, req.dump(), {}, call)
             _meter(reply.body, call)
@@ -455,6 +473,7 @@ class Pipeline:
         translator: Translator,
         call: Call,
         anthropic: bool,
+        verbatim: bool = False,
     ) -> StreamReply:
         def metered(event: OutEvent) -> bytes:
             if event is None:
@@ -468,6 +487,7 @@ class Pipeline:
             metered,
             call,
             keepalive=PING if anthropic else KEEPALIVE_COMMENT,
+            verbatim=verbatim,
             clock=self._clock,
         )
 

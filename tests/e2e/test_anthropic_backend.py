@@ -169,3 +169,23 @@ def test_openai_clients_use_the_reverse_route(proxy: ProxyProcess, tmp_path: Pat
         )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "claude says: Yo"
+
+
+def test_the_stream_is_relayed_byte_for_byte(proxy: ProxyProcess) -> None:
+    import httpx
+
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Bytes"}],
+    }
+    headers = {"x-api-key": PROXY_KEY, "anthropic-version": "2023-06-01"}
+    with httpx.stream("POST", f"{proxy.url}/v1/messages", json=body, headers=headers) as r:
+        data = r.read()
+    # the mock writes json.dumps' default ", " and ": " separators; a re-encoded event would not
+    assert (
+        b'event: message_start\ndata: {"type": "message_start", "message": {"id": "msg_01Mock"'
+        in data
+    )
+    assert data.endswith(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
