@@ -406,15 +406,18 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+_BASE64 = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
+
+
 def our_signature(signature: str | None) -> str | None:
-    """The Gemini signature inside a "gemini:" thinking signature; None for any other."""
-    if (
-        signature
-        and signature.startswith(SIGNATURE_PREFIX)
-        and len(signature) > len(SIGNATURE_PREFIX)
-    ):
-        return signature[len(SIGNATURE_PREFIX) :]
-    return None
+    """The Gemini signature inside a "gemini:" thinking signature; None for any other (Gemini's
+    are base64: anything else was not made by Gemini and would be refused)."""
+    if not signature or not signature.startswith(SIGNATURE_PREFIX):
+        return None
+    inner = signature[len(SIGNATURE_PREFIX) :]
+    if not _BASE64.match(inner) or len(inner.rstrip("=")) % 4 == 1:
+        return None
+    return inner
 
 
 def response(resp: MessagesResponse, *, model: str) -> Translated[dict[str, Any]]:
