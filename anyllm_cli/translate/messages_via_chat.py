@@ -187,8 +187,10 @@ def request(
     return Translated(body, ctx.degradations)
 
 
-def _scan_request(req: MessagesRequest, ctx: ChatContext) -> None:
-    """Cache breakpoints and citations have no Chat equivalent: one record each per request."""
+def scan_marks(req: MessagesRequest) -> tuple[list[Any], int, bool]:
+    """Every block of a request (system, messages, inside tool results), how many cache
+    breakpoints it sets, and whether it asks for or replays citations. Shared by the routes to
+    upstreams that have neither."""
     blocks: list[Any] = list(req.system) if isinstance(req.system, list) else []
     for msg in req.messages:
         if isinstance(msg.content, list):
@@ -198,9 +200,15 @@ def _scan_request(req: MessagesRequest, ctx: ChatContext) -> None:
             blocks += block.content  # the loop sees the appended blocks too
     marked = [b for b in [*blocks, *(req.tools or [])] if getattr(b, "cache_control", None)]
     count = len(marked) + bool((req.model_extra or {}).get("cache_control"))
+    return blocks, count, any(_cites(b) for b in blocks)
+
+
+def _scan_request(req: MessagesRequest, ctx: ChatContext) -> None:
+    """Cache breakpoints and citations have no Chat equivalent: one record each per request."""
+    _, count, cites = scan_marks(req)
     if count:
         ctx.once("cache_control_dropped", f"{count} cache breakpoint(s) dropped")
-    if any(_cites(b) for b in blocks):
+    if cites:
         ctx.once("citations_dropped", "citations cannot be requested from or replayed to Chat")
 
 

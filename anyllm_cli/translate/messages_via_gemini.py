@@ -129,7 +129,7 @@ from anyllm_cli.models.anthropic import (
 from anyllm_cli.models.gemini import GenerateContentResponse
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.gemini_schema import gemini_schema
-from anyllm_cli.translate.messages_via_chat import DEFINED_TOOLS, SERVER_TOOLS
+from anyllm_cli.translate.messages_via_chat import DEFINED_TOOLS, SERVER_TOOLS, scan_marks
 
 SIGNATURE_PREFIX = "gemini:"
 
@@ -200,28 +200,14 @@ def request(
 
 
 def _scan_request(req: MessagesRequest, ctx: _Ctx) -> None:
-    blocks: list[Any] = list(req.system) if isinstance(req.system, list) else []
-    for msg in req.messages:
-        if isinstance(msg.content, list):
-            blocks += msg.content
+    blocks, count, cites = scan_marks(req)
     for block in blocks:
-        if isinstance(block, ToolResultBlock) and isinstance(block.content, list):
-            blocks += block.content  # the loop sees the appended blocks too
         if isinstance(block, ToolUseBlock):
             ctx.names.setdefault(block.id, block.name)
-    marked = [b for b in [*blocks, *(req.tools or [])] if getattr(b, "cache_control", None)]
-    count = len(marked) + bool((req.model_extra or {}).get("cache_control"))
     if count:
         ctx.once("cache_control_dropped", f"{count} cache breakpoint(s) dropped")
-    if any(_cites(b) for b in blocks):
+    if cites:
         ctx.once("citations_dropped", "citations cannot be requested from or replayed to Gemini")
-
-
-def _cites(block: Any) -> bool:
-    citations = getattr(block, "citations", None)
-    if isinstance(citations, dict):
-        return bool(citations.get("enabled"))
-    return bool(citations)
 
 
 def _system_texts(req: MessagesRequest) -> list[str]:

@@ -122,6 +122,7 @@ from anyllm_cli.translate.messages_via_chat import (
     ChatOptions,
     chat_tool,
     parse_arguments,
+    scan_marks,
     tool_result_message,
     user_parts,
 )
@@ -192,26 +193,11 @@ def request(
 
 def _scan_request(req: MessagesRequest, ctx: _RespCtx) -> None:
     """Cache breakpoints and citations have no Responses equivalent: one record each per request."""
-    blocks: list[Any] = list(req.system) if isinstance(req.system, list) else []
-    for msg in req.messages:
-        if isinstance(msg.content, list):
-            blocks += msg.content
-    for block in blocks:
-        if isinstance(block, ToolResultBlock) and isinstance(block.content, list):
-            blocks += block.content  # the loop sees the appended blocks too
-    marked = [b for b in [*blocks, *(req.tools or [])] if getattr(b, "cache_control", None)]
-    count = len(marked) + bool((req.model_extra or {}).get("cache_control"))
+    _, count, cites = scan_marks(req)
     if count:
         ctx.once("cache_control_dropped", f"{count} cache breakpoint(s) dropped")
-    if any(_cites(b) for b in blocks):
+    if cites:
         ctx.once("citations_dropped", "citations cannot be requested from or replayed to Responses")
-
-
-def _cites(block: Any) -> bool:
-    citations = getattr(block, "citations", None)
-    if isinstance(citations, dict):
-        return bool(citations.get("enabled"))
-    return bool(citations)
 
 
 def _join(texts: Any) -> str:
