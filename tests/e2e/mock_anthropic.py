@@ -16,48 +16,21 @@ and behaves by the requested model name:
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.e2e.mock_upstream import Recorded, last_user_text
+from tests.e2e.mock_upstream import LoopbackMock, Recorded, last_user_text
 
 SIGNATURE = "EqQBCkYIBxgCKkBsig-from-anthropic=="
 COUNT = 42
 
 
-class MockAnthropic:
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self.url = ""
+class MockAnthropic(LoopbackMock):
+    root = ""
 
-    def start(self) -> str:
-        upstream = self
-
-        class Handler(_Handler):
-            mock = upstream
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        return self.url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def record(self, request: Recorded) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def last(self, path: str) -> Recorded:
-        with self._lock:
-            return next(r for r in reversed(self.requests) if r.path.startswith(path))
+    @property
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
 
 def _content(body: dict[str, Any]) -> list[dict[str, Any]]:

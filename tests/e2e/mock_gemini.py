@@ -12,48 +12,21 @@ recorded with their headers.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.e2e.mock_upstream import Recorded
+from tests.e2e.mock_upstream import LoopbackMock, Recorded
 
 COUNT = 1234  # countTokens' answer: a number no local count would give
 SIGNATURE = "CiRtb2NrLWdlbWluaS10aG91Z2h0LXNpZ25hdHVyZQ=="  # valid base64, as real ones are
 
 
-class MockGemini:
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self.url = ""
+class MockGemini(LoopbackMock):
+    root = "/v1beta"
 
-    def start(self) -> str:
-        upstream = self
-
-        class Handler(_Handler):
-            mock = upstream
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}/v1beta"
-        return self.url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def record(self, request: Recorded) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def last(self) -> Recorded:
-        with self._lock:
-            return self.requests[-1]
+    @property
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
 
 def _missing_signature(body: dict[str, Any]) -> bool:

@@ -11,47 +11,20 @@ first tool, else it says "responses says: <last user text>" (or "tool said: <out
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.e2e.mock_upstream import Recorded
+from tests.e2e.mock_upstream import LoopbackMock, Recorded
 
 ENCRYPTED = "gAAAAABmock-encrypted-reasoning"
 
 
-class MockResponses:
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self.url = ""
+class MockResponses(LoopbackMock):
+    root = "/v1"
 
-    def start(self) -> str:
-        upstream = self
-
-        class Handler(_Handler):
-            mock = upstream
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        return self.url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def record(self, request: Recorded) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def last(self) -> Recorded:
-        with self._lock:
-            return self.requests[-1]
+    @property
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
 
 def _input_text(body: dict[str, Any]) -> tuple[str, str | None]:

@@ -63,6 +63,43 @@ def last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+class LoopbackMock:
+    """A threaded HTTP server on 127.0.0.1:0 that records requests; subclasses give the handler
+    (`handler`, whose `mock` attribute is set to the instance) and the API root (`root`)."""
+
+    handler: type[BaseHTTPRequestHandler]
+    root = ""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        handler = type("Handler", (self.handler,), {"mock": self})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{server.server_address[1]}{self.root}"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def record(self, request: Recorded) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def last(self, path: str = "") -> Recorded:
+        """The newest request, or the newest whose path starts with `path`."""
+        with self._lock:
+            return next(r for r in reversed(self.requests) if r.path.startswith(path))
+
+
 class MockUpstream:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
