@@ -327,22 +327,7 @@ class MessagesViaChatStream:
         if not (upstream_id and isinstance(upstream_id, str)):
             upstream_id = "stream"
         message_id = self._message_id or f"msg_{upstream_id}"
-        message: dict[str, Any] = {
-            "id": message_id,
-            "type": "message",
-            "role": "assistant",
-            "model": self._model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": self._input_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "output_tokens": 1,
-            },
-        }
-        return {"type": "message_start", "message": message}
+        return message_start(message_id, self._model, self._input_tokens)
 
     def _end(self) -> list[dict[str, Any]]:
         out = self._close_all()
@@ -422,3 +407,25 @@ def _complete(parts: list[str]) -> bool:
     except ValueError:
         return False
     return True
+
+
+def message_start(message_id: str, model: str, input_tokens: int) -> dict[str, Any]:
+    """The `message_start` event every Anthropic stream opens with (shared by the stream routes):
+    the input figure is the best known so far (an estimate until the upstream reports usage)."""
+    usage = {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 1,
+    }
+    message: dict[str, Any] = {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    return {"type": "message_start", "message": message}

@@ -42,6 +42,7 @@ from typing import Any
 from anyllm_cli.errors import ErrorKind, InvalidInput, anthropic_error
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.messages_via_converse import bedrock_error, stop_reason, usage
+from anyllm_cli.translate.streams.messages_via_chat import message_start
 
 _IDLE, _STREAMING, _FINISHING, _DONE, _FAILED = range(5)
 _HANDLERS = {
@@ -209,22 +210,7 @@ class MessagesViaConverseStream:
     def _start(self) -> dict[str, Any]:
         self.started = True
         self._state = _STREAMING
-        message: dict[str, Any] = {
-            "id": self._message_id,
-            "type": "message",
-            "role": "assistant",
-            "model": self._model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": self._input_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "output_tokens": 1,
-            },
-        }
-        return {"type": "message_start", "message": message}
+        return message_start(self._message_id, self._model, self._input_tokens)
 
     def _end(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -50,6 +50,7 @@ from anyllm_cli.translate.messages_via_responses import (
     stop_reason,
     usage,
 )
+from anyllm_cli.translate.streams.messages_via_chat import message_start
 
 _IDLE, _STREAMING, _DONE, _FAILED = range(4)
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -369,22 +370,7 @@ class MessagesViaResponsesStream:
         upstream_id = resp.get("id") if isinstance(resp, dict) else None
         self._upstream_id = upstream_id if isinstance(upstream_id, str) else ""
         message_id = self._message_id or f"msg_{self._upstream_id or 'stream'}"
-        message: dict[str, Any] = {
-            "id": message_id,
-            "type": "message",
-            "role": "assistant",
-            "model": self._model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": self._input_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "output_tokens": 1,
-            },
-        }
-        return {"type": "message_start", "message": message}
+        return message_start(message_id, self._model, self._input_tokens)
 
     def _end(self, resp: dict[str, Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
