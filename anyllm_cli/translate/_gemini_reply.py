@@ -1,0 +1,164 @@
+"""The reply side of `messages_via_gemini`: a Gemini response back into an Anthropic Message.
+
+`response()` and the pieces the stream translator shares with it (`FINISH_REASONS`, `stop_reason`,
+`block_text`, `usage`, `tool_id`, `signature_block`, `part_blocks`, `SIGNATURE_PREFIX`). The field
+mapping is the "Response" table in `messages_via_gemini`, which re-exports every public name here.
+Pure; what it gives up: candidates after the first and parts with no Anthropic block (inlineData,
+executableCode, ...). Thought signatures are kept, never made up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from anyllm_cli.models.gemini import GenerateContentResponse
+from anyllm_cli.translate.degradation import Degradation, Translated
+
+SIGNATURE_PREFIX = "gemini:"  # a thinking block's signature: "gemini:" + Gemini's thoughtSignature
+
+
+def response(resp: GenerateContentResponse, *, requested_model: str) -> Translated[dict[str, Any]]:
+    """An Anthropic Message for this Gemini response (first candidate)."""
+    degradations: list[Degradation] = []
+    content: list[dict[str, Any]] = []
+    finish: str | None = None
+    has_calls = False
+    blocked = resp.promptFeedback.blockReason if resp.promptFeedback else None
+    base = _id_base(resp)
+    if blocked:
+        content.append({"type": "text", "text": block_text(blocked)})
+    elif not resp.candidates:
+        degradations.append(
+            Degradation("no_candidates", "the upstream returned no candidates", "candidates")
+        )
+    else:
+        if len(resp.candidates) > 1:
+            detail = f"kept 1 of {len(resp.candidates)} candidates"
+            degradations.append(Degradation("extra_candidates_dropped", detail, "candidates"))
+        candidate = resp.candidates[0]
+        finish = candidate.finishReason
+        parts = candidate.content.parts if candidate.content else None
+        calls = 0
+        for n, part in enumerate(parts or []):
+            path = f"candidates[0].content.parts[{n}]"
+            blocks = part_blocks(part.dump(), base, calls, path, degradations)
+            calls += sum(b["type"] == "tool_use" for b in blocks)
+            content += blocks
+        has_calls = calls > 0
+        if finish is not None and finish not in FINISH_REASONS:
+            detail = f"finishReason {finish!r} became end_turn"
+            if candidate.finishMessage:
+                detail += f" ({candidate.finishMessage})"
+            degradations.append(Degradation("finish_reason_unmapped", detail, "candidates[0]"))
+    meta = resp.usageMetadata
+    if meta is None:
+        degradations.append(Degradation("usage_missing", "the upstream reported no usage"))
+    body = {
+        "id": f"msg_{base}",
+        "type": "message",
+        "role": "assistant",
+        "model": requested_model,
+        "content": content,
+        "stop_reason": "refusal" if blocked else stop_reason(finish, has_calls),
+        "stop_sequence": None,
+        "usage": usage(meta.dump() if meta else None),
+    }
+    return Translated(body, degradations)
+
+
+def _id_base(resp: GenerateContentResponse) -> str:
+    clean = _NOT_ID.sub("_", resp.responseId or "")
+    if clean:
+        return clean
+    digest = hashlib.sha256(json.dumps(resp.dump(), sort_keys=True).encode()).hexdigest()
+    return digest[:24]
+
+
+# -- shared with the stream translator -------------------------------------------------------------
+
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
+_LEGAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# Gemini finishReason -> Anthropic stop_reason
+FINISH_REASONS = {
+    "STOP": "end_turn",
+    "MAX_TOKENS": "max_tokens",
+    "SAFETY": "refusal",
+    "RECITATION": "refusal",
+    "PROHIBITED_CONTENT": "refusal",
+    "BLOCKLIST": "refusal",
+    "SPII": "refusal",
+    "IMAGE_SAFETY": "refusal",
+    "IMAGE_PROHIBITED_CONTENT": "refusal",
+    "IMAGE_RECITATION": "refusal",
+}
+
+
+def stop_reason(finish_reason: str | None, has_calls: bool) -> str:
+    """Gemini has no tool-call finish reason: calls make STOP (or a missing reason) tool_use."""
+    mapped = FINISH_REASONS.get(finish_reason or "STOP", "end_turn")
+    if has_calls and mapped == "end_turn":
+        return "tool_use"
+    return mapped
+
+
+def block_text(reason: str) -> str:
+    return f"[The prompt was blocked by Gemini (blockReason: {reason}); no answer was generated.]"
+
+
+def usage(meta: dict[str, Any] | None) -> dict[str, int]:
+    """Anthropic usage: input excludes the cached tokens; output includes the thoughts."""
+    meta = meta or {}
+    prompt = _int(meta.get("promptTokenCount"))
+    cached = min(_int(meta.get("cachedContentTokenCount")), prompt)
+    output = _int(meta.get("candidatesTokenCount")) + _int(meta.get("thoughtsTokenCount"))
+    return {
+        "input_tokens": prompt - cached,
+        "output_tokens": output,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+    }
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def tool_id(upstream: Any, base: str, ordinal: int) -> str:
+    """The tool_use id: Gemini's own when Anthropic accepts it, else `toolu_<base>_<ordinal>`."""
+    if isinstance(upstream, str) and _LEGAL_ID.match(upstream):
+        return upstream
+    return f"toolu_{base}_{ordinal}"
+
+
+def signature_block(signature: str) -> dict[str, Any]:
+    """A thinking block with no text that only carries a Gemini signature."""
+    return {"type": "thinking", "thinking": "", "signature": SIGNATURE_PREFIX + signature}
+
+
+def part_blocks(
+    part: dict[str, Any], base: str, calls: int, path: str, degradations: list[Degradation]
+) -> list[dict[str, Any]]:
+    """The Anthropic blocks for one whole Gemini part (`calls`: tool uses before it)."""
+    signature = part.get("thoughtSignature")
+    signature = signature if isinstance(signature, str) and signature else None
+    text = part.get("text")
+    if part.get("thought") is True and isinstance(text, str):
+        sig = SIGNATURE_PREFIX + signature if signature else ""
+        return [{"type": "thinking", "thinking": text, "signature": sig}]
+    lead = [signature_block(signature)] if signature else []
+    call = part.get("functionCall")
+    if isinstance(call, dict):
+        call_id = tool_id(call.get("id"), base, calls)
+        if call_id != call.get("id"):
+            degradations.append(Degradation("tool_call_id_derived", f"id {call_id}", path))
+        args = call.get("args") or {}
+        return [*lead, {"type": "tool_use", "id": call_id, "name": call["name"], "input": args}]
+    if isinstance(text, str):
+        return [*lead, {"type": "text", "text": text}] if text else lead
+    kinds = sorted(k for k in part if k not in ("thoughtSignature", "thought"))
+    degradations.append(Degradation("response_part_dropped", f"{', '.join(kinds)} part", path))
+    return lead
