@@ -123,6 +123,7 @@ class Proxy:
         self.metrics = Metrics()
         self._pipeline: Pipeline | None = None
         self._ids = catalog.model_ids(settings.backends.values())
+        self.startup_error: AnyllmError | None = None
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -130,7 +131,11 @@ class Proxy:
         backends: dict[str, Backend] = {}
         try:
             for name, backend_settings in self.settings.backends.items():
-                backends[name] = build_backend(backend_settings, client)
+                try:
+                    backends[name] = build_backend(backend_settings, client)
+                except AnyllmError as exc:  # the runner reports it as one line, not a traceback
+                    self.startup_error = exc
+                    raise
             self._pipeline = Pipeline(backends)
             yield
         finally:

@@ -137,7 +137,8 @@ def hypercorn_config(settings: Settings, sock: socket.socket) -> Config:
 
 async def serve_app(settings: Settings, sock: socket.socket, ready: Callable[[], None]) -> None:
     """One worker: the app on `sock` until SIGINT/SIGTERM."""
-    app = _Startup(create_app(settings), ready)
+    proxy_app = create_app(settings)
+    app = _Startup(proxy_app, ready)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -145,7 +146,7 @@ async def serve_app(settings: Settings, sock: socket.socket, ready: Callable[[],
     try:
         await serve(app, hypercorn_config(settings, sock), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - startup failures become one ConfigError line
-        cause = app.error or exc
+        cause = proxy_app.state.proxy.startup_error or app.error or exc
         if isinstance(cause, AnyllmError):
             raise cause from None
         raise ConfigError(f"the server failed to start: {cause}") from None

@@ -20,8 +20,11 @@ from tests.e2e.mock_upstream import MockUpstream
 pytestmark = pytest.mark.e2e
 
 
-def _fail(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _fail(
+    tmp_path: Path, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "ANYLLM_HOME": str(tmp_path)}
+    env.update(extra or {})
     return subprocess.run(
         [sys.executable, "-m", "anyllm_cli", "serve", *args],
         cwd=tmp_path,
@@ -58,6 +61,19 @@ def test_bad_config_names_the_file_and_key(tmp_path: Path) -> None:
     result = _fail(tmp_path, "--config", "bad.toml", "--port", "0")
     assert result.returncode == 2
     assert "ping_interval" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_backend_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    aws = {
+        "AWS_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",  # never ask the network for credentials
+    }
+    result = _fail(tmp_path, "--backend", "bedrock", "--port", "0", extra=aws)
+    assert result.returncode == 2
+    assert "no AWS credentials" in result.stderr and "AWS_ACCESS_KEY_ID" in result.stderr
     assert "Traceback" not in result.stderr
 
 
