@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from anthropic.lib.streaming._messages import accumulate_event
-from anthropic.types import Message, RawMessageStreamEvent
+from anthropic.types import RawMessageStreamEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
@@ -18,7 +16,8 @@ from anyllm_cli.translate.messages_via_gemini import request
 from anyllm_cli.translate.streams.accumulate import accumulate
 from anyllm_cli.translate.streams.messages_via_gemini import MessagesViaGeminiStream
 from anyllm_cli.translate.streams.pump import SSEPump
-from anyllm_cli.translate.streams.sse import SSEDecoder, encode_anthropic
+from anyllm_cli.translate.streams.sse import encode_anthropic
+from tests.translate.streams.anthropic_checks import events_of, normal, sdk_accumulate
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "messages_via_gemini"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
@@ -43,14 +42,6 @@ def pump(chunks: list[bytes]) -> tuple[bytes, MessagesViaGeminiStream]:
     p = SSEPump(translator, encode_anthropic)
     out = b"".join(p.feed(chunk) for chunk in chunks) + p.finish()
     return out, translator
-
-
-def events_of(sse: bytes) -> list[dict[str, Any]]:
-    decoder = SSEDecoder()
-    frames = decoder.decode(sse) + decoder.flush()
-    events = [json.loads(frame.data) for frame in frames]
-    assert [frame.event for frame in frames] == [e["type"] for e in events]
-    return events
 
 
 def feed_all(chunks: list[dict[str, Any]], **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:
@@ -90,21 +81,6 @@ def check_grammar(events: list[dict[str, Any]]) -> None:
                 open_index = None
         else:
             assert open_index is None
-
-
-def sdk_accumulate(events: list[dict[str, Any]]) -> dict[str, Any]:
-    snapshot = None
-    bufs: dict[int, bytes] = {}
-    for event in events:
-        snapshot = accumulate_event(
-            event=EVENT.validate_python(event), current_snapshot=snapshot, json_bufs=bufs
-        )
-    assert snapshot is not None
-    return normal(snapshot.to_dict())
-
-
-def normal(message: dict[str, Any]) -> dict[str, Any]:
-    return Message.model_validate(message).model_dump(mode="json", exclude_none=True)
 
 
 # -- the transcripts -------------------------------------------------------------------------------

@@ -5,8 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from anthropic.lib.streaming._messages import accumulate_event
-from anthropic.types import Message, RawMessageStreamEvent
+from anthropic.types import RawMessageStreamEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types.responses import ResponseStreamEvent
@@ -20,6 +19,12 @@ from anyllm_cli.translate.streams.accumulate import accumulate
 from anyllm_cli.translate.streams.messages_via_responses import MessagesViaResponsesStream
 from anyllm_cli.translate.streams.pump import SSEPump
 from anyllm_cli.translate.streams.sse import SSEDecoder, encode_anthropic
+from tests.translate.streams.anthropic_checks import (
+    check_grammar,
+    events_of,
+    normal,
+    sdk_accumulate,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "messages_via_responses"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.sse"))
@@ -45,67 +50,12 @@ def pump(chunks: list[bytes]) -> tuple[bytes, MessagesViaResponsesStream]:
     return out, translator
 
 
-def events_of(sse: bytes) -> list[dict[str, Any]]:
-    decoder = SSEDecoder()
-    frames = decoder.decode(sse) + decoder.flush()
-    events = [json.loads(frame.data) for frame in frames]
-    assert [frame.event for frame in frames] == [e["type"] for e in events]
-    return events
-
-
 def feed_all(events: list[dict[str, Any]], **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:
     translator = MessagesViaResponsesStream(requested_model=MODEL, **kwargs)
     out: list[dict[str, Any]] = []
     for event in events:
         out += translator.feed(event)
     return out + translator.finish(), translator
-
-
-def check_grammar(events: list[dict[str, Any]]) -> None:
-    """message_start first; blocks 0, 1, 2, ... each started once and stopped once, never
-    interleaved, deltas only inside the open block; one message_delta, then message_stop last.
-    A stream that failed ends with its one error event instead."""
-    if events and events[-1]["type"] == "error":
-        assert all(e["type"] != "error" for e in events[:-1])
-        assert all(e["type"] not in ("message_delta", "message_stop") for e in events)
-        events = events[:-1]
-        if not events:
-            return
-    else:
-        assert events[-1]["type"] == "message_stop"
-        assert events[-2]["type"] == "message_delta"
-        assert [e["type"] for e in events].count("message_delta") == 1
-    assert events[0]["type"] == "message_start"
-    assert [e["type"] for e in events].count("message_start") == 1
-    open_index: int | None = None
-    next_index = 0
-    for event in events[1:]:
-        etype = event["type"]
-        if etype == "content_block_start":
-            assert open_index is None and event["index"] == next_index
-            open_index, next_index = event["index"], next_index + 1
-        elif etype == "content_block_delta":
-            assert event["index"] == open_index
-        elif etype == "content_block_stop":
-            assert event["index"] == open_index
-            open_index = None
-        else:
-            assert open_index is None
-
-
-def sdk_accumulate(events: list[dict[str, Any]]) -> dict[str, Any]:
-    snapshot = None
-    bufs: dict[int, bytes] = {}
-    for event in events:
-        snapshot = accumulate_event(
-            event=EVENT.validate_python(event), current_snapshot=snapshot, json_bufs=bufs
-        )
-    assert snapshot is not None
-    return normal(snapshot.to_dict())
-
-
-def normal(message: dict[str, Any]) -> dict[str, Any]:
-    return Message.model_validate(message).model_dump(mode="json", exclude_none=True)
 
 
 # -- the transcripts -------------------------------------------------------------------------------
