@@ -33,41 +33,32 @@ When the thinking budget does not fit under max_tokens, max_tokens grows to budg
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from anyllm_cli.errors import InvalidInput
-from anyllm_cli.models.anthropic import (
-    MessagesResponse,
-    RedactedThinkingBlock,
-    ServerToolResultBlock,
-    ServerToolUseBlock,
-    TextBlock,
-    ThinkingBlock,
-    ToolUseBlock,
-)
-from anyllm_cli.models.openai_chat import (
-    AssistantMessage,
-    ChatRequest,
-    ContentPart,
-    FilePart,
-    FunctionMessage,
-    ImagePart,
-    InputAudioPart,
-    RefusalPart,
-    SystemMessage,
-    TextPart,
-    ToolMessage,
-    UserMessage,
-)
-from anyllm_cli.translate.degradation import Degradation, Translated
-from anyllm_cli.translate.messages_via_chat import parse_arguments
+from anyllm_cli.models.openai_chat import ChatRequest
+from anyllm_cli.translate._messages_content import IMAGE_TYPES, MAX_CACHE_BREAKPOINTS
+from anyllm_cli.translate._messages_context import MessagesContext, Turn, tool_id
+from anyllm_cli.translate._messages_reply import chat_usage, finish_reason, response
+from anyllm_cli.translate._messages_turns import conversation
+from anyllm_cli.translate.degradation import Translated
+
+__all__ = [
+    "EFFORT_BUDGETS",
+    "IMAGE_TYPES",
+    "JSON_OBJECT_INSTRUCTION",
+    "MAX_CACHE_BREAKPOINTS",
+    "NO_THINKING_EFFORTS",
+    "THINKING_HEADROOM",
+    "MessagesOptions",
+    "chat_usage",
+    "finish_reason",
+    "request",
+    "response",
+    "tool_id",
+]
 
 
 def _identity(name: str) -> str:
@@ -84,42 +75,7 @@ EFFORT_BUDGETS = {"low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "m
 NO_THINKING_EFFORTS = frozenset({"none", "minimal"})
 THINKING_HEADROOM = 4096  # answer tokens kept above the budget when max_tokens had to grow
 JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
-IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-MAX_CACHE_BREAKPOINTS = 4
 _DROPPED_PARAMS = ("seed", "presence_penalty", "frequency_penalty", "top_logprobs")
-_DATA_URL = re.compile(r"data:([^;,]*)((?:;[^;,]*)*),(.*)", re.DOTALL)
-_ID_OK = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_ID_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-
-
-def tool_id(raw: str) -> str:
-    """A tool-call id Anthropic accepts: kept when legal, else sanitised plus a hash of the original.
-
-    A pure function of the id, so `tool_calls[].id` and `tool_call_id` map to the same value.
-    """
-    if _ID_OK.fullmatch(raw):
-        return raw
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
-    stem = _ID_BAD_CHARS.sub("_", raw)[:48]
-    return f"{stem}_{digest}" if stem else f"call_{digest}"
-
-
-@dataclass(slots=True)
-class _Ctx:
-    degradations: list[Degradation] = field(default_factory=list)
-    system: list[dict[str, Any]] = field(default_factory=list)
-    breakpoints: int = 0
-    where: dict[str, str] = field(default_factory=dict)  # tool id -> path of its call or result
-
-    def note(self, code: str, detail: str, path: str = "") -> None:
-        self.degradations.append(Degradation(code, detail, path))
-
-
-@dataclass(slots=True)
-class _Turn:
-    role: str
-    blocks: list[dict[str, Any]]
-    path: str = "messages"  # the last message merged into it
 
 
 # -- request ----------------------------------------------------------------------------------------
@@ -133,8 +89,8 @@ def request(
 ) -> Translated[dict[str, Any]]:
     if req.n is not None and req.n != 1:
         raise InvalidInput("only n = 1 can be honoured by an Anthropic backend", "n")
-    ctx = _Ctx()
-    turns = _conversation(req, ctx)
+    ctx = MessagesContext()
+    turns = conversation(req, ctx)
     body: dict[str, Any] = {"max_tokens": _max_tokens(req, options)}
     _sampling(req, body, ctx)
     _tools(req, body, ctx)
@@ -163,7 +119,7 @@ def _max_tokens(req: ChatRequest, options: MessagesOptions) -> int:
     return value
 
 
-def _sampling(req: ChatRequest, body: dict[str, Any], ctx: _Ctx) -> None:
+def _sampling(req: ChatRequest, body: dict[str, Any], ctx: MessagesContext) -> None:
     if req.temperature is not None:
         clamped = min(max(req.temperature, 0.0), 1.0)
         if clamped != req.temperature:
@@ -186,7 +142,7 @@ def _sampling(req: ChatRequest, body: dict[str, Any], ctx: _Ctx) -> None:
         body["stop_sequences"] = kept
 
 
-def _dropped(req: ChatRequest, ctx: _Ctx) -> None:
+def _dropped(req: ChatRequest, ctx: MessagesContext) -> None:
     for name in _DROPPED_PARAMS:
         if getattr(req, name) not in (None, 0):
             ctx.note(f"{name}_dropped", f"Anthropic has no `{name}`", name)
@@ -210,261 +166,7 @@ def _str_extra(model: Any, name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-# -- conversation -----------------------------------------------------------------------------------
-
-
-def _conversation(req: ChatRequest, ctx: _Ctx) -> list[_Turn]:
-    turns: list[_Turn] = []
-    for i, msg in enumerate(req.messages):
-        path = f"messages[{i}]"
-        if isinstance(msg, SystemMessage):
-            _system_message(msg, path, bool(turns), ctx)
-            continue
-        role, blocks = _message(msg, path, ctx)
-        _extra_fields(msg, path, ctx)
-        if not blocks:
-            ctx.note("empty_message_dropped", "Anthropic refuses empty messages", path)
-            continue
-        if turns and turns[-1].role == role:
-            turns[-1].blocks += blocks
-            turns[-1].path = path
-        else:
-            turns.append(_Turn(role, blocks, path))
-    for turn in turns:  # tool_result blocks must open their user turn
-        if turn.role == "user":
-            turn.blocks.sort(key=lambda b: b["type"] != "tool_result")
-    _pair_tool_results(turns, ctx)
-    if not turns or turns[0].role != "user":
-        ctx.note("user_turn_inserted", "Anthropic conversations start with a user turn", "messages")
-        turns.insert(0, _Turn("user", [{"type": "text", "text": "."}]))
-    _strip_prefill(turns, ctx)
-    return turns
-
-
-def _system_message(msg: SystemMessage, path: str, late: bool, ctx: _Ctx) -> None:
-    if late:
-        ctx.note("system_message_moved", f"{msg.role} message hoisted into top-level system", path)
-    if msg.name is not None:
-        ctx.note("message_name_dropped", "Anthropic messages have no name", f"{path}.name")
-    for block in _blocks(msg.content, path, ctx, allowed=frozenset({"text"})):
-        ctx.system.append(block)
-
-
-def _message(msg: Any, path: str, ctx: _Ctx) -> tuple[str, list[dict[str, Any]]]:
-    if isinstance(msg, UserMessage):
-        if msg.name is not None:
-            ctx.note("message_name_dropped", "Anthropic messages have no name", f"{path}.name")
-        return "user", _blocks(msg.content, path, ctx, frozenset({"text", "image", "document"}))
-    if isinstance(msg, AssistantMessage):
-        return "assistant", _assistant(msg, path, ctx)
-    if isinstance(msg, ToolMessage):
-        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_id(msg.tool_call_id)}
-        ctx.where["result:" + block["tool_use_id"]] = path
-        content = _blocks(msg.content, path, ctx, frozenset({"text", "image", "document"}))
-        if content:
-            block["content"] = content
-        return "user", [block]
-    assert isinstance(msg, FunctionMessage)
-    ctx.note("function_message_converted", "legacy function result sent as user text", path)
-    return "user", [{"type": "text", "text": f"Result of {msg.name}: {msg.content or ''}"}]
-
-
-def _assistant(msg: AssistantMessage, path: str, ctx: _Ctx) -> list[dict[str, Any]]:
-    if msg.name is not None:
-        ctx.note("message_name_dropped", "Anthropic messages have no name", f"{path}.name")
-    for name in ("reasoning_content", "reasoning"):
-        if getattr(msg, name):
-            ctx.note("reasoning_dropped", "unsigned reasoning cannot be replayed", f"{path}.{name}")
-    blocks = [] if msg.content is None else _blocks(msg.content, path, ctx, frozenset({"text"}))
-    if msg.refusal and msg.refusal.strip():
-        blocks.append({"type": "text", "text": msg.refusal})
-    for k, call in enumerate(msg.tool_calls or []):
-        args, degraded = parse_arguments(call.function.arguments)
-        if degraded:
-            where = f"{path}.tool_calls[{k}].function.arguments"
-            ctx.note(
-                "tool_arguments_invalid", "arguments are not a JSON object; kept as _raw", where
-            )
-        ctx.where["call:" + tool_id(call.id)] = f"{path}.tool_calls[{k}]"
-        blocks.append(
-            {"type": "tool_use", "id": tool_id(call.id), "name": call.function.name, "input": args}
-        )
-    return blocks
-
-
-def _extra_fields(msg: Any, path: str, ctx: _Ctx) -> None:
-    for name, value in (msg.model_extra or {}).items():
-        if value is not None:
-            ctx.note(
-                "message_field_dropped", f"`{name}` has no Anthropic equivalent", f"{path}.{name}"
-            )
-
-
-def _pair_tool_results(turns: list[_Turn], ctx: _Ctx) -> None:
-    """Every tool_use answered in the next user turn, every tool_result answering one (else 400).
-
-    Runs after merging, so roles alternate and the turn after an assistant turn is a user turn.
-    """
-    open_ids: list[str] = []
-    for turn in turns:
-        if turn.role == "user":
-            _check_results(turn, open_ids, ctx)
-        open_ids = [b["id"] for b in turn.blocks if b["type"] == "tool_use"]
-    if open_ids:
-        turns.append(_Turn("user", []))
-        _check_results(turns[-1], open_ids, ctx)
-
-
-def _check_results(turn: _Turn, open_ids: list[str], ctx: _Ctx) -> None:
-    results: list[dict[str, Any]] = []
-    rest: list[dict[str, Any]] = []
-    answered: set[str] = set()
-    for block in turn.blocks:
-        tid = block.get("tool_use_id")
-        if block["type"] != "tool_result":
-            rest.append(block)
-        elif tid in open_ids and tid not in answered:
-            results.append(block)
-            answered.add(tid)
-        else:
-            detail = f"no tool call {tid!r} is waiting for it; sent as text"
-            ctx.note("orphan_tool_result", detail, ctx.where.get(f"result:{tid}", ""))
-            rest += [{"type": "text", "text": f"Result of tool call {tid}:"}]
-            rest += block.get("content") or []
-    for missing in (i for i in open_ids if i not in answered):
-        detail = f"tool call {missing!r} has no result; an error result stands in"
-        ctx.note("tool_result_missing", detail, ctx.where.get(f"call:{missing}", ""))
-        results.append(
-            {
-                "type": "tool_result",
-                "tool_use_id": missing,
-                "is_error": True,
-                "content": [{"type": "text", "text": "tool result missing"}],
-            }
-        )
-    turn.blocks = results + rest
-
-
-def _strip_prefill(turns: list[_Turn], ctx: _Ctx) -> None:
-    last = turns[-1]
-    if last.role != "assistant" or last.blocks[-1]["type"] != "text":
-        return
-    text = last.blocks[-1]["text"]  # never blank: blank text blocks are not made
-    if text != text.rstrip():
-        detail = "a final assistant turn cannot end in whitespace"
-        ctx.note("prefill_whitespace_stripped", detail, last.path)
-        last.blocks[-1]["text"] = text.rstrip()
-
-
-# -- content parts ----------------------------------------------------------------------------------
-
-
-def _blocks(
-    content: str | list[ContentPart], path: str, ctx: _Ctx, allowed: frozenset[str]
-) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content.strip() else []
-    out: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        where = f"{path}.content[{j}]"
-        block = _part(part, where, ctx)
-        if block is None:
-            continue
-        if block["type"] not in allowed:
-            ctx.note("part_dropped", f"{block['type']} is not allowed here", where)
-            continue
-        _cache_control(part, block, where, ctx)
-        out.append(block)
-    return out
-
-
-def _part(part: ContentPart, path: str, ctx: _Ctx) -> dict[str, Any] | None:
-    if isinstance(part, TextPart | RefusalPart):
-        text = part.text if isinstance(part, TextPart) else part.refusal
-        return {"type": "text", "text": text} if text.strip() else None  # blank text is refused
-    if isinstance(part, ImagePart):
-        return _image(part, path, ctx)
-    if isinstance(part, FilePart):
-        return _file(part, path, ctx)
-    if isinstance(part, InputAudioPart):
-        ctx.note("audio_dropped", "Anthropic takes no audio input", path)
-        return None
-    ctx.note("unknown_part_dropped", f"unknown part type {part.type!r}", path)
-    return None
-
-
-def _cache_control(part: ContentPart, block: dict[str, Any], path: str, ctx: _Ctx) -> None:
-    """Clients that know Anthropic (OpenRouter, LiteLLM style) put cache_control on parts."""
-    value = (part.model_extra or {}).get("cache_control")
-    if value is None:
-        return
-    if not isinstance(value, dict) or value.get("type") != "ephemeral":
-        ctx.note("cache_control_dropped", "only ephemeral cache_control exists", path)
-        return
-    if ctx.breakpoints >= MAX_CACHE_BREAKPOINTS:
-        ctx.note("cache_control_dropped", "Anthropic allows at most 4 breakpoints", path)
-        return
-    ctx.breakpoints += 1
-    block["cache_control"] = value
-
-
-def _data_url(url: str, path: str) -> tuple[str, str]:
-    match = _DATA_URL.fullmatch(url)
-    if match is None or ";base64" not in match.group(2).lower():
-        raise InvalidInput("a data URL must be base64-encoded (data:<type>;base64,...)", path)
-    media = match.group(1).lower() or "application/octet-stream"
-    return media, match.group(3)
-
-
-def _image(part: ImagePart, path: str, ctx: _Ctx) -> dict[str, Any] | None:
-    url = part.image_url.url
-    if part.image_url.detail not in (None, "auto"):
-        ctx.note("image_detail_dropped", "Anthropic has no image detail level", path)
-    if url.startswith("data:"):
-        media, data = _data_url(url, f"{path}.image_url.url")
-        media = "image/jpeg" if media == "image/jpg" else media
-        if media not in IMAGE_TYPES:
-            ctx.note("image_dropped", f"Anthropic takes no {media} images", path)
-            return None
-        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
-    if url.startswith(("http://", "https://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    ctx.note("image_dropped", "only data: and http(s) image URLs can be sent", path)
-    return None
-
-
-def _file(part: FilePart, path: str, ctx: _Ctx) -> dict[str, Any] | None:
-    file = part.file
-    if file.file_data is None:
-        if file.file_id is None:
-            raise InvalidInput("a file part needs file_data or file_id", f"{path}.file")
-        ctx.note("file_id_dropped", "OpenAI file ids mean nothing to Anthropic", path)
-        return None
-    if file.file_data.startswith("data:"):
-        media, data = _data_url(file.file_data, f"{path}.file.file_data")
-    elif (file.filename or "").lower().endswith(".pdf"):
-        media, data = "application/pdf", file.file_data
-    else:
-        ctx.note("file_dropped", "file_data without a media type", path)
-        return None
-    block: dict[str, Any] = {"type": "document"}
-    if media == "application/pdf":
-        block["source"] = {"type": "base64", "media_type": media, "data": data}
-    elif media.startswith("text/"):
-        try:
-            text = base64.b64decode(data, validate=True).decode("utf-8", errors="replace")
-        except (binascii.Error, ValueError):
-            raise InvalidInput("file_data is not valid base64", f"{path}.file.file_data") from None
-        block["source"] = {"type": "text", "media_type": "text/plain", "data": text}
-    else:
-        ctx.note("file_dropped", f"Anthropic documents cannot be {media}", path)
-        return None
-    if file.filename:
-        block["title"] = file.filename
-    return block
-
-
-def _system(ctx: _Ctx) -> str | list[dict[str, Any]]:
+def _system(ctx: MessagesContext) -> str | list[dict[str, Any]]:
     """One string, unless a block carries cache_control (only blocks can)."""
     if any("cache_control" in b for b in ctx.system):
         return ctx.system
@@ -474,7 +176,7 @@ def _system(ctx: _Ctx) -> str | list[dict[str, Any]]:
 # -- tools, thinking, output format -----------------------------------------------------------------
 
 
-def _tools(req: ChatRequest, body: dict[str, Any], ctx: _Ctx) -> None:
+def _tools(req: ChatRequest, body: dict[str, Any], ctx: MessagesContext) -> None:
     if not req.tools:
         if req.tool_choice not in (None, "none", "auto"):
             ctx.note("tool_choice_dropped", "tool_choice without tools", "tool_choice")
@@ -500,7 +202,9 @@ def _tools(req: ChatRequest, body: dict[str, Any], ctx: _Ctx) -> None:
         body["tool_choice"] = choice
 
 
-def _tool_choice(choice: str | dict[str, Any] | None, ctx: _Ctx) -> dict[str, Any] | None:
+def _tool_choice(
+    choice: str | dict[str, Any] | None, ctx: MessagesContext
+) -> dict[str, Any] | None:
     if choice is None:
         return None
     if isinstance(choice, str):
@@ -522,7 +226,9 @@ def _tool_choice(choice: str | dict[str, Any] | None, ctx: _Ctx) -> dict[str, An
     raise InvalidInput("unsupported tool_choice object", "tool_choice")
 
 
-def _thinking(req: ChatRequest, body: dict[str, Any], turns: list[_Turn], ctx: _Ctx) -> None:
+def _thinking(
+    req: ChatRequest, body: dict[str, Any], turns: list[Turn], ctx: MessagesContext
+) -> None:
     effort = req.reasoning_effort
     if effort is None or effort in NO_THINKING_EFFORTS:
         return
@@ -556,7 +262,7 @@ def _thinking(req: ChatRequest, body: dict[str, Any], turns: list[_Turn], ctx: _
         ctx.note("top_k_dropped", "thinking forbids top_k", "top_k")
 
 
-def _response_format(req: ChatRequest, body: dict[str, Any], ctx: _Ctx) -> None:
+def _response_format(req: ChatRequest, body: dict[str, Any], ctx: MessagesContext) -> None:
     fmt = req.response_format
     if fmt is None or fmt.get("type") == "text":
         return
@@ -571,115 +277,3 @@ def _response_format(req: ChatRequest, body: dict[str, Any], ctx: _Ctx) -> None:
     if not isinstance(schema, dict):
         raise InvalidInput("a JSON schema object is required", "response_format.json_schema.schema")
     body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
-
-
-# -- response ---------------------------------------------------------------------------------------
-
-_FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
-
-
-def finish_reason(stop_reason: str | None, has_tool_calls: bool) -> tuple[str, str | None]:
-    """OpenAI finish_reason for an Anthropic stop_reason, and a degradation code when lossy."""
-    reason = _FINISH_REASONS.get(stop_reason or "end_turn")
-    code = None
-    if reason is None:
-        reason, code = "stop", "unknown_stop_reason"
-    elif stop_reason == "pause_turn":
-        code = "pause_turn_as_stop"
-    if has_tool_calls and reason == "stop":
-        reason = "tool_calls"
-    elif reason == "tool_calls" and not has_tool_calls:
-        reason = "stop"
-    return reason, code
-
-
-def chat_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    """OpenAI usage from Anthropic usage: `prompt_tokens` includes cache reads and writes."""
-    fresh, read = _int(usage.get("input_tokens")), _int(usage.get("cache_read_input_tokens"))
-    written, output = (
-        _int(usage.get("cache_creation_input_tokens")),
-        _int(usage.get("output_tokens")),
-    )
-    prompt = fresh + read + written
-    details: dict[str, int] = {"cached_tokens": read}
-    if written:
-        details["cache_write_tokens"] = written
-    out: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": output,
-        "total_tokens": prompt + output,
-        "prompt_tokens_details": details,
-    }
-    output_details = usage.get("output_tokens_details")
-    if isinstance(output_details, dict) and "thinking_tokens" in output_details:
-        out["completion_tokens_details"] = {
-            "reasoning_tokens": _int(output_details["thinking_tokens"])
-        }
-    return out
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def response(
-    resp: MessagesResponse, *, requested_model: str, created: int
-) -> Translated[dict[str, Any]]:
-    notes: list[Degradation] = []
-    texts: list[str] = []
-    thoughts: list[str] = []
-    calls: list[dict[str, Any]] = []
-    for i, block in enumerate(resp.content):
-        path = f"content[{i}]"
-        if isinstance(block, TextBlock):
-            texts.append(block.text)
-            if block.citations:
-                notes.append(Degradation("citations_dropped", "OpenAI has no citations", path))
-        elif isinstance(block, ThinkingBlock):
-            if block.thinking:
-                thoughts.append(block.thinking)
-            if block.signature:
-                notes.append(Degradation("thinking_signature_dropped", "not replayable", path))
-        elif isinstance(block, ToolUseBlock):
-            arguments = json.dumps(block.input, ensure_ascii=False, separators=(",", ":"))
-            function = {"name": block.name, "arguments": arguments}
-            calls.append({"id": block.id, "type": "function", "function": function})
-        else:
-            notes.append(_dropped_block(block, path))
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(texts) if texts or not calls else None,
-        "refusal": None,
-    }
-    if thoughts:
-        message["reasoning_content"] = "\n\n".join(thoughts)
-    if calls:
-        message["tool_calls"] = calls
-    reason, code = finish_reason(resp.stop_reason, bool(calls))
-    if code:
-        notes.append(Degradation(code, f"stop_reason {resp.stop_reason!r}", "stop_reason"))
-    body = {
-        "id": f"chatcmpl-{resp.id}",
-        "object": "chat.completion",
-        "created": created,
-        "model": requested_model,
-        "choices": [{"index": 0, "message": message, "finish_reason": reason, "logprobs": None}],
-        "usage": chat_usage(resp.usage.dump()),
-    }
-    return Translated(body, notes)
-
-
-def _dropped_block(block: Any, path: str) -> Degradation:
-    if isinstance(block, RedactedThinkingBlock):
-        return Degradation("redacted_thinking_dropped", "OpenAI clients cannot carry it", path)
-    if isinstance(block, ServerToolUseBlock | ServerToolResultBlock):
-        return Degradation("server_tool_dropped", f"{block.type} has no OpenAI form", path)
-    return Degradation("block_dropped", f"{block.type} has no OpenAI form", path)
