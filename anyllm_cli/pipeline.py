@@ -12,7 +12,7 @@
 | OpenAI    | messages       | chat_via_messages.request      | chat_via_messages.response /       |
 |           |                |                                | ChatViaMessagesStream              |
 
-No HTTP here: a call returns a `JSONReply` (a body) or a `StreamReply` (an async context manager that
+No HTTP here: a call returns (see `replies.py`) a `JSONReply` (a body) or a `StreamReply` (an async context manager that
 opens the upstream stream, then yields translated SSE bytes chunk by chunk), and fills a `Call` record
 with what the server needs for headers, logs and metrics (backend, models, degradations, usage,
 upstream headers and time spent waiting for the upstream). Errors are raised, never rendered:
@@ -27,14 +27,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, cast
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import quote
 
-from anyllm_cli.backends.base import Backend, UpstreamReply, UpstreamStream
+from anyllm_cli.backends.base import Backend, UpstreamReply
 from anyllm_cli.errors import (
     ErrorKind,
     UpstreamError,
@@ -45,6 +42,7 @@ from anyllm_cli.errors import (
 )
 from anyllm_cli.models.anthropic import CountTokensRequest, MessagesRequest, MessagesResponse
 from anyllm_cli.models.openai_chat import ChatRequest
+from anyllm_cli.replies import Call, JSONReply, Reply, StreamReply, meter
 from anyllm_cli.routes import (
     ROUTES,
     ChainedStream,
@@ -58,13 +56,15 @@ from anyllm_cli.translate import chat_via_messages, gemini_via_messages
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
 from anyllm_cli.translate.streams.gemini_via_messages import GeminiViaMessagesStream
-from anyllm_cli.translate.streams.pump import OutEvent, SSEPump, StreamTranslator
+from anyllm_cli.translate.streams.pump import OutEvent
 from anyllm_cli.translate.streams.sse import (
     KEEPALIVE_COMMENT,
     PING,
     encode_anthropic,
     encode_openai,
 )
+
+__all__ = ["Call", "JSONReply", "Pipeline", "Reply", "StreamReply"]
 
 log = logging.getLogger("anyllm.pipeline")
 
@@ -73,105 +73,6 @@ MESSAGES_PATH = "/messages"
 COUNT_PATH = "/messages/count_tokens"
 # Client headers a Messages upstream needs; nothing else (above all no credential) goes upstream.
 _ANTHROPIC_PASS = ("anthropic-version", "anthropic-beta")
-
-
-@dataclass(slots=True)
-class Call:
-    """What one request learned on its way through; the server reads it for headers, logs, metrics."""
-
-    backend: str = ""
-    requested_model: str = ""
-    upstream_model: str = ""
-    stream: bool = False
-    degradations: list[Degradation] = field(default_factory=list)
-    tokens_in: int = 0
-    tokens_out: int = 0
-    upstream_headers: Mapping[str, str] = field(default_factory=dict)
-    upstream_s: float = 0.0  # waiting for the upstream before the client's status was known
-
-
-@dataclass(frozen=True, slots=True)
-class JSONReply:
-    body: dict[str, Any]
-
-
-class StreamReply:
-    """An upstream stream not yet opened. Enter it to open (errors raise before any byte is owed),
-    iterate `chunks()` for translated bytes, `fail()` for the in-stream error after a failure."""
-
-    media_type = "text/event-stream"
-
-    def __init__(
-        self,
-        opener: Callable[[], AbstractAsyncContextManager[UpstreamStream]],
-        translator: Translator,
-        encode: Callable[[OutEvent], bytes],
-        call: Call,
-        *,
-        keepalive: bytes,
-        verbatim: bool = False,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self._opener = opener
-        self._translator = translator
-        self._encode = encode
-        self._pump = SSEPump(cast(StreamTranslator, translator), encode)
-        self._call = call
-        self._clock = clock
-        self._cm: AbstractAsyncContextManager[UpstreamStream] | None = None
-        self._upstream: UpstreamStream | None = None
-        self._collected = False
-        self.keepalive = keepalive
-        self.verbatim = verbatim  # same API both sides: the upstream's bytes go out as they came
-
-    async def __aenter__(self) -> StreamReply:
-        start = self._clock()
-        cm = self._opener()
-        try:
-            self._upstream = await cm.__aenter__()
-        finally:
-            self._call.upstream_s += self._clock() - start
-        self._cm = cm
-        self._call.upstream_headers = self._upstream.headers
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self._collected:  # once, even if left twice
-            self._collected = True
-            self._call.degradations.extend(self._translator.degradations)
-        if self._cm is not None:
-            cm, self._cm = self._cm, None
-            await cm.__aexit__(exc_type, exc, tb)
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Translated bytes as upstream bytes arrive. Raises UpstreamError, or InvalidInput when the
-        upstream's stream does not parse."""
-        if self._upstream is None:
-            raise RuntimeError("enter the StreamReply before reading it")
-        pump = self._pump
-        async for raw in self._upstream:
-            out = pump.feed(raw)  # verbatim: still decoded, for usage and to catch a bad stream
-            if self.verbatim and raw:
-                yield raw
-            elif out:
-                yield out
-            if pump.done:
-                return
-        tail = pump.finish()
-        if tail and not self.verbatim:
-            yield tail
-
-    def fail(self, kind: ErrorKind, message: str) -> bytes:
-        """The client's in-stream error for a failure after the first byte."""
-        return b"".join(self._encode(e) for e in self._translator.fail(kind, message))
-
-
-Reply = JSONReply | StreamReply
 
 
 class Pipeline:
@@ -213,7 +114,7 @@ class Pipeline:
         reply = await self._send(backend, path, translated.body, {}, call)
         back = route.response(reply.body, target, requested_model=req.model)
         call.degradations.extend(back.degradations)
-        _meter(back.body, call)
+        meter(back.body, call)
         return JSONReply(back.body)
 
     async def _messages_relay(
@@ -242,7 +143,7 @@ class Pipeline:
         reply = await self._send(backend, MESSAGES_PATH, body, passed, call)
         resp = parse_upstream(MessagesResponse.parse, reply.body)
         out = resp.dump()
-        _meter(out, call)
+        meter(out, call)
         return JSONReply(out)
 
     async def count_tokens(self, backend: Backend, raw: bytes, headers: Mapping[str, str]) -> int:
@@ -302,7 +203,7 @@ class Pipeline:
         reply = await self._send(backend, CHAT_PATH, body, {}, call)
         if not isinstance(reply.body, dict):
             raise UpstreamError(ErrorKind.API_ERROR, "the upstream's reply is not a JSON object")
-        _meter(reply.body, call)
+        meter(reply.body, call)
         return JSONReply(reply.body)
 
     async def _chat_via_messages(
@@ -346,7 +247,7 @@ class Pipeline:
         resp = parse_upstream(MessagesResponse.parse, message)
         out = chat_via_messages.response(resp, requested_model=req.model, created=created)
         call.degradations.extend(out.degradations)
-        _meter(out.body, call)
+        meter(out.body, call)
         return JSONReply(out.body)
 
     # -- Gemini clients ------------------------------------------------------------------------------
@@ -381,7 +282,7 @@ class Pipeline:
                     verbatim=True,
                 )
             reply = await self._send(backend, path, req.dump(), {}, call)
-            _meter(reply.body, call)
+            meter(reply.body, call)
             return JSONReply(reply.body)
         options = gemini_via_messages.GeminiClientOptions()
         translated = gemini_via_messages.request(req, model=model, stream=stream, options=options)
@@ -413,7 +314,7 @@ class Pipeline:
         resp = parse_upstream(MessagesResponse.parse, message)
         out = gemini_via_messages.response(resp, model=model)
         call.degradations.extend(out.degradations)
-        _meter(out.body, call)
+        meter(out.body, call)
         return JSONReply(out.body)
 
     async def gemini_count(self, raw: bytes, *, model: str) -> int:
@@ -478,7 +379,7 @@ class Pipeline:
         def metered(event: OutEvent) -> bytes:
             if event is None:
                 return encode_openai(None)
-            _meter(event, call)
+            meter(event, call)
             return encode_anthropic(event) if anthropic else encode_openai(event)
 
         return StreamReply(
@@ -520,7 +421,7 @@ class _Relay:
 
     def feed(self, event: dict[str, Any]) -> list[OutEvent]:
         if self._hide_usage and event.get("usage") is not None:
-            _meter(event, self._call)
+            meter(event, self._call)
             del event["usage"]
             if not event.get("choices"):
                 return []
@@ -537,35 +438,3 @@ class _Relay:
 
 def _gemini_error_chunk(kind: ErrorKind, message: str) -> dict[str, Any]:
     return gemini_error(kind, message)[1]
-
-
-def _meter(event: dict[str, Any], call: Call) -> None:
-    """Token counts from an Anthropic message/event, an OpenAI response/chunk or a Gemini
-    response/chunk (cumulative)."""
-    meta = event.get("usageMetadata")
-    if isinstance(meta, dict):
-        call.tokens_in = _int(meta.get("promptTokenCount")) or call.tokens_in
-        out = _int(meta.get("candidatesTokenCount")) + _int(meta.get("thoughtsTokenCount"))
-        call.tokens_out = out or call.tokens_out
-        return
-    kind = event.get("type")
-    if kind == "message_start":
-        event = event.get("message") or {}
-    usage = event.get("usage")
-    if not isinstance(usage, dict):
-        return
-    if "prompt_tokens" in usage or "completion_tokens" in usage:
-        call.tokens_in = _int(usage.get("prompt_tokens")) or call.tokens_in
-        call.tokens_out = _int(usage.get("completion_tokens")) or call.tokens_out
-        return
-    prompt = (
-        _int(usage.get("input_tokens"))
-        + _int(usage.get("cache_read_input_tokens"))
-        + _int(usage.get("cache_creation_input_tokens"))
-    )
-    call.tokens_in = prompt or call.tokens_in
-    call.tokens_out = _int(usage.get("output_tokens")) or call.tokens_out
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
