@@ -74,7 +74,7 @@ def serve(
 
 
 def client_env(settings: Settings, url: str) -> list[str]:
-    """The environment lines that point Claude Code and the SDKs at the proxy."""
+    """The environment lines that point Claude Code, the OpenAI SDKs and Gemini clients at the proxy."""
     local = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
     key = (
         "ANTHROPIC_AUTH_TOKEN=<one of your PROXY_API_KEYS>"
@@ -86,7 +86,15 @@ def client_env(settings: Settings, url: str) -> list[str]:
         if settings.proxy_api_keys
         else "OPENAI_API_KEY=anyllm"
     )
-    return [f"ANTHROPIC_BASE_URL={local}", key, f"OPENAI_BASE_URL={local}/v1", openai_key]
+    gemini_key = openai_key.replace("OPENAI_API_KEY", "GEMINI_API_KEY")
+    return [
+        f"ANTHROPIC_BASE_URL={local}",
+        key,
+        f"OPENAI_BASE_URL={local}/v1",
+        openai_key,
+        f"GOOGLE_GEMINI_BASE_URL={local}",
+        gemini_key,
+    ]
 
 
 def _backend_lines(b: BackendSettings, default: bool) -> list[str]:

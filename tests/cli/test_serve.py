@@ -81,6 +81,8 @@ def test_client_env_lines() -> None:
         "ANTHROPIC_API_KEY=anyllm",
         "OPENAI_BASE_URL=http://127.0.0.1:3000/v1",
         "OPENAI_API_KEY=anyllm",
+        "GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:3000",
+        "GEMINI_API_KEY=anyllm",
     ]
     keyed = client_env(make_settings(proxy_api_keys=("secret",)), "http://0.0.0.0:8080")
     assert keyed[0] == "ANTHROPIC_BASE_URL=http://127.0.0.1:8080"
