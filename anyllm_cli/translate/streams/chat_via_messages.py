@@ -25,7 +25,7 @@ from typing import Any
 from anyllm_cli.errors import ErrorKind, InvalidInput, kind_from_error_type, openai_error
 from anyllm_cli.models.anthropic import SERVER_TOOL_RESULT_TYPES
 from anyllm_cli.translate.chat_via_messages import chat_usage, finish_reason
-from anyllm_cli.translate.degradation import Degradation
+from anyllm_cli.translate.streams._anthropic_reader import AnthropicEventReader
 
 Chunk = dict[str, Any]
 _SERVER_TOOL_BLOCKS = SERVER_TOOL_RESULT_TYPES | {"server_tool_use", "mcp_tool_use"}
@@ -38,7 +38,7 @@ _USAGE_KEYS = (
 )
 
 
-class ChatViaMessagesStream:
+class ChatViaMessagesStream(AnthropicEventReader):
     def __init__(
         self,
         *,
@@ -47,14 +47,13 @@ class ChatViaMessagesStream:
         created: int = 0,
         include_usage: bool = False,
     ) -> None:
-        self.degradations: list[Degradation] = []
+        super().__init__()
         self.started = False
         self._model = requested_model
         self._id = completion_id
         self._created = created
         self._include_usage = include_usage
         self._done = False
-        self._count = 0  # events fed, for error paths
         self._blocks: dict[int, str] = {}  # block index -> "text" | "thinking" | "tool" | "skip"
         self._tool_index: dict[int, int] = {}  # block index -> tool_calls index
         self._tool_args: dict[int, bool] = {}  # block index -> any arguments streamed
@@ -62,7 +61,6 @@ class ChatViaMessagesStream:
         self._block_spoke: set[int] = set()  # thinking blocks that emitted text
         self._finish: str | None = None
         self._usage: dict[str, Any] = {}
-        self._noted: set[str] = set()
 
     # -- the protocol --------------------------------------------------------------------------------
 
@@ -262,24 +260,6 @@ class ChatViaMessagesStream:
             self._note("server_tool_dropped", f"{btype} has no OpenAI form")
         else:
             self._note("block_dropped", f"{btype!r} block has no OpenAI form")
-
-    def _note(self, code: str, detail: str) -> None:
-        """Once per code and detail: a long stream must not grow the list without bound."""
-        if (key := f"{code}:{detail}") not in self._noted:
-            self._noted.add(key)
-            self.degradations.append(Degradation(code, detail, f"event {self._count}"))
-
-    def _index(self, event: dict[str, Any]) -> int:
-        index = event.get("index")
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise InvalidInput("index must be a non-negative integer", f"event {self._count}.index")
-        return index
-
-    def _dict(self, event: dict[str, Any], key: str) -> dict[str, Any]:
-        value = event.get(key)
-        if not isinstance(value, dict):
-            raise InvalidInput(f"`{key}` must be an object", f"event {self._count}.{key}")
-        return value
 
 
 _HANDLERS = {

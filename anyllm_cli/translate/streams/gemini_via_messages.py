@@ -33,9 +33,9 @@ import json
 from typing import Any
 
 from anyllm_cli.errors import ErrorKind, InvalidInput, gemini_error, kind_from_error_type
-from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.gemini_via_messages import finish_reason, our_signature, usage_metadata
 from anyllm_cli.translate.messages_via_chat import parse_arguments
+from anyllm_cli.translate.streams._anthropic_reader import AnthropicEventReader
 
 Chunk = dict[str, Any]
 _OPEN, _FINISHED, _DONE = range(3)
@@ -48,20 +48,18 @@ _USAGE_KEYS = (
 )
 
 
-class GeminiViaMessagesStream:
+class GeminiViaMessagesStream(AnthropicEventReader):
     def __init__(self, *, model: str) -> None:
-        self.degradations: list[Degradation] = []
+        super().__init__()
         self._model = model
         self._id = ""
         self._state = _OPEN
-        self._count = 0
         self._blocks: dict[int, str] = {}  # index -> "text" | "thinking" | "tool" | "skip"
         self._spoke: set[int] = set()  # thinking blocks that sent text
         self._tools: dict[int, tuple[str, str, list[str]]] = {}  # index -> (id, name, json)
         self._given: dict[int, str] = {}  # index -> input JSON a tool_use block started with
         self._pending: str | None = None  # a signature for the next part
         self._usage: dict[str, Any] = {}
-        self._noted: set[str] = set()
 
     # -- the protocol --------------------------------------------------------------------------------
 
@@ -266,24 +264,6 @@ class GeminiViaMessagesStream:
         """Anthropic usage is cumulative: the latest value of each count wins."""
         if isinstance(usage, dict):
             self._usage.update({k: usage[k] for k in _USAGE_KEYS if usage.get(k) is not None})
-
-    def _note(self, code: str, detail: str) -> None:
-        """Once per code and detail: a long stream must not grow the list without bound."""
-        if (key := f"{code}:{detail}") not in self._noted:
-            self._noted.add(key)
-            self.degradations.append(Degradation(code, detail, f"event {self._count}"))
-
-    def _index(self, event: dict[str, Any]) -> int:
-        index = event.get("index")
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise InvalidInput("index must be a non-negative integer", f"event {self._count}.index")
-        return index
-
-    def _dict(self, event: dict[str, Any], key: str) -> dict[str, Any]:
-        value = event.get(key)
-        if not isinstance(value, dict):
-            raise InvalidInput(f"`{key}` must be an object", f"event {self._count}.{key}")
-        return value
 
 
 _HANDLERS = {
