@@ -207,6 +207,10 @@ def _error_body(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace").strip()
 
 
+# (method, url, body, headers) -> the headers to send: a fresh token or signature per attempt.
+Auth = Callable[[str, str, bytes, Mapping[str, str]], Awaitable[Mapping[str, str]]]
+
+
 class HTTPUpstream:
     """Requests to one backend's base URL through the shared client, with retries."""
 
@@ -216,12 +220,12 @@ class HTTPUpstream:
         settings: BackendSettings,
         retry: RetryPolicy | None = None,
         *,
-        auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
+        auth: Auth | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.retry = retry or RetryPolicy()
-        self.auth = auth  # headers made fresh for each attempt (bearer tokens, signatures)
+        self.auth = auth  # the headers made again for each attempt (bearer tokens, signatures)
         self.timeout = httpx.Timeout(
             connect=settings.connect_timeout,
             read=settings.read_timeout,
@@ -292,7 +296,7 @@ class HTTPUpstream:
         url = self.url(path)
         attempt = 0
         while True:
-            sent = {**headers, **(await self.auth())} if self.auth is not None else headers
+            sent = headers if self.auth is None else await self.auth(method, url, content, headers)
             request = self.client.build_request(
                 method, url, content=content, headers=sent, timeout=self.timeout
             )

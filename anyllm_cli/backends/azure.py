@@ -24,7 +24,7 @@ import httpx
 
 from anyllm_cli.backends._http import RetryPolicy
 from anyllm_cli.backends.openai import OpenAIBackend, upstream_headers
-from anyllm_cli.backends.tokens import TokenSource
+from anyllm_cli.backends.tokens import TokenSource, bearer_auth
 
 if TYPE_CHECKING:
     from anyllm_cli.config import BackendSettings
@@ -43,12 +43,9 @@ class AzureBackend(OpenAIBackend):
     ) -> None:
         if tokens is None and settings.token_command and not settings.api_key:
             tokens = TokenSource(settings.token_command)
-        self._tokens = tokens
-        super().__init__(settings, client, retry=retry, auth=self._bearer if tokens else None)
-
-    async def _bearer(self) -> dict[str, str]:
-        assert self._tokens is not None
-        return {"authorization": f"Bearer {await self._tokens.token()}"}
+        super().__init__(
+            settings, client, retry=retry, auth=bearer_auth(tokens) if tokens else None
+        )
 
     def _headers(self, caller: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str]:
         return upstream_headers(

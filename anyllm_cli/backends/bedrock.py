@@ -23,7 +23,7 @@ region comes from the `region` argument, a `bedrock-runtime.{region}` base URL, 
 Errors: the `x-amzn-ErrorType` header (or a `__type`/`code` body field) names the exception; the
 shared table in `translate/messages_via_converse.py` gives its kind and status (Throttling 429,
 ServiceUnavailable 529, Validation 400, AccessDenied 403, ModelTimeout 504, ...). Retries, timeouts
-and transport errors are the shared `HTTPUpstream`'s; a retry reuses its signature (valid 5 min).
+and transport errors are the shared `HTTPUpstream`'s; each attempt, retries included, is signed afresh.
 
 What it gives up: Bedrock API keys (Bearer) are only sent through `settings.api_key`, unsigned;
 no FIPS endpoints unless set as the base URL; no CountTokens helper (forward it).
@@ -100,33 +100,9 @@ def _botocore(module: str) -> Any:
         ) from None
 
 
-class _SignedUpstream(HTTPUpstream):
-    """The shared send/retry path, with each request signed and Bedrock's errors classified."""
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        settings: BackendSettings,
-        retry: RetryPolicy | None,
-        backend: BedrockBackend,
-    ) -> None:
-        super().__init__(client, settings, retry)
-        self._backend = backend
-
-    async def open(
-        self,
-        method: str,
-        path: str,
-        content: bytes,
-        headers: Mapping[str, str],
-        *,
-        read: bool = False,
-        raise_status: bool = True,
-    ) -> httpx.Response:
-        signed = await self._backend.sign(method, self.url(path), content, headers)
-        return await super().open(
-            method, path, content, signed, read=read, raise_status=raise_status
-        )
+class _BedrockUpstream(HTTPUpstream):
+    """The shared send/retry path (each attempt signed through the auth hook), with Bedrock's
+    errors classified by their exception names."""
 
     def _status_error(self, response: httpx.Response) -> UpstreamError:
         status = response.status_code
@@ -170,19 +146,20 @@ class BedrockBackend:
             raise ConfigError(
                 f"backend {settings.name}: no AWS region; set region, AWS_REGION or a profile's region"
             )
-        if (
-            credentials is None
-            and not settings.api_key
-            and self._boto_session().get_credentials() is None
-        ):
+        if credentials is None and not settings.api_key:
+            self._credentials = self._boto_session().get_credentials()  # refreshes itself
+        if self._credentials is None and not settings.api_key:
             raise ConfigError(
                 f"backend {settings.name}: no AWS credentials found; set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY, AWS_PROFILE (run `aws sso login` for SSO), or "
                 "AWS_BEARER_TOKEN_BEDROCK"
             )
         base = settings.base_url or f"https://bedrock-runtime.{self.region}.amazonaws.com"
-        self._http = _SignedUpstream(
-            client, dataclasses.replace(settings, base_url=base.rstrip("/")), retry, self
+        self._http = _BedrockUpstream(
+            client,
+            dataclasses.replace(settings, base_url=base.rstrip("/")),
+            retry,
+            auth=self.sign,
         )
 
     # -- the Backend protocol ------------------------------------------------------------------------
@@ -250,7 +227,7 @@ class BedrockBackend:
 
     async def sign(
         self, method: str, url: str, content: bytes, headers: Mapping[str, str]
-    ) -> dict[str, str]:
+    ) -> Mapping[str, str]:
         """The headers with SigV4 added (or a Bearer key when `settings.api_key` is set)."""
         out = dict(headers)
         if self.settings.api_key:

@@ -22,7 +22,7 @@ import httpx
 from anyllm_cli.backends._http import HTTPUpstream, RetryPolicy
 from anyllm_cli.backends.base import NO_HEADERS, Api, StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.backends.openai import upstream_headers
-from anyllm_cli.backends.tokens import TokenSource
+from anyllm_cli.backends.tokens import TokenSource, bearer_auth
 
 if TYPE_CHECKING:
     from anyllm_cli.config import BackendSettings
@@ -43,14 +43,10 @@ class GeminiBackend:
         vertex = settings.kind == "vertex"
         if vertex and tokens is None and not settings.api_key and settings.token_command:
             tokens = TokenSource(settings.token_command)
-        self._tokens = tokens
         self._key_header = "authorization" if vertex else "x-goog-api-key"
         self._key_prefix = "Bearer " if vertex else ""
-        self._http = HTTPUpstream(client, settings, retry, auth=self._bearer if tokens else None)
-
-    async def _bearer(self) -> dict[str, str]:
-        assert self._tokens is not None
-        return {"authorization": f"Bearer {await self._tokens.token()}"}
+        auth = bearer_auth(tokens) if tokens else None
+        self._http = HTTPUpstream(client, settings, retry, auth=auth)
 
     def _headers(self, caller: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str]:
         return upstream_headers(

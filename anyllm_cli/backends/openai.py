@@ -11,14 +11,14 @@ backend.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from anyllm_cli import __version__
-from anyllm_cli.backends._http import HTTPUpstream, RetryPolicy
+from anyllm_cli.backends._http import Auth, HTTPUpstream, RetryPolicy
 from anyllm_cli.backends.base import (
     NO_HEADERS,
     Api,
@@ -82,7 +82,7 @@ class OpenAIBackend:
         client: httpx.AsyncClient,
         *,
         retry: RetryPolicy | None = None,
-        auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
+        auth: Auth | None = None,
     ) -> None:
         self.settings = settings
         self.api = "responses" if settings.api_format == "responses" else "chat"

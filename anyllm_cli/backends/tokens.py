@@ -14,12 +14,13 @@ import json
 import shlex
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import anyio
 
+from anyllm_cli.backends._http import Auth
 from anyllm_cli.errors import ConfigError, ErrorKind, UpstreamError
 
 REFRESH_EARLY_S = 300.0  # refresh this long before the token expires
@@ -110,3 +111,14 @@ def _auth_error(message: str) -> UpstreamError:
     return UpstreamError(
         ErrorKind.API_ERROR, f"the proxy could not get a token: {message}", status=502
     )
+
+
+def bearer_auth(tokens: TokenSource) -> Auth:
+    """An `HTTPUpstream` auth hook that sends the source's current token as a Bearer."""
+
+    async def auth(
+        method: str, url: str, content: bytes, headers: Mapping[str, str]
+    ) -> Mapping[str, str]:
+        return {**headers, "authorization": f"Bearer {await tokens.token()}"}
+
+    return auth
