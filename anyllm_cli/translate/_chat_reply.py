@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+from anyllm_cli.models._base import Wire
 from anyllm_cli.models.openai_chat import ChatResponse, ResponseMessage, ToolCall
 from anyllm_cli.translate.degradation import Degradation, Translated
 
@@ -38,7 +39,7 @@ def response(resp: ChatResponse, *, requested_model: str) -> Translated[dict[str
     if resp.usage is None:
         degradations.append(Degradation("usage_missing", "the upstream reported no usage", "usage"))
     body = {
-        "id": _message_id(resp),
+        "id": message_id(resp.id, resp),
         "type": "message",
         "role": "assistant",
         "model": requested_model,
@@ -50,10 +51,11 @@ def response(resp: ChatResponse, *, requested_model: str) -> Translated[dict[str
     return Translated(body, degradations)
 
 
-def _message_id(resp: ChatResponse) -> str:
-    if resp.id:
-        return f"msg_{resp.id}"
-    digest = hashlib.sha256(json.dumps(resp.dump(), sort_keys=True).encode()).hexdigest()
+def message_id(upstream_id: str | None, reply: Wire) -> str:
+    """`msg_` + the upstream's id, or a digest of the reply when it has none (stable, not random)."""
+    if upstream_id:
+        return f"msg_{upstream_id}"
+    digest = hashlib.sha256(json.dumps(reply.dump(), sort_keys=True).encode()).hexdigest()
     return f"msg_{digest[:24]}"
 
 

@@ -10,7 +10,6 @@ between reasoning summary parts (joined with a blank line).
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from anyllm_cli.errors import ErrorKind, UpstreamError
@@ -22,6 +21,7 @@ from anyllm_cli.models.openai_responses import (
     Refusal,
     ResponsesResponse,
 )
+from anyllm_cli.translate._chat_reply import message_id
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.messages_via_chat import parse_arguments
 
@@ -60,7 +60,7 @@ def response(resp: ResponsesResponse, *, requested_model: str) -> Translated[dic
     if resp.usage is None:
         degradations.append(Degradation("usage_missing", "the upstream reported no usage", "usage"))
     body = {
-        "id": _message_id(resp),
+        "id": message_id(resp.id, resp),
         "type": "message",
         "role": "assistant",
         "model": requested_model,
@@ -70,13 +70,6 @@ def response(resp: ResponsesResponse, *, requested_model: str) -> Translated[dic
         "usage": usage(resp.usage.dump() if resp.usage else None),
     }
     return Translated(body, degradations)
-
-
-def _message_id(resp: ResponsesResponse) -> str:
-    if resp.id:
-        return f"msg_{resp.id}"
-    digest = hashlib.sha256(json.dumps(resp.dump(), sort_keys=True).encode()).hexdigest()
-    return f"msg_{digest[:24]}"
 
 
 def _thinking(item: ReasoningItem) -> list[dict[str, Any]]:
