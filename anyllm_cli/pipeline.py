@@ -53,7 +53,7 @@ from anyllm_cli.routes import (
 )
 from anyllm_cli.tokens import count_tokens
 from anyllm_cli.translate import chat_via_messages, gemini_via_messages
-from anyllm_cli.translate.degradation import Degradation
+from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
 from anyllm_cli.translate.streams.gemini_via_messages import GeminiViaMessagesStream
 from anyllm_cli.translate.streams.pump import OutEvent
@@ -219,33 +219,64 @@ class Pipeline:
         translated = chat_via_messages.request(req, options)
         call.degradations.extend(translated.degradations)
         created = int(self._wall_clock())
-        body = translated.body
-        route, target = None, Target.of(backend.settings, call.upstream_model, headers)
-        if backend.api == "messages":
-            path = MESSAGES_PATH
-        else:  # one more hop: the Anthropic request through the upstream's own route
-            route = ROUTES[backend.api]
-            hop = route.request(MessagesRequest.parse(body), target)
+        target = Target.of(backend.settings, call.upstream_model, headers)
+        client_stream = ChatViaMessagesStream(
+            requested_model=req.model, created=created, include_usage=wants_usage
+        )
+        return await self._via_anthropic(
+            backend,
+            MessagesRequest.parse(translated.body),
+            target,
+            call,
+            requested_model=req.model,
+            stream=bool(req.stream),
+            input_tokens=0,
+            client_stream=client_stream,
+            to_client=lambda resp: chat_via_messages.response(
+                resp, requested_model=req.model, created=created
+            ),
+        )
+
+    async def _via_anthropic(
+        self,
+        backend: Backend,
+        anthropic_req: MessagesRequest,
+        target: Target,
+        call: Call,
+        *,
+        requested_model: str,
+        stream: bool,
+        input_tokens: int,
+        client_stream: Translator,
+        to_client: Callable[[MessagesResponse], Translated[dict[str, Any]]],
+    ) -> Reply:
+        """A client of another API through the Anthropic shape: the request goes to a Messages
+        backend as it is, or through the backend's own route; the answer comes back through that
+        route, then `to_client` (or, streaming, `client_stream`)."""
+        route = None if backend.api == "messages" else ROUTES[backend.api]
+        if route is None:
+            body, path = {**anthropic_req.dump(), "model": target.upstream_model}, MESSAGES_PATH
+        else:
+            hop = route.request(anthropic_req, target)
             call.degradations.extend(hop.degradations)
-            body, path = hop.body, route.path(target, stream=bool(req.stream))
-        if req.stream:
-            translator: Translator = ChatViaMessagesStream(
-                requested_model=req.model, created=created, include_usage=wants_usage
-            )
+            body, path = hop.body, route.path(target, stream=stream)
+        if stream:
+            first: Translator = PassThrough()
             if route is not None:
-                first = route.stream(target, requested_model=req.model, input_tokens=0)
-                translator = ChainedStream(first, translator)
+                first = route.stream(
+                    target, requested_model=requested_model, input_tokens=input_tokens
+                )
+            translator = ChainedStream(first, client_stream)
             return self._stream(
                 backend, path, body, {}, translator=translator, call=call, anthropic=False
             )
         reply = await self._send(backend, path, body, {}, call)
         message = reply.body
         if route is not None:
-            back = route.response(reply.body, target, requested_model=req.model)
+            back = route.response(reply.body, target, requested_model=requested_model)
             call.degradations.extend(back.degradations)
             message = back.body
-        resp = parse_upstream(MessagesResponse.parse, message)
-        out = chat_via_messages.response(resp, requested_model=req.model, created=created)
+        out = to_client(parse_upstream(MessagesResponse.parse, message))
         call.degradations.extend(out.degradations)
         meter(out.body, call)
         return JSONReply(out.body)
@@ -288,34 +319,17 @@ class Pipeline:
         translated = gemini_via_messages.request(req, model=model, stream=stream, options=options)
         call.degradations.extend(translated.degradations)
         anthropic_req = MessagesRequest.parse(translated.body)
-        route = ROUTES.get(backend.api) if backend.api != "messages" else None
-        if route is None:
-            body = anthropic_req.dump()
-            body["model"], path = upstream_model, MESSAGES_PATH
-        else:
-            hop = route.request(anthropic_req, target)
-            call.degradations.extend(hop.degradations)
-            body, path = hop.body, route.path(target, stream=stream)
-        if stream:
-            first: Translator = PassThrough()
-            if route is not None:
-                estimate = self._estimate(anthropic_req)
-                first = route.stream(target, requested_model=model, input_tokens=estimate)
-            translator = ChainedStream(first, GeminiViaMessagesStream(model=model))
-            return self._stream(
-                backend, path, body, {}, translator=translator, call=call, anthropic=False
-            )
-        reply = await self._send(backend, path, body, {}, call)
-        message = reply.body
-        if route is not None:
-            back = route.response(reply.body, target, requested_model=model)
-            call.degradations.extend(back.degradations)
-            message = back.body
-        resp = parse_upstream(MessagesResponse.parse, message)
-        out = gemini_via_messages.response(resp, model=model)
-        call.degradations.extend(out.degradations)
-        meter(out.body, call)
-        return JSONReply(out.body)
+        return await self._via_anthropic(
+            backend,
+            anthropic_req,
+            target,
+            call,
+            requested_model=model,
+            stream=stream,
+            input_tokens=self._estimate(anthropic_req) if stream else 0,
+            client_stream=GeminiViaMessagesStream(model=model),
+            to_client=lambda resp: gemini_via_messages.response(resp, model=model),
+        )
 
     async def gemini_count(self, raw: bytes, *, model: str) -> int:
         """countTokens for Gemini clients, answered locally like Anthropic's count_tokens."""
