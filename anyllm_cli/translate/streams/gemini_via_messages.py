@@ -143,6 +143,10 @@ class GeminiViaMessagesStream(AnthropicEventReader):
             fragment = delta.get("partial_json")
             if not isinstance(fragment, str):
                 raise InvalidInput("partial_json must be a string", f"event {self._count}")
+            if index not in self._tools:  # the block was stopped already: its call went out
+                raise InvalidInput(
+                    f"input_json_delta after block {index} stopped", f"event {self._count}"
+                )
             self._tools[index][2].append(fragment)
         elif dtype == "citations_delta":
             self._note("citations_dropped", "Gemini parts carry no citations")
