@@ -62,21 +62,34 @@ def stream(
     call.upstream_body = body
     keep = done.events if done.keep_bodies else None
 
+    encode = encode_anthropic if anthropic else encode_openai
+
     def metered(event: OutEvent) -> bytes:
         if event is None:
             return encode_openai(None)
         meter(event, call)
         if keep is not None:
             keep.append(event)
-        return encode_anthropic(event) if anthropic else encode_openai(event)
+        return encode(event)
+
+    def observed(event: OutEvent) -> bytes:  # verbatim: the upstream's bytes go out, not these
+        if event is not None:
+            meter(event, call)
+            if keep is not None:
+                keep.append(event)
+        return b""
+
+    def render(event: OutEvent) -> bytes:
+        return encode_openai(None) if event is None else encode(event)
 
     return StreamReply(
         lambda: backend.stream(path, body, headers),
         translator,
-        metered,
+        observed if verbatim else metered,
         done,
         keepalive=PING if anthropic else KEEPALIVE_COMMENT,
         verbatim=verbatim,
+        render=render,
         clock=clock,
     )
 
