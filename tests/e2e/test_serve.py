@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -142,3 +143,23 @@ def test_two_workers_share_the_port(tmp_path: Path) -> None:
         assert results == [200] * 8
     finally:
         assert proxy.stop() == 0
+
+
+def test_json_log_format_keeps_stderr_json_only(tmp_path: Path) -> None:
+    proxy = ProxyProcess.start(tmp_path, None, "--backend", "echo", "--log-format", "json")
+    try:
+        reply = httpx.post(
+            f"{proxy.url}/v1/messages",
+            json={"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert reply.status_code == 200
+        proxy.wait_for_line('"status"')  # the access record
+    finally:
+        assert proxy.stop() == 0
+    assert proxy.lines
+    records = [json.loads(line) for line in proxy.lines]  # every line is JSON
+    first = records[0]
+    assert first["event"] == "listening"
+    assert first["url"] == proxy.url
+    assert first["message"] == f"listening on {proxy.url}"
+    assert first["backends"]["echo"]["kind"] == "echo"
