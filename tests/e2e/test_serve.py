@@ -163,3 +163,37 @@ def test_json_log_format_keeps_stderr_json_only(tmp_path: Path) -> None:
     assert first["url"] == proxy.url
     assert first["message"] == f"listening on {proxy.url}"
     assert first["backends"]["echo"]["kind"] == "echo"
+
+
+def test_a_body_with_a_byte_order_mark_is_accepted_on_every_client_route(tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    anthropic_body = {
+        "model": "m",
+        "max_tokens": 9,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    chat_body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    gemini_body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    calls = [
+        ("/v1/messages", anthropic_body),
+        ("/v1/messages/count_tokens", chat_body),
+        ("/v1/chat/completions", chat_body),
+        ("/v1beta/models/m:generateContent", gemini_body),
+        ("/v1beta/models/m:countTokens", gemini_body),
+    ]
+    proxy = ProxyProcess.start(tmp_path, None, "--backend", "echo")
+    try:
+        for path, body in calls:
+            reply = httpx.post(
+                proxy.url + path,
+                content=bom + json.dumps(body).encode(),
+                headers={"content-type": "application/json"},
+            )
+            assert reply.status_code == 200, (path, reply.text)
+        bad = httpx.post(proxy.url + "/v1/messages", content=b'{"model":')
+        assert bad.status_code == 400
+        message = bad.json()["error"]["message"]
+        assert message.lower().count("invalid json") == 1
+        assert "line 1 column" in message
+    finally:
+        assert proxy.stop() == 0
