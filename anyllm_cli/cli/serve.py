@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from anyllm_cli.errors import AnyllmError
+
 if TYPE_CHECKING:
     from anyllm_cli.config import BackendSettings, Settings
 
@@ -110,8 +112,18 @@ def serve(
         "open": open_ or None,
     }
     flags = {k: v for k, v in given.items() if v is not None}
-    settings = load_settings(flags, os.environ, cwd=Path.cwd())
-    run(settings, lambda url: announce(settings, url))
+    json_logs = log_format == "json"
+    try:
+        settings = load_settings(flags, os.environ, cwd=Path.cwd())
+        json_logs = settings.log_format == "json"
+        run(settings, lambda url: announce(settings, url))
+    except AnyllmError as exc:
+        if not json_logs:
+            raise  # main() prints `anyllm: error: ...`
+        from anyllm_cli.cli import exit_code
+
+        sys.stderr.write(_record("error", {"event": "startup_failed", "message": str(exc)}) + "\n")
+        raise typer.Exit(exit_code(exc)) from None
 
 
 def client_env(settings: Settings, url: str) -> list[str]:
@@ -181,21 +193,32 @@ def announce(settings: Settings, url: str) -> None:
 def listening_record(settings: Settings, url: str) -> str:
     """The JSON form of the banner: one record shaped like the access log's."""
     from anyllm_cli import __version__
+
+    return _record(
+        "info",
+        {
+            "event": "listening",
+            "message": f"listening on {url}",
+            "url": url,
+            "version": __version__,
+            "config_file": str(settings.config_file) if settings.config_file else None,
+            "env_file": str(settings.env_file) if settings.env_file else None,
+            "default_backend": settings.default_backend,
+            "backends": {
+                name: {"kind": b.kind, "base_url": None if b.kind == "echo" else b.base_url}
+                for name, b in settings.backends.items()
+            },
+            "auth": bool(settings.proxy_api_keys),
+        },
+    )
+
+
+def _record(level: str, fields: dict[str, Any]) -> str:
+    """One JSON log line in the access log's shape (ts, level, logger, then `fields`)."""
     from anyllm_cli.server.access import JSONFormatter
 
-    record = logging.LogRecord("anyllm.server", logging.INFO, __file__, 0, "", None, None)
-    record.fields = {
-        "event": "listening",
-        "message": f"listening on {url}",
-        "url": url,
-        "version": __version__,
-        "config_file": str(settings.config_file) if settings.config_file else None,
-        "env_file": str(settings.env_file) if settings.env_file else None,
-        "default_backend": settings.default_backend,
-        "backends": {
-            name: {"kind": b.kind, "base_url": None if b.kind == "echo" else b.base_url}
-            for name, b in settings.backends.items()
-        },
-        "auth": bool(settings.proxy_api_keys),
-    }
+    record = logging.LogRecord(
+        "anyllm.server", logging.getLevelName(level.upper()), "", 0, "", None, None
+    )
+    record.fields = fields
     return JSONFormatter().format(record)

@@ -140,3 +140,19 @@ def test_json_log_format_writes_one_json_record_and_no_banner(
     assert record["event"] == "listening"
     assert record["url"] == "http://127.0.0.1:4321"
     assert record["message"] == "listening on http://127.0.0.1:4321"
+
+
+def test_a_startup_error_under_json_logs_is_one_json_record(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANYLLM_HOME", str(tmp_path))
+    args = ["serve", "--backend", "echo", "--log-format", "json", "--config", "missing.toml"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["event"] == "startup_failed"
+    assert record["level"] == "error"
+    assert "--config missing.toml: no such file" in record["message"]
