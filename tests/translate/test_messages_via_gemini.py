@@ -183,6 +183,28 @@ def test_response_corpus(name: str, snapshot_json: SnapshotAssertion) -> None:
     assert snap(out) == snapshot_json
 
 
+def test_a_reply_never_puts_thinking_after_text_and_keeps_call_signatures() -> None:
+    parts = [
+        {"text": "Checking."},
+        {"functionCall": {"id": "fc_1", "name": "f", "args": {}}, "thoughtSignature": "c2ln"},
+        {"text": "", "thoughtSignature": "dGV4dA=="},
+    ]
+    raw = {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}]}
+    out = response(GenerateContentResponse.parse(raw), requested_model="claude-sonnet-4-5")
+    assert [b["type"] for b in out.body["content"]] == ["text", "tool_use"]
+    assert "text_signature_dropped" in [d.code for d in out.degradations]
+    call = out.body["content"][1]
+    history = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": out.body["content"]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"]}]},
+    ]
+    body = request(MessagesRequest.parse({"model": "g", "max_tokens": 9, "messages": history})).body
+    assert body["contents"][1]["parts"][1]["thoughtSignature"] == "c2ln"
+    assert body["contents"][1]["parts"][1]["functionCall"]["id"] == "fc_1"
+    assert_valid_gemini(body)
+
+
 def _sdk_config(body: dict[str, Any]) -> dict[str, Any]:
     """The SDK's config object mixes generationConfig with the other top-level fields."""
     config = dict(body.get("generationConfig", {}))
