@@ -2,10 +2,12 @@
 
 `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` answer like
 Gemini 3: a thought part, then the answer; with tools and no `functionResponse` in the last turn, a
-`functionCall` whose part carries a `thoughtSignature`. Like the real API it REJECTS (400) a
-history whose model-turn `functionCall` parts lack the signature it gave. Streams are incremental:
-each chunk holds only new parts; the signature may come on an empty-text part; usageMetadata
-repeats on every chunk. `:countTokens` answers COUNT. `mock-429` is RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are
+`functionCall` whose part carries a `thoughtSignature` (a model whose name holds "preamble" says
+"Checking." first). Like the real API, for gemini-3 models it REJECTS (400 "Function call is
+missing a thought_signature") a history whose model-turn `functionCall` parts lack the signature
+it gave. A text answer carries TEXT_SIGNATURE, in streams on an empty text part in the last chunk,
+as Gemini 3 does. Streams are incremental: each chunk holds only new parts; a call's signature
+comes on an empty-text part after it; usageMetadata repeats on every chunk. `:countTokens` answers COUNT. `mock-429` is RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are
 recorded with their headers.
 """
 
@@ -19,6 +21,7 @@ from tests.e2e.mock_upstream import LoopbackMock, Recorded
 
 COUNT = 1234  # countTokens' answer: a number no local count would give
 SIGNATURE = "CiRtb2NrLWdlbWluaS10aG91Z2h0LXNpZ25hdHVyZQ=="  # valid base64, as real ones are
+TEXT_SIGNATURE = "Ci10ZXh0LWFuc3dlci1zaWduYXR1cmU/Pz8+Pg=="  # a text answer's ("+" and "/" too)
 
 
 class MockGemini(LoopbackMock):
@@ -39,7 +42,7 @@ def _missing_signature(body: dict[str, Any]) -> bool:
     return False
 
 
-def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _parts(body: dict[str, Any], model: str) -> list[dict[str, Any]]:
     contents = body.get("contents", [])
     last = contents[-1]["parts"] if contents else []
     responses = [p["functionResponse"] for p in last if "functionResponse" in p]
@@ -47,12 +50,13 @@ def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:
     declarations = [d for t in body.get("tools", []) for d in t.get("functionDeclarations", [])]
     if declarations and not responses:
         call = {"name": declarations[0]["name"], "args": {"city": "Paris"}}
-        return [thought, {"functionCall": call, "thoughtSignature": SIGNATURE}]
+        preamble = [{"text": "Checking."}] if "preamble" in model else []
+        return [thought, *preamble, {"functionCall": call, "thoughtSignature": SIGNATURE}]
     if responses:
         said = f"tool said: {json.dumps(responses[0]['response'], sort_keys=True)}"
     else:
         said = "gemini says: " + " ".join(p.get("text", "") for p in last if "text" in p)
-    return [thought, {"text": said}]
+    return [thought, {"text": said, "thoughtSignature": TEXT_SIGNATURE}]
 
 
 def _usage(done: bool) -> dict[str, Any]:
@@ -84,9 +88,15 @@ def _chunks(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         else:
             text = part["text"]
+            plain = {k: v for k, v in part.items() if k != "thoughtSignature"}
             for i in range(0, len(text), 6):
-                piece = {**part, "text": text[i : i + 6]}
-                out.append(_reply([piece], None, False))
+                out.append(_reply([{**plain, "text": text[i : i + 6]}], None, False))
+            if "thoughtSignature" in part:  # Gemini 3: on an empty text part, at the end
+                out.append(
+                    _reply(
+                        [{"text": "", "thoughtSignature": part["thoughtSignature"]}], None, False
+                    )
+                )
     out.append(_reply([], "STOP", True))
     return out
 
@@ -131,10 +141,10 @@ class _Handler(BaseHTTPRequestHandler):
         if model == "mock-503":
             self._error(503, "UNAVAILABLE", "the model is overloaded")
             return
-        if _missing_signature(body):
+        if model.startswith("gemini-3") and _missing_signature(body):
             self._error(400, "INVALID_ARGUMENT", "Function call is missing a thought_signature")
             return
-        parts = _parts(body)
+        parts = _parts(body, model)
         if action == "generateContent":
             self._json(200, _reply(parts, "STOP", True))
             return
