@@ -8,8 +8,8 @@
 |             |                                |                               | response / ...ResponsesStream|
 | gemini      | messages_via_gemini.request    | /models/{m}:generateContent / | messages_via_gemini.response |
 |             |                                | :streamGenerateContent?alt=sse| / MessagesViaGeminiStream    |
-| bedrock     | Claude: the Anthropic body     | /model/{id}/invoke[-with-     | the message / events as they |
-|             | (bedrock.anthropic_body)       | response-stream]              | are (PassThrough)            |
+| bedrock     | Claude: messages_via_invoke    | /model/{id}/invoke[-with-     | the message / events as they |
+|             | (Bedrock's Anthropic body)     | response-stream]              | are (PassThrough)            |
 |             | others: messages_via_converse  | /model/{id}/converse[-stream] | messages_via_converse /      |
 |             |                                |                               | MessagesViaConverseStream    |
 
@@ -40,6 +40,7 @@ from anyllm_cli.translate import (
     messages_via_chat,
     messages_via_converse,
     messages_via_gemini,
+    messages_via_invoke,
     messages_via_responses,
 )
 from anyllm_cli.translate.degradation import Degradation, Translated
@@ -184,9 +185,7 @@ class BedrockRoute:
 
     def request(self, req: MessagesRequest, target: Target) -> Translated[dict[str, Any]]:
         if is_anthropic_model(target.upstream_model):
-            body = req.dump()
-            betas = {"anthropic-beta": ",".join(target.betas)} if target.betas else {}
-            return Translated(bedrock.anthropic_body(body, betas))
+            return messages_via_invoke.request(req.dump(), target.betas)
         settings = target.settings
         options = messages_via_converse.ConverseOptions(
             map_model=settings.model_map_fn(),
