@@ -24,6 +24,7 @@ What it gives up: one route per API; a backend that needs per-model routes picks
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -215,7 +216,12 @@ class BedrockRoute:
     def stream(self, target: Target, *, requested_model: str, input_tokens: int) -> Translator:
         if is_anthropic_model(target.upstream_model):
             return PassThrough()
-        return MessagesViaConverseStream(requested_model=requested_model, input_tokens=input_tokens)
+        # ConverseStream carries no message id: each stream gets its own, made here (the
+        # translator stays pure), never a shared constant.
+        message_id = f"msg_bdrk_{uuid.uuid4().hex[:24]}"
+        return MessagesViaConverseStream(
+            requested_model=requested_model, message_id=message_id, input_tokens=input_tokens
+        )
 
 
 class ResponsesRoute:

@@ -139,6 +139,7 @@ __all__ = [
     "SIGNATURE_PREFIX",
     "GeminiOptions",
     "block_text",
+    "count_tokens_body",
     "gemini_schema",
     "late_signature",
     "signed_tool_id",
@@ -369,3 +370,16 @@ def _declaration(tool: Tool, path: str, ctx: Ctx) -> dict[str, Any] | None:
     if parameters.get("properties") or parameters.get("type") != "OBJECT":
         declaration["parameters"] = parameters
     return declaration
+
+
+def count_tokens_body(content: dict[str, Any], model: str, *, vertex: bool) -> dict[str, Any]:
+    """The `:countTokens` body for a translated generateContent body (`request().body`).
+
+    The Gemini API wraps the whole request: `{"generateContentRequest": {"model": "models/<m>",
+    ...}}`. Vertex AI takes `contents`, `systemInstruction` and `tools` at the top level (its
+    CountTokensRequest has no generateContentRequest, toolConfig or safetySettings).
+    """
+    if vertex:
+        return {k: content[k] for k in ("contents", "systemInstruction", "tools") if k in content}
+    rest = {k: v for k, v in content.items() if k != "generationConfig"}
+    return {"generateContentRequest": {"model": f"models/{model.removeprefix('models/')}", **rest}}

@@ -7,7 +7,7 @@ Gemini 3: a thought part, then the answer; with tools and no `functionResponse` 
 missing a thought_signature") a history whose model-turn `functionCall` parts lack the signature
 it gave. A text answer carries TEXT_SIGNATURE, in streams on an empty text part in the last chunk,
 as Gemini 3 does. Streams are incremental: each chunk holds only new parts; a call's signature
-comes on an empty-text part after it; usageMetadata repeats on every chunk. `:countTokens` answers COUNT. `mock-429` is RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are
+comes on an empty-text part after it; usageMetadata repeats on every chunk. `:countTokens` answers COUNT (Vertex's body shape with a Bearer token, the Gemini API's otherwise). `mock-429` is RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are
 recorded with their headers.
 """
 
@@ -119,6 +119,26 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, code: int, status: str, message: str) -> None:
         self._json(code, {"error": {"code": code, "message": message, "status": status}})
 
+    def _count_tokens(self, body: dict[str, Any], model: str) -> None:
+        """Vertex (a Bearer token) takes contents/systemInstruction/tools at the top level; the
+        Gemini API (x-goog-api-key) one generateContentRequest naming the model."""
+        if (self.headers.get("authorization") or "").startswith("Bearer "):
+            extra = sorted(
+                set(body) - {"contents", "systemInstruction", "tools", "generationConfig"}
+            )
+            if extra or not body.get("contents"):
+                self._error(400, "INVALID_ARGUMENT", f"Invalid JSON payload: unknown {extra}")
+                return
+        else:
+            request = body.get("generateContentRequest", {})
+            if set(body) != {"generateContentRequest"} or request.get("model") != f"models/{model}":
+                self._error(400, "INVALID_ARGUMENT", "generateContentRequest.model/contents")
+                return
+            if not request.get("contents"):
+                self._error(400, "INVALID_ARGUMENT", "generateContentRequest.contents")
+                return
+        self._json(200, {"totalTokens": COUNT})
+
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -126,11 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         model, _, action = path.removeprefix("/v1beta/models/").partition(":")
         if action == "countTokens":
-            request = body.get("generateContentRequest", {})
-            if request.get("model") != f"models/{model}" or not request.get("contents"):
-                self._error(400, "INVALID_ARGUMENT", "generateContentRequest.model/contents")
-                return
-            self._json(200, {"totalTokens": COUNT})
+            self._count_tokens(body, model)
             return
         if action not in ("generateContent", "streamGenerateContent"):
             self._error(404, "NOT_FOUND", f"no method {action!r}")

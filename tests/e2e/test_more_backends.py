@@ -319,6 +319,11 @@ def test_bedrock_claude_and_converse(proxy: ProxyProcess, upstreams: Upstreams) 
             final = stream.get_final_message()
         assert final.stop_reason == "tool_use"
         assert final.content[-1].input == {"city": "Oslo"}  # type: ignore[union-attr]
+        with client.messages.stream(
+            model="claude-haiku-4-5", max_tokens=64, messages=[{"role": "user", "content": "Hi"}]
+        ) as stream:
+            again = stream.get_final_message()
+        assert again.id != final.id and again.id.startswith("msg_bdrk_")  # each its own id
         with pytest.raises(anthropic.RateLimitError):
             client.messages.create(
                 model="throttled", max_tokens=8, messages=[{"role": "user", "content": "x"}]
@@ -392,12 +397,14 @@ def test_gemini_client_errors_are_google_rpc(proxy: ProxyProcess) -> None:
     assert server.value.code == 503
 
 
-def test_count_tokens_asks_gemini_upstreams(proxy: ProxyProcess) -> None:
-    with _client(proxy, "gem") as client:
-        count = client.messages.count_tokens(
-            model="gemini-3-pro", messages=[{"role": "user", "content": "Hello"}]
-        )
-    assert count.input_tokens == GEMINI_COUNT
+def test_count_tokens_asks_gemini_upstreams(proxy: ProxyProcess, upstreams: Upstreams) -> None:
+    for prefix in ("gem", "vtx"):  # each in its own body shape; the mock refuses the other's
+        with _client(proxy, prefix) as client:
+            count = client.messages.count_tokens(
+                model="gemini-3-pro", messages=[{"role": "user", "content": "Hello"}]
+            )
+        assert count.input_tokens == GEMINI_COUNT, prefix
+    assert "contents" in upstreams.gemini.last().body
     with _client(proxy, "resp") as client:  # no count endpoint: counted locally
         local = client.messages.count_tokens(
             model="gpt-5", messages=[{"role": "user", "content": "Hello"}]

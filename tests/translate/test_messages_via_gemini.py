@@ -18,6 +18,7 @@ from anyllm_cli.models.gemini import GenerateContentRequest, GenerateContentResp
 from anyllm_cli.translate.degradation import Translated
 from anyllm_cli.translate.messages_via_gemini import (
     GeminiOptions,
+    count_tokens_body,
     gemini_schema,
     request,
     response,
@@ -724,3 +725,20 @@ def test_arbitrary_responses_raise_only_invalid_input(data: dict[str, Any]) -> N
     except InvalidInput:
         return
     assert_valid_anthropic(response(parsed, requested_model="m").body)
+
+
+def test_count_tokens_bodies_follow_each_api() -> None:
+    content = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "systemInstruction": {"parts": [{"text": "s"}]},
+        "tools": [{"functionDeclarations": [{"name": "f"}]}],
+        "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
+        "generationConfig": {"maxOutputTokens": 1},
+    }
+    vertex = count_tokens_body(content, "gemini-3-pro", vertex=True)
+    assert set(vertex) == {"contents", "systemInstruction", "tools"}
+    gemini = count_tokens_body(content, "models/gemini-3-pro", vertex=False)
+    assert set(gemini) == {"generateContentRequest"}
+    inner = gemini["generateContentRequest"]
+    assert inner["model"] == "models/gemini-3-pro" and "generationConfig" not in inner
+    assert inner["toolConfig"] == content["toolConfig"]
