@@ -324,10 +324,15 @@ def test_bedrock_claude_and_converse(proxy: ProxyProcess, upstreams: Upstreams) 
         ) as stream:
             again = stream.get_final_message()
         assert again.id != final.id and again.id.startswith("msg_bdrk_")  # each its own id
-        with pytest.raises(anthropic.RateLimitError):
-            client.messages.create(
-                model="throttled", max_tokens=8, messages=[{"role": "user", "content": "x"}]
-            )
+        client.messages.create(
+            model="claude-haiku-4-5", max_tokens=64000, messages=[{"role": "user", "content": "Hi"}]
+        )
+    nova = json.loads(state.seen[-1][2])
+    assert nova["inferenceConfig"]["maxTokens"] == 10000  # Nova's documented limit
+    with _client(proxy, "aws") as client, pytest.raises(anthropic.RateLimitError):
+        client.messages.create(
+            model="throttled", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
     paths = [path for path, _, _ in state.seen]
     assert any(p.endswith("/invoke") for p in paths)
     assert any(p.endswith("/converse-stream") for p in paths)
