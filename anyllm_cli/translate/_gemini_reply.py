@@ -15,8 +15,10 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
+from anyllm_cli.errors import InvalidInput
 from anyllm_cli.models.gemini import GenerateContentResponse
 from anyllm_cli.translate.degradation import Degradation, Translated
 
@@ -180,6 +182,22 @@ def split_tool_id(value: str) -> tuple[str, str | None]:
         return head, raw.decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return value, None
+
+
+def openai_thought_signature(call: Mapping[str, Any], path: str) -> str | None:
+    """`extra_content.google.thought_signature` of an OpenAI tool call (as Gemini's own
+    OpenAI-compatible endpoint sends and takes it), or None."""
+    content = call.get("extra_content")
+    google = content.get("google") if isinstance(content, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    if signature is not None and not isinstance(signature, str):
+        raise InvalidInput("expected a string", f"{path}.extra_content.google.thought_signature")
+    return signature or None
+
+
+def openai_extra(signature: str | None) -> dict[str, Any]:
+    """The tool-call fields that carry a Gemini thought signature to an OpenAI client or upstream."""
+    return {"extra_content": {"google": {"thought_signature": signature}}} if signature else {}
 
 
 def late_signature(path: str, degradations: list[Degradation]) -> None:

@@ -21,7 +21,7 @@ from anyllm_cli.models.anthropic import (
     ToolUseBlock,
 )
 from anyllm_cli.translate._gemini_reply import SIGNATURE_PREFIX as GEMINI_PREFIX
-from anyllm_cli.translate._gemini_reply import split_tool_id
+from anyllm_cli.translate._gemini_reply import openai_extra, split_tool_id
 from anyllm_cli.translate.degradation import Degradation, Translated
 
 _FINISH_REASONS = {
@@ -136,10 +136,7 @@ def gemini_call(tool_use_id: str, pending: str | None) -> tuple[str, dict[str, A
     block before it) goes in `extra_content.google.thought_signature`, as on Gemini's own
     OpenAI-compatible endpoint, and comes back from there (`_messages_turns`)."""
     call_id, carried = split_tool_id(tool_use_id)
-    signature = carried or pending
-    if not signature:
-        return call_id, {}
-    return call_id, {"extra_content": {"google": {"thought_signature": signature}}}
+    return call_id, openai_extra(carried or pending)
 
 
 def _dropped_block(block: Any, path: str) -> Degradation:

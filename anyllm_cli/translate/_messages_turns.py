@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from anyllm_cli.errors import InvalidInput
 from anyllm_cli.models.openai_chat import (
     AssistantMessage,
     ChatRequest,
@@ -24,6 +23,7 @@ from anyllm_cli.models.openai_chat import (
     UserMessage,
 )
 from anyllm_cli.translate._gemini_reply import SIGNATURE_PREFIX as GEMINI_PREFIX
+from anyllm_cli.translate._gemini_reply import openai_thought_signature
 from anyllm_cli.translate._messages_content import content_blocks
 from anyllm_cli.translate._messages_context import MessagesContext, Turn, tool_id
 from anyllm_cli.translate.messages_via_chat import parse_arguments
@@ -106,7 +106,7 @@ def _assistant(msg: AssistantMessage, path: str, ctx: MessagesContext) -> list[d
                 "tool_arguments_invalid", "arguments are not a JSON object; kept as _raw", where
             )
         ctx.where["call:" + tool_id(call.id)] = f"{path}.tool_calls[{k}]"
-        signature = _thought_signature(call.model_extra or {}, f"{path}.tool_calls[{k}]")
+        signature = openai_thought_signature(call.model_extra or {}, f"{path}.tool_calls[{k}]")
         if (
             signature
         ):  # Gemini's, as its OpenAI-compatible endpoint carries it: back before its call
@@ -117,16 +117,6 @@ def _assistant(msg: AssistantMessage, path: str, ctx: MessagesContext) -> list[d
             {"type": "tool_use", "id": tool_id(call.id), "name": call.function.name, "input": args}
         )
     return blocks
-
-
-def _thought_signature(extra: dict[str, Any], path: str) -> str | None:
-    """`extra_content.google.thought_signature` of a tool call, if it has one."""
-    content = extra.get("extra_content")
-    google = content.get("google") if isinstance(content, dict) else None
-    signature = google.get("thought_signature") if isinstance(google, dict) else None
-    if signature is not None and not isinstance(signature, str):
-        raise InvalidInput("expected a string", f"{path}.extra_content.google.thought_signature")
-    return signature or None
 
 
 def _extra_fields(msg: Any, path: str, ctx: MessagesContext) -> None:
