@@ -275,7 +275,11 @@ class GeminiRoute:
         return messages_via_gemini.response(resp, requested_model=requested_model)
 
     def stream(self, target: Target, *, requested_model: str, input_tokens: int) -> Translator:
-        return MessagesViaGeminiStream(requested_model=requested_model, input_tokens=input_tokens)
+        return MessagesViaGeminiStream(  # the fallback is used only when no responseId comes
+            requested_model=requested_model,
+            input_tokens=input_tokens,
+            fallback_id=f"msg_{uuid.uuid4().hex[:24]}",
+        )
 
 
 ROUTES: Mapping[str, UpstreamRoute] = {

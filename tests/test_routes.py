@@ -151,3 +151,17 @@ def test_bedrock_claude_bodies_name_what_they_drop() -> None:
     out = ROUTES["bedrock"].request(req, target)
     assert "metadata" not in out.body and "anthropic_beta" not in out.body
     assert [d.code for d in out.degradations] == ["metadata_dropped", "beta_dropped"]
+
+
+def test_gemini_streams_without_a_response_id_get_their_own_message_id() -> None:
+    target = Target(backend_settings(), "gemini-3-pro")
+    chunk = {"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}}]}
+    ids = set()
+    for _ in range(2):
+        start = ROUTES["gemini"].stream(target, requested_model="m", input_tokens=1).feed(chunk)[0]
+        assert isinstance(start, dict)
+        ids.add(start["message"]["id"])
+    assert len(ids) == 2
+    with_id = ROUTES["gemini"].stream(target, requested_model="m", input_tokens=1)
+    start = with_id.feed({**chunk, "responseId": "r1"})[0]
+    assert isinstance(start, dict) and start["message"]["id"] == "msg_r1"

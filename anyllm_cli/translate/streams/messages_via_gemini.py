@@ -4,7 +4,8 @@ Each data chunk is one partial GenerateContentResponse holding only the *new* pa
 
 | Gemini chunk                                  | Anthropic event                                         |
 | --------------------------------------------- | ------------------------------------------------------- |
-| the first chunk, whatever it holds            | `message_start`: id `message_id` or `msg_<responseId>`, |
+| the first chunk, whatever it holds            | `message_start`: id `message_id`, `msg_<responseId>` or |
+|                                               | the injected `fallback_id` (each stream its own),       |
 |                                               | input tokens from its usageMetadata (else the estimate) |
 | part `thought: true`                          | `thinking` block, `thinking_delta`                      |
 | its `thoughtSignature`                        | `signature_delta` "gemini:<sig>" on that block          |
@@ -77,12 +78,18 @@ _STATUS_KINDS = {
 
 class MessagesViaGeminiStream:
     def __init__(
-        self, *, requested_model: str, message_id: str | None = None, input_tokens: int = 0
+        self,
+        *,
+        requested_model: str,
+        message_id: str | None = None,
+        input_tokens: int = 0,
+        fallback_id: str | None = None,
     ) -> None:
         self.degradations: list[Degradation] = []
         self.started = False
         self._model = requested_model
         self._message_id = message_id
+        self._fallback_id = fallback_id  # the id when the stream has no responseId (injected)
         self._input_tokens = input_tokens
         self._state = _IDLE
         self._base = ""  # tool ids derive from it: the responseId, else the message id
@@ -300,7 +307,9 @@ class MessagesViaGeminiStream:
         self._state = _STREAMING
         response_id = chunk.get("responseId")
         clean = _NOT_ID.sub("_", response_id) if isinstance(response_id, str) else ""
-        message_id = self._message_id or f"msg_{clean or 'stream'}"
+        message_id = self._message_id or (
+            f"msg_{clean}" if clean else self._fallback_id or "msg_stream"
+        )
         self._base = clean or _NOT_ID.sub("_", message_id.removeprefix("msg_")) or "stream"
         counts = usage(self._usage)
         if self._usage is None or "promptTokenCount" not in self._usage:
