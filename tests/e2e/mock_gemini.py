@@ -6,9 +6,10 @@ Gemini 3: a thought part, then the answer; with tools and no `functionResponse` 
 "Checking." first). Like the real API, for gemini-3 models it REJECTS (400 "Function call is
 missing a thought_signature") a history whose model-turn `functionCall` parts lack the signature
 it gave. A text answer carries TEXT_SIGNATURE, in streams on an empty text part in the last chunk,
-as Gemini 3 does. Streams are incremental: each chunk holds only new parts; a call's signature
-comes on an empty-text part after it; usageMetadata repeats on every chunk. `:countTokens` answers COUNT (Vertex's body shape with a Bearer token, the Gemini API's otherwise). `mock-429` is RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are
-recorded with their headers.
+as Gemini 3 does. Streams are incremental: each chunk holds only new parts; a functionCall comes
+whole with its signature; usageMetadata repeats on every chunk. `:countTokens` answers COUNT
+(Vertex's body shape with a Bearer token, the Gemini API's otherwise). `mock-429` is
+RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are recorded with their headers.
 """
 
 from __future__ import annotations
@@ -81,11 +82,8 @@ def _reply(parts: list[dict[str, Any]], finish: str | None, done: bool) -> dict[
 def _chunks(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for part in parts:
-        if "functionCall" in part:  # whole in one chunk; the signature on a later empty part
-            out.append(_reply([{"functionCall": part["functionCall"]}], None, False))
-            out.append(
-                _reply([{"text": "", "thoughtSignature": part["thoughtSignature"]}], None, False)
-            )
+        if "functionCall" in part:  # whole in one chunk, with its signature, as Gemini 3 sends it
+            out.append(_reply([part], None, False))
         else:
             text = part["text"]
             plain = {k: v for k, v in part.items() if k != "thoughtSignature"}

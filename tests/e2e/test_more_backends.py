@@ -517,3 +517,47 @@ def test_openai_clients_carry_gemini_3_signatures_on_tool_calls(
     sent = upstreams.gemini.last().body["contents"]
     calls = [p for c in sent for p in c["parts"] if "functionCall" in p]
     assert calls[0]["thoughtSignature"] == GEMINI_SIGNATURE
+
+
+def test_gemini_clients_keep_gemini_3_signatures_over_two_streamed_turns(
+    proxy: ProxyProcess, upstreams: Upstreams
+) -> None:
+    from google.genai import types
+
+    weather = types.FunctionDeclaration(
+        name="get_weather",
+        parameters=types.Schema(
+            type=types.Type.OBJECT, properties={"city": types.Schema(type=types.Type.STRING)}
+        ),
+    )
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[weather])],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    client = _genai(proxy, "gem")
+    history: list[Any] = [types.Content(role="user", parts=[types.Part(text="Weather?")])]
+    chunks = list(
+        client.models.generate_content_stream(model="gemini-3-pro", contents=history, config=config)
+    )
+    parts = [p for c in chunks for p in (c.candidates[0].content.parts or [])]
+    call = next(p for p in parts if p.function_call)
+    history += [
+        types.Content(role="model", parts=parts),
+        types.Content(
+            role="user",
+            parts=[
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        name="get_weather", response={"result": "sunny"}
+                    )
+                )
+            ],
+        ),
+    ]
+    second = list(
+        client.models.generate_content_stream(model="gemini-3-pro", contents=history, config=config)
+    )
+    assert "tool said" in "".join(c.text or "" for c in second)
+    sent = upstreams.gemini.last().body["contents"]
+    calls = [p for c in sent for p in c["parts"] if "functionCall" in p]
+    assert calls[0]["thoughtSignature"] == GEMINI_SIGNATURE, call
