@@ -463,9 +463,10 @@ def test_streamed_gemini_3_tool_loop_keeps_the_grammar_and_the_signature(
     assert "__gsig_" not in json.dumps(sent)
 
 
+@pytest.mark.parametrize("model", ["gemini-3-pro", "gemini-3-preamble"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_openai_clients_carry_gemini_3_signatures_on_tool_calls(
-    proxy: ProxyProcess, upstreams: Upstreams, stream: bool
+    proxy: ProxyProcess, upstreams: Upstreams, stream: bool, model: str
 ) -> None:
     tools: Any = [
         {
@@ -480,7 +481,7 @@ def test_openai_clients_carry_gemini_3_signatures_on_tool_calls(
         if stream:
             chunks = list(
                 client.chat.completions.create(
-                    model="gemini-3-preamble", messages=messages, tools=tools, stream=True
+                    model=model, messages=messages, tools=tools, stream=True
                 )
             )
             deltas = [
@@ -500,9 +501,7 @@ def test_openai_clients_carry_gemini_3_signatures_on_tool_calls(
                 "extra_content": first_call["extra_content"],
             }
         else:
-            reply = client.chat.completions.create(
-                model="gemini-3-preamble", messages=messages, tools=tools
-            )
+            reply = client.chat.completions.create(model=model, messages=messages, tools=tools)
             call = reply.choices[0].message.tool_calls[0].model_dump()  # type: ignore[index]
         assert call["extra_content"] == {"google": {"thought_signature": GEMINI_SIGNATURE}}
         assert "__gsig_" not in call["id"]
@@ -510,9 +509,7 @@ def test_openai_clients_carry_gemini_3_signatures_on_tool_calls(
             {"role": "assistant", "content": "Checking.", "tool_calls": [call]},
             {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
         ]
-        second = client.chat.completions.create(
-            model="gemini-3-preamble", messages=messages, tools=tools
-        )
+        second = client.chat.completions.create(model=model, messages=messages, tools=tools)
     assert (second.choices[0].message.content or "").startswith("tool said:")
     sent = upstreams.gemini.last().body["contents"]
     calls = [p for c in sent for p in c["parts"] if "functionCall" in p]
