@@ -8,8 +8,8 @@
 |             |                                |                               | response / ...ResponsesStream|
 | gemini      | messages_via_gemini.request    | /models/{m}:generateContent / | messages_via_gemini.response |
 |             |                                | :streamGenerateContent?alt=sse| / MessagesViaGeminiStream    |
-| bedrock     | Claude: the Anthropic body     | /model/{id}/invoke[-with-     | the message / events as they |
-|             | (bedrock.anthropic_body)       | response-stream]              | are (PassThrough)            |
+| bedrock     | Claude: messages_via_invoke    | /model/{id}/invoke[-with-     | the message / events as they |
+|             | (Bedrock's Anthropic body)     | response-stream]              | are (PassThrough)            |
 |             | others: messages_via_converse  | /model/{id}/converse[-stream] | messages_via_converse /      |
 |             |                                |                               | MessagesViaConverseStream    |
 
@@ -24,6 +24,7 @@ What it gives up: one route per API; a backend that needs per-model routes picks
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -40,6 +41,7 @@ from anyllm_cli.translate import (
     messages_via_chat,
     messages_via_converse,
     messages_via_gemini,
+    messages_via_invoke,
     messages_via_responses,
 )
 from anyllm_cli.translate.degradation import Degradation, Translated
@@ -184,9 +186,7 @@ class BedrockRoute:
 
     def request(self, req: MessagesRequest, target: Target) -> Translated[dict[str, Any]]:
         if is_anthropic_model(target.upstream_model):
-            body = req.dump()
-            betas = {"anthropic-beta": ",".join(target.betas)} if target.betas else {}
-            return Translated(bedrock.anthropic_body(body, betas))
+            return messages_via_invoke.request(req.dump(), target.betas)
         settings = target.settings
         options = messages_via_converse.ConverseOptions(
             map_model=settings.model_map_fn(),
@@ -216,7 +216,12 @@ class BedrockRoute:
     def stream(self, target: Target, *, requested_model: str, input_tokens: int) -> Translator:
         if is_anthropic_model(target.upstream_model):
             return PassThrough()
-        return MessagesViaConverseStream(requested_model=requested_model, input_tokens=input_tokens)
+        # ConverseStream carries no message id: each stream gets its own, made here (the
+        # translator stays pure), never a shared constant.
+        message_id = f"msg_bdrk_{uuid.uuid4().hex[:24]}"
+        return MessagesViaConverseStream(
+            requested_model=requested_model, message_id=message_id, input_tokens=input_tokens
+        )
 
 
 class ResponsesRoute:
@@ -270,7 +275,11 @@ class GeminiRoute:
         return messages_via_gemini.response(resp, requested_model=requested_model)
 
     def stream(self, target: Target, *, requested_model: str, input_tokens: int) -> Translator:
-        return MessagesViaGeminiStream(requested_model=requested_model, input_tokens=input_tokens)
+        return MessagesViaGeminiStream(  # the fallback is used only when no responseId comes
+            requested_model=requested_model,
+            input_tokens=input_tokens,
+            fallback_id=f"msg_{uuid.uuid4().hex[:24]}",
+        )
 
 
 ROUTES: Mapping[str, UpstreamRoute] = {

@@ -52,7 +52,7 @@ from anyllm_cli.routes import (
     parse_upstream,
 )
 from anyllm_cli.tokens import count_tokens
-from anyllm_cli.translate import chat_via_messages, gemini_via_messages
+from anyllm_cli.translate import chat_via_messages, gemini_via_messages, messages_via_gemini
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
 from anyllm_cli.translate.streams.gemini_via_messages import GeminiViaMessagesStream
@@ -160,9 +160,9 @@ class Pipeline:
             target = Target.of(backend.settings, upstream_model, headers)
             full = MessagesRequest.parse({**req.dump(), "max_tokens": 1})
             content = ROUTES["gemini"].request(full, target).body
-            content.pop("generationConfig", None)
             model = upstream_model.removeprefix("models/")
-            body = {"generateContentRequest": {"model": f"models/{model}", **content}}
+            vertex = backend.settings.kind == "vertex"
+            body = messages_via_gemini.count_tokens_body(content, model, vertex=vertex)
             path = f"/models/{quote(model, safe='')}:countTokens"
             asked = (path, body, {}, "totalTokens")
         if asked is not None:
