@@ -195,7 +195,8 @@ class Pipeline:
             if (
                 ask_usage
             ):  # meter the stream; the usage chunk is kept from a client that did not ask
-                body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
+                asked = body.get("stream_options") or {}  # `null` is OpenAI's "absent"
+                body["stream_options"] = {**asked, "include_usage": True}
             relay = _Relay(call, anthropic=False, hide_usage=ask_usage)
             return self._stream(
                 backend, CHAT_PATH, body, {}, translator=relay, call=call, anthropic=False
