@@ -53,6 +53,7 @@ from anyllm_cli.server.formats import (
 )
 from anyllm_cli.server.metrics import Metrics
 from anyllm_cli.server.middleware import Auth, BodyLimit, ConcurrencyLimit, RequestScope
+from anyllm_cli.server.paths import BadPath, passthrough_path
 from anyllm_cli.server.streaming import StreamDriver
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -289,12 +290,15 @@ class Proxy:
             message = f"{request.url.path} is not served by backend {backend.settings.name!r}"
             return _failure(ctx, _NotFound(message))
         ctx.call.backend = backend.settings.name
-        path = "/" + rest
-        if request.url.query:
-            path += "?" + request.url.query
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        prefix = 2 if "backend" in request.path_params else 1  # NAME/v1 or v1
         headers = {k: request.headers[k] for k in _FORWARD_REQUEST if k in request.headers}
-        content = await request.body()
-        upstream = backend.forward(request.method, path, content, headers)
+        try:
+            path = passthrough_path(raw_path, prefix, request.scope.get("query_string", b""))
+            content = await request.body()
+            upstream = backend.forward(request.method, path, content, headers)
+        except (BadPath, InvalidInput) as exc:
+            return _failure(ctx, exc)
 
         async def run(receive: Receive, send: Send) -> None:
             try:
@@ -363,4 +367,11 @@ def create_app(
         lifespan=proxy.lifespan,
     )
     app.state.proxy = proxy
+
+    async def unrouted(scope: Scope, receive: Receive, send: Send) -> None:
+        """Paths no route pattern can match (a decoded newline): a 404 in the caller's format."""
+        response = await proxy.not_found(Request(scope, receive))
+        await response(scope, receive, send)
+
+    app.router.default = unrouted
     return app
