@@ -361,8 +361,8 @@ def create_app(
                 RequestScope, metrics=proxy.metrics, degradation_header=settings.degradation_header
             ),
             Middleware(Auth, keys=settings.proxy_api_keys, metrics_auth=settings.metrics_auth),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout),
             Middleware(ConcurrencyLimit, limit=settings.max_concurrency),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
         lifespan=proxy.lifespan,
     )
