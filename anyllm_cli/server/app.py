@@ -121,9 +121,10 @@ class Proxy:
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None) -> None:
         self.settings = settings
         self.transport = transport
-        self.metrics = Metrics()
-        self._pipeline: Pipeline | None = None
         self._ids = catalog.model_ids(settings.backends.values())
+        mapped = [m for b in settings.backends.values() for m in b.model_map.values()]
+        self.metrics = Metrics(models=[*self._ids, *mapped])
+        self._pipeline: Pipeline | None = None
         self.startup_error: AnyllmError | None = None
 
     @asynccontextmanager
@@ -192,7 +193,8 @@ class Proxy:
         """`POST /v1beta/models/{model}:{generateContent|streamGenerateContent|countTokens}`."""
         ctx = _ctx(request)
         model, _, action = request.path_params["target"].rpartition(":")
-        ctx.route = f"/v1beta/models:{action}"
+        # a label per served action; any other (client-chosen) text is one label
+        ctx.route = f"/v1beta/models:{action if action in _GEMINI_ACTIONS else '*'}"
         try:
             if not model or action not in _GEMINI_ACTIONS:
                 raise _NotFound(
