@@ -8,9 +8,10 @@ would cost more than it saves.
 
 What it gives up: threads share the GIL, so this only helps where the work lets go of it often:
 Python code does, and the token counter is fed in small pieces so it does too (`tokens.py`). One
-call into native code with a huge argument (pydantic-core decoding one 24 MB string, `json.dumps`
-of it on the way upstream) still holds the GIL throughout: measured in `tests/bench/bench_stall.py`,
-and the reason the README gives for lowering `max_body_bytes` where latency matters.
+call into native code with a huge argument (pydantic-core decoding one 24 MB string) still holds
+the GIL throughout, and the JSON for the upstream is encoded on the loop (`backends/_http.py`):
+measured in `tests/bench/bench_stall.py`, and the reason the README gives for lowering
+`max_body_bytes` where latency matters.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Run on demand (never collected by pytest): `python tests/bench/bench_stall.py [--mb 24]`.
 
-Starts `anyllm serve --backend echo` on loopback, then for each big body below sends it once while
+Starts `anyllm serve` on loopback in front of the e2e mock OpenAI upstream (a thread of this
+process; `--echo` uses the offline echo backend instead), then for each big body below sends it once while
 a second client sends `GET /health` back to back, and prints the slowest of those small requests
 (minus the slowest of the same loop with no big request in flight: the reference in the same run).
 The body kinds: one long text to `count_tokens` (parse + BPE count), the same to `/v1/messages`
@@ -24,6 +25,9 @@ import time
 
 import httpx
 
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+from tests.e2e.mock_upstream import MockUpstream
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -31,9 +35,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(port: int, home: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ANYLLM_HOME": home}
-    args = [sys.executable, "-m", "anyllm_cli", "serve", "--backend", "echo", "--port", str(port)]
+def _serve(port: int, home: str, upstream: str | None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "ANYLLM_HOME": home, "OPENAI_API_KEY": "k"}
+    args = [sys.executable, "-m", "anyllm_cli", "serve", "--port", str(port)]
+    if upstream is None:
+        args += ["--backend", "echo"]
+    else:
+        args += ["--backend", "openai", "--base-url", upstream]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -83,11 +91,13 @@ def _bodies(mb: float) -> dict[str, tuple[str, bytes]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=24.0)
+    parser.add_argument("--echo", action="store_true", help="the echo backend, no upstream")
     options = parser.parse_args()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    upstream = None if options.echo else MockUpstream()
     with tempfile.TemporaryDirectory() as home:
-        proc = _serve(port, home)
+        proc = _serve(port, home, upstream.start() if upstream else None)
         try:
             reference = _slowest_small(url, None)
             print(f"slowest small request, nothing else running: {reference * 1000:.0f} ms")
@@ -122,6 +132,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+            if upstream is not None:
+                upstream.stop()
 
 
 if __name__ == "__main__":
