@@ -109,7 +109,7 @@ def test_a_body_that_never_comes_holds_no_slot_and_gets_408(
             for _ in range(3):
                 r = client.post("/echo/v1/messages", json=SMALL, headers=HEADERS)
                 assert r.status_code == 200, r.text
-        assert time.monotonic() - start < 1.0  # served now, not after the stalled bodies
+        assert time.monotonic() - start < 3.0  # served now, not after the stalled bodies
         for sock in stalled:
             answer = _read_response(sock, limit_s=5)
             head, _, body = answer.partition(b"\r\n\r\n")
@@ -232,6 +232,8 @@ def test_a_small_request_is_served_while_a_big_one_is_parsed(
         worker.join(120)
         assert result == [200]
         assert served >= 3  # small requests were answered while the big one ran
-        assert slowest < 0.5, f"a small request waited {slowest:.2f} s behind the big one"
+        # ~0.1-0.3 s here on a busy machine (tests/bench/bench_stall.py), 2-3 s before; the bound
+        # leaves room for a loaded CI machine
+        assert slowest < 1.0, f"a small request waited {slowest:.2f} s behind the big one"
     finally:
         proxy.stop()
