@@ -42,6 +42,7 @@ from anyllm_cli.errors import (
 )
 from anyllm_cli.models.anthropic import CountTokensRequest, MessagesRequest, MessagesResponse
 from anyllm_cli.models.openai_chat import ChatRequest
+from anyllm_cli.pipeline.offload import off_loop
 from anyllm_cli.replies import Call, JSONReply, Reply, StreamReply, meter
 from anyllm_cli.routes import (
     ROUTES,
@@ -94,7 +95,7 @@ class Pipeline:
     async def messages(
         self, backend: Backend, raw: bytes, headers: Mapping[str, str], call: Call
     ) -> Reply:
-        req = MessagesRequest.parse(raw)
+        req = await off_loop(len(raw), MessagesRequest.parse, raw)
         upstream_model = backend.settings.model_map_fn()(req.model)
         _begin(call, backend, req.model, upstream_model, bool(req.stream))
         if backend.api == "messages":
@@ -106,7 +107,7 @@ class Pipeline:
         path = route.path(target, stream=bool(req.stream))
         if req.stream:
             translator = route.stream(
-                target, requested_model=req.model, input_tokens=self._estimate(req)
+                target, requested_model=req.model, input_tokens=await self._estimate(req, len(raw))
             )
             return self._stream(
                 backend, path, translated.body, {}, translator=translator, call=call, anthropic=True
@@ -149,7 +150,7 @@ class Pipeline:
     async def count_tokens(self, backend: Backend, raw: bytes, headers: Mapping[str, str]) -> int:
         """An upstream with a count endpoint (Anthropic, Gemini) is asked first; else, or when it
         fails, the count is made locally."""
-        req = CountTokensRequest.parse(raw)
+        req = await off_loop(len(raw), CountTokensRequest.parse, raw)
         upstream_model = backend.settings.model_map_fn()(req.model)
         asked: tuple[str, dict[str, Any], Mapping[str, str], str] | None = None
         if backend.api == "messages":
@@ -175,14 +176,14 @@ class Pipeline:
                 value = reply.body.get(field_name) if isinstance(reply.body, dict) else None
                 if reply.status < 400 and isinstance(value, int):
                     return value
-        return self._count(req)
+        return await off_loop(len(raw), self._count, req)
 
     # -- OpenAI clients ------------------------------------------------------------------------------
 
     async def chat(
         self, backend: Backend, raw: bytes, headers: Mapping[str, str], call: Call
     ) -> Reply:
-        req = ChatRequest.parse(raw)
+        req = await off_loop(len(raw), ChatRequest.parse, raw)
         map_model = backend.settings.model_map_fn()
         upstream_model = map_model(req.model)
         _begin(call, backend, req.model, upstream_model, bool(req.stream))
@@ -195,7 +196,8 @@ class Pipeline:
             if (
                 ask_usage
             ):  # meter the stream; the usage chunk is kept from a client that did not ask
-                body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
+                asked = body.get("stream_options") or {}  # `null` is OpenAI's "absent"
+                body["stream_options"] = {**asked, "include_usage": True}
             relay = _Relay(call, anthropic=False, hide_usage=ask_usage)
             return self._stream(
                 backend, CHAT_PATH, body, {}, translator=relay, call=call, anthropic=False
@@ -294,7 +296,7 @@ class Pipeline:
         stream: bool,
     ) -> Reply:
         """A generateContent call (the model and streaming are in the URL), through any backend."""
-        req = gemini_via_messages.parse_request(raw)
+        req = await off_loop(len(raw), gemini_via_messages.parse_request, raw)
         upstream_model = backend.settings.model_map_fn()(model)
         _begin(call, backend, model, upstream_model, stream)
         target = Target.of(backend.settings, upstream_model, headers)
@@ -326,17 +328,17 @@ class Pipeline:
             call,
             requested_model=model,
             stream=stream,
-            input_tokens=self._estimate(anthropic_req) if stream else 0,
+            input_tokens=await self._estimate(anthropic_req, len(raw)) if stream else 0,
             client_stream=GeminiViaMessagesStream(model=model),
             to_client=lambda resp: gemini_via_messages.response(resp, model=model),
         )
 
     async def gemini_count(self, raw: bytes, *, model: str) -> int:
         """countTokens for Gemini clients, answered locally like Anthropic's count_tokens."""
-        req = gemini_via_messages.parse_request(raw)
+        req = await off_loop(len(raw), gemini_via_messages.parse_request, raw)
         options = gemini_via_messages.GeminiClientOptions()
         translated = gemini_via_messages.request(req, model=model, stream=False, options=options)
-        return self._count(CountTokensRequest.parse(translated.body))
+        return await off_loop(len(raw), self._count, CountTokensRequest.parse(translated.body))
 
     def _chat_body(
         self, backend: Backend, req: ChatRequest, upstream_model: str, call: Call
@@ -406,10 +408,10 @@ class Pipeline:
             clock=self._clock,
         )
 
-    def _estimate(self, req: MessagesRequest) -> int:
+    async def _estimate(self, req: MessagesRequest, size: int) -> int:
         """Input tokens announced in `message_start` until the upstream reports real usage."""
         try:
-            return self._count(req)
+            return await off_loop(size, self._count, req)
         except (ValueError, RuntimeError, OSError):  # a tokenizer problem must not fail the request
             return 0
 

@@ -53,6 +53,7 @@ from anyllm_cli.server.formats import (
 )
 from anyllm_cli.server.metrics import Metrics
 from anyllm_cli.server.middleware import Auth, BodyLimit, ConcurrencyLimit, RequestScope
+from anyllm_cli.server.paths import BadPath, passthrough_path
 from anyllm_cli.server.streaming import StreamDriver
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -120,9 +121,10 @@ class Proxy:
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None) -> None:
         self.settings = settings
         self.transport = transport
-        self.metrics = Metrics()
-        self._pipeline: Pipeline | None = None
         self._ids = catalog.model_ids(settings.backends.values())
+        mapped = [m for b in settings.backends.values() for m in b.model_map.values()]
+        self.metrics = Metrics(models=[*self._ids, *mapped])
+        self._pipeline: Pipeline | None = None
         self.startup_error: AnyllmError | None = None
 
     @asynccontextmanager
@@ -191,7 +193,8 @@ class Proxy:
         """`POST /v1beta/models/{model}:{generateContent|streamGenerateContent|countTokens}`."""
         ctx = _ctx(request)
         model, _, action = request.path_params["target"].rpartition(":")
-        ctx.route = f"/v1beta/models:{action}"
+        # a label per served action; any other (client-chosen) text is one label
+        ctx.route = f"/v1beta/models:{action if action in _GEMINI_ACTIONS else '*'}"
         try:
             if not model or action not in _GEMINI_ACTIONS:
                 raise _NotFound(
@@ -289,12 +292,15 @@ class Proxy:
             message = f"{request.url.path} is not served by backend {backend.settings.name!r}"
             return _failure(ctx, _NotFound(message))
         ctx.call.backend = backend.settings.name
-        path = "/" + rest
-        if request.url.query:
-            path += "?" + request.url.query
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        prefix = 2 if "backend" in request.path_params else 1  # NAME/v1 or v1
         headers = {k: request.headers[k] for k in _FORWARD_REQUEST if k in request.headers}
-        content = await request.body()
-        upstream = backend.forward(request.method, path, content, headers)
+        try:
+            path = passthrough_path(raw_path, prefix, request.scope.get("query_string", b""))
+            content = await request.body()
+            upstream = backend.forward(request.method, path, content, headers)
+        except (BadPath, InvalidInput) as exc:
+            return _failure(ctx, exc)
 
         async def run(receive: Receive, send: Send) -> None:
             try:
@@ -357,10 +363,17 @@ def create_app(
                 RequestScope, metrics=proxy.metrics, degradation_header=settings.degradation_header
             ),
             Middleware(Auth, keys=settings.proxy_api_keys, metrics_auth=settings.metrics_auth),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout),
             Middleware(ConcurrencyLimit, limit=settings.max_concurrency),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
         lifespan=proxy.lifespan,
     )
     app.state.proxy = proxy
+
+    async def unrouted(scope: Scope, receive: Receive, send: Send) -> None:
+        """Paths no route pattern can match (a decoded newline): a 404 in the caller's format."""
+        response = await proxy.not_found(Request(scope, receive))
+        await response(scope, receive, send)
+
+    app.router.default = unrouted
     return app
