@@ -72,6 +72,7 @@ from anyllm_cli.server.formats import (
 from anyllm_cli.server.headers import SECRET_HEADERS
 from anyllm_cli.server.metrics import Metrics
 from anyllm_cli.server.middleware import Auth, BodyLimit, ConcurrencyLimit, RequestScope
+from anyllm_cli.server.paths import passthrough_path
 from anyllm_cli.server.streaming import StreamDriver
 
 log = logging.getLogger("anyllm.server")
@@ -147,12 +148,13 @@ class Proxy:
     ) -> None:
         self.settings = settings
         self.transport = transport
-        self.metrics = Metrics()
         self.guard = guard
-        self.observers = (AccessLog(self.metrics), *observers)
         self.pricer = pricer
-        self._pipeline: Pipeline | None = None
         self._ids = catalog.model_ids(settings.backends.values())
+        mapped = [m for b in settings.backends.values() for m in b.model_map.values()]
+        self.metrics = Metrics(models=[*self._ids, *mapped])
+        self.observers = (AccessLog(self.metrics), *observers)
+        self._pipeline: Pipeline | None = None
         self.startup_error: AnyllmError | None = None
 
     @asynccontextmanager
@@ -227,7 +229,8 @@ class Proxy:
         """`POST /v1beta/models/{model}:{generateContent|streamGenerateContent|countTokens}`."""
         ctx = _ctx(request)
         model, _, action = request.path_params["target"].rpartition(":")
-        route = f"/v1beta/models:{action}"
+        # a label per served action; any other (client-chosen) text is one label
+        route = f"/v1beta/models:{action if action in _GEMINI_ACTIONS else '*'}"
         ctx.route = route
         if not model or action not in _GEMINI_ACTIONS:
             raise NotFound(
@@ -248,13 +251,13 @@ class Proxy:
         rest = request.path_params["rest"]
         if rest.split("/", 1)[0] in _OWN_ROUTES:  # ours, with another method
             raise NotFound(f"{request.method} is not allowed on {request.url.path}")
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        prefix = 2 if "backend" in request.path_params else 1  # NAME/v1 or v1
+        # confined under the backend's API prefix (BadPath, a 404, otherwise)
+        confined = passthrough_path(raw_path, prefix, request.scope.get("query_string", b""))
+        path, _, query = confined.partition("?")
         return await self._run(
-            request,
-            "forward",
-            "/v1/*",
-            path="/" + rest,
-            method=request.method,
-            query=request.url.query,
+            request, "forward", "/v1/*", path=path, method=request.method, query=query
         )
 
     # -- listings and probes -------------------------------------------------------------------------
@@ -380,11 +383,18 @@ def create_app(
                 RequestScope, metrics=proxy.metrics, degradation_header=settings.degradation_header
             ),
             Middleware(Auth, keys=settings.proxy_api_keys, metrics_auth=settings.metrics_auth),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout),
             Middleware(ConcurrencyLimit, limit=settings.max_concurrency),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
         lifespan=proxy.lifespan,
         exception_handlers={AnyllmError: proxy.on_error},
     )
     app.state.proxy = proxy
+
+    async def unrouted(scope: Scope, receive: Receive, send: Send) -> None:
+        """Paths no route pattern can match (a decoded newline): a 404 in the caller's format."""
+        response = await proxy.not_found(Request(scope, receive))
+        await response(scope, receive, send)
+
+    app.router.default = unrouted
     return app
