@@ -43,12 +43,11 @@ from anyllm_cli.backends import build_backend
 from anyllm_cli.backends._http import build_client
 from anyllm_cli.backends.base import Backend
 from anyllm_cli.config import Settings
-from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound, UpstreamError
+from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound
 from anyllm_cli.pipeline import (
     ANONYMOUS,
     CallObserver,
     ClientRequest,
-    ForwardReply,
     Guard,
     JSONReply,
     Pipeline,
@@ -69,6 +68,7 @@ from anyllm_cli.server.formats import (
     json_headers,
     render_error,
 )
+from anyllm_cli.server.forwarding import ForwardDriver
 from anyllm_cli.server.headers import SECRET_HEADERS
 from anyllm_cli.server.metrics import Metrics
 from anyllm_cli.server.middleware import Auth, BodyLimit, ConcurrencyLimit, RequestScope
@@ -80,7 +80,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Headers a passthrough hands back; credentials and hop-by-hop headers never pass.
 _OWN_ROUTES = frozenset({"messages", "chat", "models"})
-_FORWARD_RESPONSE = ("content-type", "retry-after", "openai-processing-ms", "openai-version")
 _GEMINI_ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
 
 
@@ -212,7 +211,7 @@ class Proxy:
             return _json(reply.body)
         if isinstance(reply, StreamReply):
             return _ASGI(StreamDriver(reply, ctx, ping_interval=self.settings.ping_interval))
-        return _ASGI(_Forwarding(reply, ctx))
+        return _ASGI(ForwardDriver(reply, ctx))
 
     # -- Anthropic, OpenAI and Gemini calls ----------------------------------------------------------
 
@@ -305,40 +304,6 @@ class Proxy:
             raise exc
         param = exc.path or None if isinstance(exc, InvalidInput) else None
         return _failure(_ctx(request), exc, param=param)
-
-
-class _Forwarding:
-    """A passthrough reply to the client: the upstream's status, kept headers and bytes."""
-
-    def __init__(self, reply: ForwardReply, ctx: RequestContext) -> None:
-        self.reply = reply
-        self.ctx = ctx
-
-    async def __call__(self, receive: Receive, send: Send) -> None:
-        started = False
-        try:
-            async with self.reply as reply:
-                kept = [
-                    (k.lower().encode(), v.encode("latin-1", "replace"))
-                    for k, v in reply.headers.items()
-                    if k.lower() in _FORWARD_RESPONSE
-                ]
-                await send({"type": "http.response.start", "status": reply.status, "headers": kept})
-                started = True
-                async for chunk in reply.chunks():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-        except UpstreamError as exc:
-            if started:  # the status is out: end the body; the completion point has the error
-                log.warning("passthrough failed after its first byte: %s", exc.message)
-                await send({"type": "http.response.body", "body": b""})
-                return
-            status, headers, body = render_error(
-                self.ctx.fmt, exc.kind, exc.message, retry_after=exc.retry_after
-            )
-            self.ctx.error_type = error_type(self.ctx.fmt, exc.kind)
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
 
 
 def _routes(proxy: Proxy) -> list[Route]:
