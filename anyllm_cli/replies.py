@@ -3,8 +3,10 @@
 `Call` is the record the server reads for headers, logs and metrics; `JSONReply` is a whole body;
 `StreamReply` is an upstream stream not yet opened: entering it opens the upstream (errors raise
 before any byte is owed to the client), `chunks()` yields translated bytes as upstream bytes arrive
-(or the upstream's own bytes, `verbatim`, when both sides speak the same API), `fail()` renders the
-in-stream error. `meter()` reads token counts from any API's usage as events go by.
+(or the upstream's own bytes, `verbatim`, when both sides speak the same API) and stops at the
+translator's terminal event, `fail()` renders the in-stream error. A stream that ends without the
+upstream's finish signal ends in the client's error event (the translator's `finish()`), verbatim
+relays included: a stream that looks complete is complete. `meter()` reads token counts from any API's usage as events go by.
 """
 
 from __future__ import annotations
@@ -108,10 +110,12 @@ class StreamReply:
                 yield raw
             elif out:
                 yield out
-            if pump.done:
+            if pump.done or self._translator.done:  # nothing may follow a terminal event
                 return
+        # The end of the bytes: the client's terminal events, or (no finish signal came) its error
+        # event. A verbatim relay's finish() gives only that error event.
         tail = pump.finish()
-        if tail and not self.verbatim:
+        if tail:
             yield tail
 
     def fail(self, kind: ErrorKind, message: str) -> bytes:

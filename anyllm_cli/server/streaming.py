@@ -91,6 +91,8 @@ class StreamDriver:
             except UpstreamError as exc:
                 await tx.send(_Failure(exc.kind, exc.message, exc.retry_after))
             except InvalidInput as exc:
+                if exc.partial:  # what came before the bad event in the same chunk goes first
+                    await tx.send(exc.partial)
                 message = f"the upstream's stream does not parse: {exc}"
                 await tx.send(_Failure(ErrorKind.API_ERROR, message))
             except Exception:  # a bug in translation: the client still gets an error, never silence
