@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
+from anyllm_cli.errors import UNFINISHED, ErrorKind, InvalidInput, UpstreamError
 from anyllm_cli.pipeline import Call, JSONReply, Pipeline, StreamReply
 from tests.conftest import FakeBackend, backend_settings, chat_chunk, chat_response, sse
 
@@ -202,11 +202,40 @@ async def test_chat_stream_hides_the_usage_it_asked_for() -> None:
 
 async def test_chat_stream_keeps_usage_the_client_asked_for() -> None:
     usage = {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
-    chunks = [sse({**chat_chunk({}), "choices": [], "usage": usage}, "[DONE]")]
+    chunks = [
+        sse(chat_chunk({}, "stop"), {**chat_chunk({}), "choices": [], "usage": usage}, "[DONE]")
+    ]
     backend = FakeBackend(backend_settings(), chunks=chunks)
     body = _chat(stream=True, stream_options={"include_usage": True})
     data = await _read(await _pipeline(backend).chat(backend, body, {}, Call()))  # type: ignore[arg-type]
     assert _events(data)[-1]["usage"] == usage
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [sse(chat_chunk({"content": "half"}))],  # a clean end, no finish_reason, no [DONE]
+        [sse(chat_chunk({"content": "half"}), "[DONE]")],  # [DONE] without a finish_reason
+    ],
+)
+async def test_chat_relay_without_a_finish_reason_ends_in_an_error_chunk_not_done(
+    chunks: list[bytes],
+) -> None:
+    backend = FakeBackend(backend_settings(), chunks=chunks)
+    reply = await _pipeline(backend).chat(backend, _chat(stream=True), {}, Call())
+    data = await _read(reply)  # type: ignore[arg-type]
+    assert b"[DONE]" not in data
+    assert _events(data)[-1]["error"]["message"] == UNFINISHED
+
+
+async def test_chat_relay_sends_nothing_after_an_upstream_error_chunk() -> None:
+    error = {"error": {"message": "boom", "type": "server_error"}}
+    backend = FakeBackend(
+        backend_settings(), chunks=[sse(chat_chunk({"content": "a"}), error, "[DONE]")]
+    )
+    data = await _read(await _pipeline(backend).chat(backend, _chat(stream=True), {}, Call()))  # type: ignore[arg-type]
+    assert b"[DONE]" not in data
+    assert _events(data)[-1] == error
 
 
 async def test_chat_stream_fail_is_an_openai_error_chunk() -> None:
