@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -90,6 +91,16 @@ class _Handler(BaseHTTPRequestHandler):
                                   json.dumps({"error": {"message": text, "type": etype}}).encode())  # fmt: skip
         if "html" in model:
             return self._send(200, "text/html", b"<html><body>Sign in to the Wi-Fi</body></html>")
+        if "slowtail" in model:
+            return self._slow_tail(body)
+        if "errchunk" in model:  # an in-stream error, then a [DONE] that must not reach the client
+            error = {"error": {"message": "upstream broke", "type": "server_error"}}
+            frames = [
+                b"data: " + json.dumps(_chat_chunk({"content": "a"})).encode() + b"\n\n",
+                b"data: " + json.dumps(error).encode() + b"\n\n",
+                b"data: [DONE]\n\n",
+            ]
+            return self._send(200, "text/event-stream", b"".join(frames))
         if "gemini" in self.path:
             chunk = {"candidates": [{"content": {"role": "model", "parts": [{"text": "half an"}]}}]}
             frames = [b"data: " + json.dumps(chunk).encode() + b"\n\n"]
@@ -128,6 +139,36 @@ class _Handler(BaseHTTPRequestHandler):
                 frames = [frames[0] + b"data: {not json\n\n"]
         # a clean end (chunked terminator), but never a finish signal
         self._send(200, "text/event-stream", b"".join(frames))
+
+    def _slow_tail(self, body: dict[str, Any]) -> None:
+        """A whole answer whose last bytes come late: the proxy must not ping after the end."""
+        if self.path.endswith("/messages"):
+            frames = [
+                f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+                for name, data in _anthropic_events(stop=True)
+            ]
+            tail = [b": trailing\n\n"]
+        else:
+            usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+            frames = [
+                b"data: " + json.dumps(c).encode() + b"\n\n"
+                for c in (
+                    _chat_chunk({"role": "assistant", "content": "whole"}),
+                    _chat_chunk({}, "stop"),
+                    {**_chat_chunk({}), "choices": [], "usage": usage},
+                )
+            ]
+            tail = [b"data: [DONE]\n\n"]
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.wfile.write(b"".join(frames))
+        self.wfile.flush()
+        time.sleep(0.7)  # several ping intervals
+        self.wfile.write(b"".join(tail))
+        self.wfile.flush()
+        self.close_connection = True
 
     def _send(self, status: int, ctype: str, payload: bytes) -> None:
         self.send_response(status)
@@ -265,6 +306,38 @@ def test_output_before_a_bad_event_in_the_same_chunk_still_arrives(proxy: ProxyP
     assert next(e["type"] for e in events) == "message_start"
     assert any(e.get("delta", {}).get("text") == "half an" for e in events)
     assert events[-1]["type"] == "error"
+
+
+@pytest.mark.parametrize("backend", ["chat", "anth"])
+def test_nothing_follows_message_stop_even_when_the_upstream_lingers(
+    proxy: ProxyProcess, backend: str
+) -> None:
+    r = httpx.post(
+        f"{proxy.url}/{backend}/v1/messages",
+        json={
+            "model": "slowtail",
+            "max_tokens": 8,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        headers={"x-api-key": PROXY_KEY, "anthropic-version": "2023-06-01"},
+        timeout=10,
+    )
+    names = [line[7:] for line in r.text.splitlines() if line.startswith("event: ")]
+    assert names[-1] == "message_stop", names
+    assert names.count("message_stop") == 1
+
+
+def test_no_done_after_an_error_chunk_for_openai_clients(proxy: ProxyProcess) -> None:
+    r = httpx.post(
+        f"{proxy.url}/chat/v1/chat/completions",
+        json={"model": "errchunk", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+        headers={"authorization": f"Bearer {PROXY_KEY}"},
+        timeout=10,
+    )
+    data = _sse(r.text)
+    assert "[DONE]" not in data
+    assert json.loads(data[-1])["error"]["message"] == "upstream broke"
 
 
 # -- 200 with another media type ---------------------------------------------------------------------
