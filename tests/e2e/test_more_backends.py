@@ -253,10 +253,11 @@ def test_provider_errors_keep_their_meaning(proxy: ProxyProcess) -> None:
             client.messages.create(
                 model="mock-429", max_tokens=8, messages=[{"role": "user", "content": "x"}]
             )
-        with pytest.raises(anthropic.OverloadedError):
+        with pytest.raises(anthropic.InternalServerError) as unavailable:  # the 503 is kept
             client.messages.create(
                 model="mock-503", max_tokens=8, messages=[{"role": "user", "content": "x"}]
             )
+        assert unavailable.value.status_code == 503
     with _client(proxy, "resp") as client, pytest.raises(anthropic.RateLimitError) as info:
         client.messages.create(
             model="mock-429", max_tokens=8, messages=[{"role": "user", "content": "x"}]
