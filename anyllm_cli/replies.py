@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from anyllm_cli.backends.base import UpstreamStream
-from anyllm_cli.errors import ErrorKind
+from anyllm_cli.errors import ErrorKind, UpstreamError
 from anyllm_cli.routes import Translator
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.streams.pump import OutEvent, SSEPump, StreamTranslator
@@ -99,8 +99,9 @@ class StreamReply:
             await cm.__aexit__(exc_type, exc, tb)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """Translated bytes as upstream bytes arrive. Raises UpstreamError, or InvalidInput when the
-        upstream's stream does not parse."""
+        """Translated bytes as upstream bytes arrive. Raises UpstreamError (also after the client's
+        error event went out, so the failure is recorded), or InvalidInput when the upstream's
+        stream does not parse."""
         if self._upstream is None:
             raise RuntimeError("enter the StreamReply before reading it")
         pump = self._pump
@@ -111,12 +112,16 @@ class StreamReply:
             elif out:
                 yield out
             if pump.done or self._translator.done:  # nothing may follow a terminal event
-                return
-        # The end of the bytes: the client's terminal events, or (no finish signal came) its error
-        # event. A verbatim relay's finish() gives only that error event.
-        tail = pump.finish()
-        if tail:
-            yield tail
+                break
+        else:
+            # The end of the bytes: the client's terminal events, or (no finish signal came) its
+            # error event. A verbatim relay's finish() gives only that error event.
+            tail = pump.finish()
+            if tail:
+                yield tail
+        failure = self._translator.failure
+        if failure is not None:  # the client has its error event; the caller records the failure
+            raise UpstreamError(*failure)
 
     def fail(self, kind: ErrorKind, message: str) -> bytes:
         """The client's in-stream error for a failure after the first byte."""

@@ -31,7 +31,14 @@ from urllib.parse import quote
 
 from anyllm_cli.backends import bedrock
 from anyllm_cli.config import BackendSettings
-from anyllm_cli.errors import UNFINISHED, ErrorKind, InvalidInput, UpstreamError, anthropic_error
+from anyllm_cli.errors import (
+    UNFINISHED,
+    ErrorKind,
+    InvalidInput,
+    UpstreamError,
+    anthropic_error,
+    parse_error_body,
+)
 from anyllm_cli.models.anthropic import MessagesRequest, MessagesResponse
 from anyllm_cli.models.gemini import GenerateContentResponse
 from anyllm_cli.models.openai_chat import ChatResponse
@@ -64,6 +71,11 @@ class Translator(Protocol):
 
     @property
     def done(self) -> bool: ...
+
+    @property
+    def failure(self) -> tuple[ErrorKind, str] | None:
+        """The kind and message of the error event that ended the stream, if one did."""
+        ...
 
     def feed(self, event: dict[str, Any], /) -> Sequence[OutEvent]: ...
 
@@ -197,12 +209,14 @@ class PassThrough:
         self._final = final
         self.signalled = False  # the upstream's finish signal went by
         self.done = False
+        self.failure: tuple[ErrorKind, str] | None = None
 
     def feed(self, event: dict[str, Any]) -> list[OutEvent]:
         if self.done:
             return []
         if self._failed(event):
             self.done = True
+            self.failure = parse_error_body(event)
         elif self._finished(event):
             self.signalled = True
             self.done = self._final
@@ -218,6 +232,7 @@ class PassThrough:
         if self.done:
             return []
         self.done = True
+        self.failure = (kind, message)
         return [self._error(kind, message)]
 
 
@@ -333,6 +348,10 @@ class ChainedStream:
     @property
     def done(self) -> bool:
         return self._second.done
+
+    @property
+    def failure(self) -> tuple[ErrorKind, str] | None:
+        return self._second.failure
 
     @property
     def degradations(self) -> list[Degradation]:

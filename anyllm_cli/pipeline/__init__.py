@@ -442,12 +442,14 @@ class _Relay:
         self._hide_usage = hide_usage
         self._signalled = False
         self.done = False
+        self.failure: tuple[ErrorKind, str] | None = None
 
     def feed(self, event: dict[str, Any]) -> list[OutEvent]:
         if self.done:
             return []
         if event.get("type") == "error" or event.get("error") is not None:
             self.done = True
+            self.failure = parse_error_body(event)
             return [event]
         if self._anthropic:
             self._signalled = self.done = event.get("type") == "message_stop"
@@ -472,6 +474,7 @@ class _Relay:
         if self.done:
             return []
         self.done = True
+        self.failure = (kind, message)
         if self._anthropic:
             return [anthropic_error(kind, message)[1]]
         return [openai_error(kind, message)[1]]

@@ -38,6 +38,17 @@ async def _read(reply: StreamReply) -> bytes:
         return b"".join([chunk async for chunk in reply.chunks()])
 
 
+async def _read_failed(reply: StreamReply) -> tuple[bytes, UpstreamError]:
+    """The bytes of a stream that ended in the client's error event, and the error raised after
+    it (so the server records the failure)."""
+    got: list[bytes] = []
+    with pytest.raises(UpstreamError) as info:
+        async with reply:
+            async for chunk in reply.chunks():
+                got.append(chunk)
+    return b"".join(got), info.value
+
+
 def _events(data: bytes) -> list[dict[str, Any]]:
     return [
         json.loads(line[6:])
@@ -109,7 +120,8 @@ async def test_stream_estimates_input_and_meters_usage() -> None:
 
 
 async def test_stream_options_omitted_when_the_backend_says_so() -> None:
-    backend = FakeBackend(backend_settings(omit_stream_options=True), chunks=[sse("[DONE]")])
+    chunks = [sse(chat_chunk({}, "stop"), "[DONE]")]
+    backend = FakeBackend(backend_settings(omit_stream_options=True), chunks=chunks)
     reply = await _pipeline(backend).messages(backend, _messages(stream=True), {}, Call())
     await _read(reply)  # type: ignore[arg-type]
     assert "stream_options" not in backend.sent[0][1]
@@ -223,9 +235,10 @@ async def test_chat_relay_without_a_finish_reason_ends_in_an_error_chunk_not_don
 ) -> None:
     backend = FakeBackend(backend_settings(), chunks=chunks)
     reply = await _pipeline(backend).chat(backend, _chat(stream=True), {}, Call())
-    data = await _read(reply)  # type: ignore[arg-type]
+    data, error = await _read_failed(reply)  # type: ignore[arg-type]
     assert b"[DONE]" not in data
     assert _events(data)[-1]["error"]["message"] == UNFINISHED
+    assert (error.kind, error.message) == (ErrorKind.API_ERROR, UNFINISHED)
 
 
 async def test_chat_relay_sends_nothing_after_an_upstream_error_chunk() -> None:
@@ -233,9 +246,11 @@ async def test_chat_relay_sends_nothing_after_an_upstream_error_chunk() -> None:
     backend = FakeBackend(
         backend_settings(), chunks=[sse(chat_chunk({"content": "a"}), error, "[DONE]")]
     )
-    data = await _read(await _pipeline(backend).chat(backend, _chat(stream=True), {}, Call()))  # type: ignore[arg-type]
+    reply = await _pipeline(backend).chat(backend, _chat(stream=True), {}, Call())
+    data, raised = await _read_failed(reply)  # type: ignore[arg-type]
     assert b"[DONE]" not in data
     assert _events(data)[-1] == error
+    assert (raised.kind, raised.message) == (ErrorKind.API_ERROR, "boom")
 
 
 async def test_chat_stream_fail_is_an_openai_error_chunk() -> None:

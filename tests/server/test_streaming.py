@@ -260,11 +260,13 @@ async def test_a_clean_end_without_a_finish_reason_is_an_error_event() -> None:
     upstream, client = Upstream(), Client()
     upstream.push(FIRST, b"data: [DONE]\n\n")
     upstream.end()
-    driver, _ = _driver(upstream)
+    driver, ctx = _driver(upstream)
     await _run(driver, client)
     types = [e["type"] for e in client.events()]
     assert "message_stop" not in types and types[-1] == "error"
+    assert types.count("error") == 1
     assert client.events()[-1]["error"]["message"] == UNFINISHED
+    assert (ctx.error_type, ctx.error_message) == ("api_error", UNFINISHED)  # logs and metrics
 
 
 async def test_the_stream_ends_at_message_stop_without_waiting_for_the_upstream() -> None:

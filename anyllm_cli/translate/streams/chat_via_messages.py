@@ -83,6 +83,8 @@ class ChatViaMessagesStream(AnthropicEventReader):
             return []
         return handler(self, event)
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error chunk said, once one went out
+
     @property
     def done(self) -> bool:
         return self._done
@@ -99,6 +101,7 @@ class ChatViaMessagesStream(AnthropicEventReader):
         if self._done:
             return []
         self._done = True
+        self.failure = (kind, message)
         return [openai_error(kind, message)[1]]
 
     # -- events --------------------------------------------------------------------------------------

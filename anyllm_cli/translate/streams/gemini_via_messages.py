@@ -82,6 +82,8 @@ class GeminiViaMessagesStream(AnthropicEventReader):
             return []
         return handler(self, event)
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error chunk said, once one went out
+
     @property
     def done(self) -> bool:
         return self._state == _DONE
@@ -98,6 +100,7 @@ class GeminiViaMessagesStream(AnthropicEventReader):
         if self._state == _DONE:
             return []
         self._state = _DONE
+        self.failure = (kind, message)
         return [gemini_error(kind, message)[1]]
 
     # -- events --------------------------------------------------------------------------------------

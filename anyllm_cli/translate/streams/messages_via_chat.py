@@ -127,6 +127,8 @@ class MessagesViaChatStream:
             out += self._end()
         return out
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error event said, once one went out
+
     @property
     def done(self) -> bool:
         return self._state >= _DONE
@@ -363,6 +365,7 @@ class MessagesViaChatStream:
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED
+        self.failure = (kind, message)
         return [anthropic_error(kind, message)[1]]
 
     def _late(self) -> list[dict[str, Any]]:

@@ -100,6 +100,8 @@ class MessagesViaConverseStream:
         getattr(self, _HANDLERS[name])(payload, out)
         return out
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error event said, once one went out
+
     @property
     def done(self) -> bool:
         return self._state >= _DONE
@@ -242,6 +244,7 @@ class MessagesViaConverseStream:
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED
+        self.failure = (kind, message)
         return [anthropic_error(kind, message)[1]]
 
     def _note(self, code: str, detail: str) -> None:

@@ -125,6 +125,8 @@ class MessagesViaGeminiStream:
                 self._candidate(candidate, n, out)
         return out
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error event said, once one went out
+
     @property
     def done(self) -> bool:
         return self._state >= _DONE
@@ -325,6 +327,7 @@ class MessagesViaGeminiStream:
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED
+        self.failure = (kind, message)
         return [anthropic_error(kind, message)[1]]
 
     def _note(self, code: str, detail: str, path: str = "") -> None:

@@ -149,6 +149,8 @@ class MessagesViaResponsesStream:
             out += self._end(_obj(event, "response"))
         return out
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error event said, once one went out
+
     @property
     def done(self) -> bool:
         return self._state >= _DONE
@@ -415,6 +417,7 @@ class MessagesViaResponsesStream:
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED
+        self.failure = (kind, message)
         return [anthropic_error(kind, message)[1]]
 
     def _late(self) -> list[dict[str, Any]]:
