@@ -9,6 +9,7 @@ URL (Gemini), whatever path it is asked on, so one server stands in for every ba
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -431,3 +432,50 @@ def test_an_unreachable_backend_names_it_without_its_address(tmp_path: Path) -> 
     assert r.status_code == 502
     assert "backend gone" in r.json()["error"]["message"]
     assert "127.0.0.1" not in r.text and ":9" not in r.text
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"garbage that is not HTTP\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: nine\r\n\r\n{}",
+    ],
+)
+def test_a_malformed_upstream_reply_is_a_502_not_a_500(tmp_path: Path, reply: bytes) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def answer() -> None:
+        for _ in range(2):  # the request, and one retry at most
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    config = (
+        f'default_backend = "bad"\n[server]\nproxy_api_keys = ["{PROXY_KEY}"]\n'
+        f'[backends.bad]\nkind = "openai"\nbase_url = "http://127.0.0.1:{port}/v1"\n'
+        'api_key = "k"\nmax_retries = 0\nread_timeout = 2.0\n'
+    )
+    process = ProxyProcess.start(tmp_path, config)
+    try:
+        r = httpx.post(
+            f"{process.url}/v1/messages",
+            json={"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]},
+            headers={"x-api-key": PROXY_KEY, "anthropic-version": "2023-06-01"},
+            timeout=10,
+        )
+    finally:
+        assert process.stop() == 0
+        listener.close()
+        thread.join(5)
+    assert r.status_code == 502, r.text
+    assert r.json()["error"]["type"] == "api_error"
+    assert "backend bad" in r.json()["error"]["message"]
+    assert str(port) not in r.text
