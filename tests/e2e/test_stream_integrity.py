@@ -84,6 +84,19 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
         body = json.loads(raw) if raw else {}
         model = str(body.get("model") or self.path)
+        if "cookie" in model:  # sets a cookie, and reports the one it was sent
+            sent = self.headers.get("cookie") or ""
+            reply = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                     "choices": [{"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": f"cookie={sent}"}}]}  # fmt: skip
+            self.send_response(200)
+            self.send_header("set-cookie", "session=alice-secret; Path=/")
+            payload = json.dumps(reply).encode()
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return None
         for status in (401, 404, 503):
             if f"e{status}" in model:
                 text = f"Incorrect API key provided: {ECHOED_KEY}." if status == 401 else "no"
@@ -372,6 +385,20 @@ def test_html_for_a_gemini_stream_is_a_502(proxy: ProxyProcess) -> None:
         timeout=10,
     )
     assert r.status_code == 502 and "text/html" in r.json()["error"]["message"]
+
+
+def test_one_callers_upstream_cookie_never_reaches_another(
+    proxy: ProxyProcess,
+    closing: Closing,  # type: ignore[type-arg]
+) -> None:
+    client = _openai(proxy, "chat", closing)
+    texts = [
+        client.chat.completions.create(model="cookie", messages=[{"role": "user", "content": "x"}])
+        .choices[0]
+        .message.content
+        for _ in range(3)
+    ]
+    assert texts == ["cookie="] * 3
 
 
 # -- upstream statuses -------------------------------------------------------------------------------
