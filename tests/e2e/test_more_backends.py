@@ -328,6 +328,21 @@ def test_bedrock_claude_and_converse(proxy: ProxyProcess, upstreams: Upstreams) 
     assert any(p.endswith("/converse-stream") for p in paths)
 
 
+@pytest.mark.parametrize("model", ["nova-cut", "anthropic.claude-cut-v1:0"])
+def test_a_bedrock_stream_without_its_stop_event_is_an_error(
+    proxy: ProxyProcess, model: str
+) -> None:
+    seen: list[str] = []
+    with _client(proxy, "aws") as client:
+        request = client.messages.stream(
+            model=model, max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
+        with pytest.raises(anthropic.APIStatusError) as info, request as stream:
+            seen.extend(event.type for event in stream)
+    assert "upstream stream ended before it finished" in str(info.value)
+    assert "message_stop" not in seen
+
+
 def _genai(proxy: ProxyProcess, prefix: str) -> Any:
     from google import genai
     from google.genai import types
