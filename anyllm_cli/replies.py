@@ -3,8 +3,10 @@
 `Call` is the record the server reads for headers, logs and metrics; `JSONReply` is a whole body;
 `StreamReply` is an upstream stream not yet opened: entering it opens the upstream (errors raise
 before any byte is owed to the client), `chunks()` yields translated bytes as upstream bytes arrive
-(or the upstream's own bytes, `verbatim`, when both sides speak the same API), `fail()` renders the
-in-stream error. `meter()` reads token counts from any API's usage as events go by.
+(or the upstream's own bytes, `verbatim`, when both sides speak the same API) and stops at the
+translator's terminal event, `fail()` renders the in-stream error. A stream that ends without the
+upstream's finish signal ends in the client's error event (the translator's `finish()`), verbatim
+relays included: a stream that looks complete is complete. `meter()` reads token counts from any API's usage as events go by.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from anyllm_cli.backends.base import UpstreamStream
-from anyllm_cli.errors import ErrorKind
+from anyllm_cli.errors import ErrorKind, UpstreamError
 from anyllm_cli.routes import Translator
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.streams.pump import OutEvent, SSEPump, StreamTranslator
@@ -97,8 +99,9 @@ class StreamReply:
             await cm.__aexit__(exc_type, exc, tb)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """Translated bytes as upstream bytes arrive. Raises UpstreamError, or InvalidInput when the
-        upstream's stream does not parse."""
+        """Translated bytes as upstream bytes arrive. Raises UpstreamError (also after the client's
+        error event went out, so the failure is recorded), or InvalidInput when the upstream's
+        stream does not parse."""
         if self._upstream is None:
             raise RuntimeError("enter the StreamReply before reading it")
         pump = self._pump
@@ -108,11 +111,17 @@ class StreamReply:
                 yield raw
             elif out:
                 yield out
-            if pump.done:
-                return
-        tail = pump.finish()
-        if tail and not self.verbatim:
-            yield tail
+            if pump.done or self._translator.done:  # nothing may follow a terminal event
+                break
+        else:
+            # The end of the bytes: the client's terminal events, or (no finish signal came) its
+            # error event. A verbatim relay's finish() gives only that error event.
+            tail = pump.finish()
+            if tail:
+                yield tail
+        failure = self._translator.failure
+        if failure is not None:  # the client has its error event; the caller records the failure
+            raise UpstreamError(*failure)
 
     def fail(self, kind: ErrorKind, message: str) -> bytes:
         """The client's in-stream error for a failure after the first byte."""

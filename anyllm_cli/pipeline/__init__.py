@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 from anyllm_cli.backends.base import Backend, UpstreamReply
 from anyllm_cli.errors import (
+    UNFINISHED,
     ErrorKind,
     UpstreamError,
     anthropic_error,
@@ -303,7 +304,12 @@ class Pipeline:
         if backend.api == "gemini":  # the same API: the body as it came, no translation
             path = ROUTES["gemini"].path(target, stream=stream)
             if stream:
-                relay = PassThrough(_gemini_error_chunk)
+                relay = PassThrough(
+                    _gemini_error_chunk,
+                    finished=_gemini_finished,
+                    failed=_gemini_failed,
+                    final=False,
+                )
                 return self._stream(
                     backend,
                     path,
@@ -427,15 +433,30 @@ class _Relay:
     """A stream translator for same-API relays: events pass through, usage is read on the way.
 
     `hide_usage` drops the usage-only chunk (and `usage` fields) the proxy asked for on the client's
-    behalf, so an OpenAI client that did not ask for usage sees the stream it expects."""
+    behalf, so an OpenAI client that did not ask for usage sees the stream it expects. The upstream's
+    finish signal (`message_stop`; a Chat `finish_reason`) must go by, or `finish()` gives the error
+    event; an upstream error event is the last thing relayed (no `[DONE]` after it)."""
 
     def __init__(self, call: Call, *, anthropic: bool, hide_usage: bool = False) -> None:
         self.degradations: list[Degradation] = []
         self._call = call
         self._anthropic = anthropic
         self._hide_usage = hide_usage
+        self._signalled = False
+        self.done = False
+        self.failure: tuple[ErrorKind, str] | None = None
 
     def feed(self, event: dict[str, Any]) -> list[OutEvent]:
+        if self.done:
+            return []
+        if event.get("type") == "error" or event.get("error") is not None:
+            self.done = True
+            self.failure = parse_error_body(event)
+            return [event]
+        if self._anthropic:
+            self._signalled = self.done = event.get("type") == "message_stop"
+        elif _chat_finished(event):
+            self._signalled = True
         if self._hide_usage and event.get("usage") is not None:
             meter(event, self._call)
             del event["usage"]
@@ -444,13 +465,44 @@ class _Relay:
         return [event]
 
     def finish(self) -> list[OutEvent]:
+        if self.done:
+            return []
+        if not self._signalled:
+            return self.fail(ErrorKind.API_ERROR, UNFINISHED)
+        self.done = True
         return [] if self._anthropic else [None]
 
     def fail(self, kind: ErrorKind, message: str) -> list[OutEvent]:
+        if self.done:
+            return []
+        self.done = True
+        self.failure = (kind, message)
         if self._anthropic:
             return [anthropic_error(kind, message)[1]]
         return [openai_error(kind, message)[1]]
 
 
+def _chat_finished(chunk: dict[str, Any]) -> bool:
+    choices = chunk.get("choices")
+    return isinstance(choices, list) and any(
+        isinstance(c, dict) and c.get("finish_reason") for c in choices
+    )
+
+
 def _gemini_error_chunk(kind: ErrorKind, message: str) -> dict[str, Any]:
     return gemini_error(kind, message)[1]
+
+
+def _gemini_finished(chunk: dict[str, Any]) -> bool:
+    """A candidate's finishReason, or a prompt blocked outright (then no candidate comes)."""
+    feedback = chunk.get("promptFeedback")
+    if isinstance(feedback, dict) and feedback.get("blockReason"):
+        return True
+    candidates = chunk.get("candidates")
+    return isinstance(candidates, list) and any(
+        isinstance(c, dict) and c.get("finishReason") for c in candidates
+    )
+
+
+def _gemini_failed(chunk: dict[str, Any]) -> bool:
+    return chunk.get("error") is not None

@@ -11,7 +11,10 @@ The status is committed only after the upstream answered and its first chunk arr
 While the upstream is silent the client gets a keepalive every `ping_interval` (Anthropic `ping`
 events, `: keepalive` comments for OpenAI clients). After the first byte, any failure (upstream
 error, idle timeout, a stream that does not parse, a bug) becomes the client's in-stream error event:
-a stream never ends silently. Chunks waiting in the queue are sent in one write.
+a stream never ends silently. A stream whose translator already sent the error event (the upstream's
+own error, or no finish signal) still raises, so the failure is logged and counted; `fail()` then
+adds nothing. Events decoded before a malformed one in the same chunk go out before the error.
+Chunks waiting in the queue are sent in one write.
 
 What it gives up: at most `_QUEUE` translated chunks are buffered ahead of a slow client.
 """
@@ -91,6 +94,8 @@ class StreamDriver:
             except UpstreamError as exc:
                 await tx.send(_Failure(exc.kind, exc.message, exc.retry_after))
             except InvalidInput as exc:
+                if exc.partial:  # what came before the bad event in the same chunk goes first
+                    await tx.send(exc.partial)
                 message = f"the upstream's stream does not parse: {exc}"
                 await tx.send(_Failure(ErrorKind.API_ERROR, message))
             except Exception:  # a bug in translation: the client still gets an error, never silence
