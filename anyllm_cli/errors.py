@@ -28,8 +28,14 @@ class ErrorKind(StrEnum):
     REQUEST_TOO_LARGE = "request_too_large"
     RATE_LIMIT = "rate_limit"
     API_ERROR = "api_error"
+    BAD_GATEWAY = "bad_gateway"  # the upstream's reply is unusable, or it refused the proxy's key
+    UNAVAILABLE = "unavailable"  # 503
     TIMEOUT = "timeout"
-    OVERLOADED = "overloaded"
+    OVERLOADED = "overloaded"  # Anthropic's 529
+
+
+# The in-stream error for an upstream stream that ended (cleanly, even) before its finish signal.
+UNFINISHED = "upstream stream ended before it finished"
 
 
 class AnyllmError(Exception):
@@ -107,8 +113,8 @@ _STATUS_TO_KIND: dict[int, ErrorKind] = {
     422: ErrorKind.INVALID_REQUEST,
     429: ErrorKind.RATE_LIMIT,
     500: ErrorKind.API_ERROR,
-    502: ErrorKind.API_ERROR,
-    503: ErrorKind.OVERLOADED,
+    502: ErrorKind.BAD_GATEWAY,
+    503: ErrorKind.UNAVAILABLE,
     504: ErrorKind.TIMEOUT,
     529: ErrorKind.OVERLOADED,
 }
@@ -123,6 +129,8 @@ ANTHROPIC_ERRORS: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.REQUEST_TOO_LARGE: (413, "request_too_large"),
     ErrorKind.RATE_LIMIT: (429, "rate_limit_error"),
     ErrorKind.API_ERROR: (500, "api_error"),
+    ErrorKind.BAD_GATEWAY: (502, "api_error"),
+    ErrorKind.UNAVAILABLE: (503, "overloaded_error"),
     ErrorKind.TIMEOUT: (504, "timeout_error"),
     ErrorKind.OVERLOADED: (529, "overloaded_error"),
 }
@@ -137,6 +145,8 @@ OPENAI_ERRORS: dict[ErrorKind, tuple[int, str, str | None]] = {
     ErrorKind.REQUEST_TOO_LARGE: (413, "invalid_request_error", "request_too_large"),
     ErrorKind.RATE_LIMIT: (429, "rate_limit_error", "rate_limit_exceeded"),
     ErrorKind.API_ERROR: (500, "server_error", None),
+    ErrorKind.BAD_GATEWAY: (502, "server_error", None),
+    ErrorKind.UNAVAILABLE: (503, "server_error", None),
     ErrorKind.TIMEOUT: (504, "timeout_error", None),
     ErrorKind.OVERLOADED: (503, "server_error", "overloaded"),
 }
@@ -150,6 +160,8 @@ GEMINI_ERRORS: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.REQUEST_TOO_LARGE: (413, "INVALID_ARGUMENT"),
     ErrorKind.RATE_LIMIT: (429, "RESOURCE_EXHAUSTED"),
     ErrorKind.API_ERROR: (500, "INTERNAL"),
+    ErrorKind.BAD_GATEWAY: (502, "UNAVAILABLE"),
+    ErrorKind.UNAVAILABLE: (503, "UNAVAILABLE"),
     ErrorKind.TIMEOUT: (504, "DEADLINE_EXCEEDED"),
     ErrorKind.OVERLOADED: (503, "UNAVAILABLE"),
 }
@@ -164,10 +176,14 @@ _GEMINI_STATUS_TO_KIND: dict[str, ErrorKind] = {
     "INTERNAL": ErrorKind.API_ERROR,
     "UNKNOWN": ErrorKind.API_ERROR,
     "DEADLINE_EXCEEDED": ErrorKind.TIMEOUT,
-    "UNAVAILABLE": ErrorKind.OVERLOADED,
+    "UNAVAILABLE": ErrorKind.UNAVAILABLE,
 }
 
-_ANTHROPIC_TYPE_TO_KIND = {etype: kind for kind, (_, etype) in ANTHROPIC_ERRORS.items()}
+_ANTHROPIC_TYPE_TO_KIND = {
+    etype: kind
+    for kind, (_, etype) in ANTHROPIC_ERRORS.items()
+    if kind not in (ErrorKind.BAD_GATEWAY, ErrorKind.UNAVAILABLE)  # types they share with others
+}
 _OPENAI_TYPE_TO_KIND: dict[str, ErrorKind] = {
     "invalid_request_error": ErrorKind.INVALID_REQUEST,
     "authentication_error": ErrorKind.AUTHENTICATION,
@@ -190,18 +206,25 @@ def kind_from_status(status: int) -> ErrorKind:
 
 
 def kind_from_error_type(error_type: str | None, status: int | None = None) -> ErrorKind:
-    """Classify an error `type` from either API's body, falling back to the status."""
+    """Classify an error from its HTTP status (when known) and its body's `type` (either API's).
+
+    A known status wins; the type only refines an unknown status, or names a billing problem."""
+    typed = _kind_of_type(error_type)
+    if status is None:
+        return typed or ErrorKind.API_ERROR
+    if status in _STATUS_TO_KIND and typed is not ErrorKind.BILLING:
+        return _STATUS_TO_KIND[status]
+    return typed or kind_from_status(status)
+
+
+def _kind_of_type(error_type: str | None) -> ErrorKind | None:
     if error_type in _ANTHROPIC_TYPE_TO_KIND:
         return _ANTHROPIC_TYPE_TO_KIND[error_type]
     if error_type in _GEMINI_STATUS_TO_KIND:
         return _GEMINI_STATUS_TO_KIND[error_type]
     if error_type in _OPENAI_TYPE_TO_KIND:
-        kind = _OPENAI_TYPE_TO_KIND[error_type]
-        # OpenAI reports 503 overloads as server_error: the status says more than the type.
-        if status is not None and kind is ErrorKind.API_ERROR:
-            return kind_from_status(status)
-        return kind
-    return kind_from_status(status) if status is not None else ErrorKind.API_ERROR
+        return _OPENAI_TYPE_TO_KIND[error_type]
+    return None
 
 
 def anthropic_error(kind: ErrorKind, message: str) -> tuple[int, dict[str, Any]]:

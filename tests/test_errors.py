@@ -45,7 +45,34 @@ def test_every_kind_renders_in_both_formats() -> None:
 
 def test_overloaded_becomes_503_for_openai_clients() -> None:
     assert openai_error(ErrorKind.OVERLOADED, "x")[0] == 503
-    assert kind_from_status(503) is ErrorKind.OVERLOADED
+    assert kind_from_status(529) is ErrorKind.OVERLOADED
+
+
+@pytest.mark.parametrize(
+    ("status", "etype", "anthropic", "openai", "gemini"),
+    [
+        (404, "invalid_request_error", (404, "not_found_error"), 404, 404),  # OpenAI's 404 body
+        (503, "server_error", (503, "overloaded_error"), 503, 503),
+        (502, None, (502, "api_error"), 502, 502),
+        (529, "overloaded_error", (529, "overloaded_error"), 503, 503),
+        (429, "rate_limit_error", (429, "rate_limit_error"), 429, 429),
+        (429, "insufficient_quota", (402, "billing_error"), 402, 403),  # the type names billing
+        (409, "invalid_request_error", (400, "invalid_request_error"), 400, 400),
+    ],
+)
+def test_the_upstream_status_is_kept_and_the_body_type_only_refines_it(
+    status: int,
+    etype: str | None,
+    anthropic: tuple[int, str],
+    openai: int,
+    gemini: int,
+) -> None:
+    body = {"error": {"message": "m", "type": etype}} if etype else "<html>gateway</html>"
+    kind, _ = parse_error_body(body, status)
+    code, rendered = anthropic_error(kind, "m")
+    assert (code, rendered["error"]["type"]) == anthropic
+    assert openai_error(kind, "m")[0] == openai
+    assert gemini_error(kind, "m")[0] == gemini
 
 
 @pytest.mark.parametrize(
@@ -66,17 +93,22 @@ def test_overloaded_becomes_503_for_openai_clients() -> None:
                 }
             },
             401,
-            ErrorKind.INVALID_REQUEST,
+            ErrorKind.AUTHENTICATION,
             "bad key",
         ),
-        ({"error": {"message": "busy", "type": "server_error"}}, 503, ErrorKind.OVERLOADED, "busy"),
+        (
+            {"error": {"message": "busy", "type": "server_error"}},
+            503,
+            ErrorKind.UNAVAILABLE,
+            "busy",
+        ),
         (
             [{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}],
             429,
             ErrorKind.RATE_LIMIT,
             "quota",
         ),
-        ("<html>bad gateway</html>", 502, ErrorKind.API_ERROR, "<html>bad gateway</html>"),
+        ("<html>bad gateway</html>", 502, ErrorKind.BAD_GATEWAY, "<html>bad gateway</html>"),
         ({"detail": "x"}, 418, ErrorKind.INVALID_REQUEST, "{'detail': 'x'}"),
     ],
 )
@@ -100,7 +132,7 @@ def test_unknown_statuses() -> None:
         (
             [{"error": {"code": 503, "message": "busy", "status": "UNAVAILABLE"}}],
             503,
-            ErrorKind.OVERLOADED,
+            ErrorKind.UNAVAILABLE,
         ),
         (
             {"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}},

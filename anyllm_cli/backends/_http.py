@@ -6,6 +6,8 @@ importable: measured on this project's 2-core machine, httpx's own pool collapse
 64 (~70-240 requests/s) where the aiohttp-backed transport did ~900-1,600. The httpx API stays, so
 tests pass an `httpx.MockTransport`. The client has no global timeout: each request carries its
 backend's connect and read timeouts (the read timeout is also the idle limit between stream chunks).
+It keeps no cookies (neither httpx's jar nor aiohttp's): one client serves every caller, so an
+upstream's `Set-Cookie` for one caller must never ride along on another caller's request.
 
 `HTTPUpstream.open()` is the single send/retry loop. Before any byte has been handed to the caller it
 retries connection failures and 408/429/500/502/503/504/529 with exponential backoff and jitter,
@@ -16,11 +18,18 @@ Retry-After longer than `max_retry_after` is not waited for: the error goes to t
 
 Failures map once, here:
 
-    before the response      ConnectError/ConnectTimeout/ReadError/...  -> UpstreamError(API_ERROR, 502)
+    before the response      ConnectError/ConnectTimeout/ReadError/...  -> UpstreamError(BAD_GATEWAY)
+                             a malformed HTTP reply                      -> UpstreamError(BAD_GATEWAY)
                              ReadTimeout/WriteTimeout/PoolTimeout        -> UpstreamError(TIMEOUT)
-    error status             the body, parsed                            -> UpstreamError(kind, status)
+    error status             401/403: the proxy's credentials refused    -> UpstreamError(BAD_GATEWAY)
+                             others: the body, parsed                    -> UpstreamError(kind, status)
+    stream opened            2xx but not the stream's media type         -> UpstreamError(BAD_GATEWAY)
     mid-stream               idle longer than read_timeout               -> UpstreamError(TIMEOUT)
                              connection dropped                          -> UpstreamError(API_ERROR)
+
+Messages name the backend, never its address or the exception's text (which holds host:port);
+those go to the log. Upstream error text is relayed with key-like strings masked (OpenAI's 401
+echoes the start and end of the key it was given), and a 401/403 text is not relayed at all.
 
 What it gives up: no retry once the caller has bytes (a stream that dies mid-way is the caller's to
 report), no HTTP/2 (aiohttp speaks HTTP/1.1; for one proxy talking to a few upstreams keep-alive
@@ -33,12 +42,14 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -62,6 +73,15 @@ _RETRY_ERRORS = (
     httpx.NetworkError,
 )
 Engine = Literal["auto", "aiohttp", "httpx"]
+try:  # httpx-aiohttp maps most of aiohttp's errors, not those for a malformed reply
+    from aiohttp import ClientError as _AiohttpError
+
+    _AIOHTTP_ERRORS: tuple[type[Exception], ...] = (_AiohttpError,)
+except ImportError:  # pragma: no cover - the httpx engine
+    _AIOHTTP_ERRORS = ()
+EVENT_STREAM = "text/event-stream"
+# Key-like strings in upstream error text: OpenAI/Anthropic-style keys, Google API keys.
+_KEYLIKE = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{3,}|\bAIza[A-Za-z0-9_\-]{8,}")
 
 
 def build_client(
@@ -79,20 +99,39 @@ def build_client(
     )
     if transport is None:
         transport = _transport(engine, limits)
+    no_cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))  # accepts none
     return httpx.AsyncClient(
-        transport=transport, timeout=None, follow_redirects=False, trust_env=trust_env
+        transport=transport,
+        timeout=None,
+        follow_redirects=False,
+        trust_env=trust_env,
+        cookies=no_cookies,
     )
 
 
 def _transport(engine: Engine, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     if engine in ("auto", "aiohttp"):
         try:
+            import aiohttp
             from httpx_aiohttp import AiohttpTransport
         except ImportError:
             if engine == "aiohttp":
                 raise
         else:
-            return AiohttpTransport(limits=limits)
+            transport = AiohttpTransport(limits=limits)
+
+            def session() -> aiohttp.ClientSession:  # made in the loop, at the first request
+                connector = aiohttp.TCPConnector(
+                    limit=limits.max_connections or 0,
+                    keepalive_timeout=limits.keepalive_expiry,
+                    ssl=transport.ssl_context,
+                )
+                return aiohttp.ClientSession(
+                    connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+                )
+
+            transport.client = session
+            return transport
     return httpx.AsyncHTTPTransport(limits=limits)
 
 
@@ -146,7 +185,11 @@ class ResponseStream:
     """An `UpstreamStream` over an httpx response: raw bytes, errors mapped to UpstreamError."""
 
     def __init__(
-        self, response: httpx.Response, read_timeout: float, body: bytes | None = None
+        self,
+        response: httpx.Response,
+        read_timeout: float,
+        body: bytes | None = None,
+        backend: str = "",
     ) -> None:
         self.status = response.status_code
         self.headers: Mapping[str, str] = response.headers
@@ -159,6 +202,7 @@ class ResponseStream:
         self._response = response
         self._read_timeout = read_timeout
         self._body = body  # an error body already read (forward)
+        self._backend = backend
         self._chunks: AsyncIterator[bytes] | None = None
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -175,14 +219,14 @@ class ResponseStream:
         try:
             return await self._chunks.__anext__()
         except httpx.ConnectTimeout as exc:  # aiohttp reports a dropped connection this way
-            raise _dropped(exc) from None
+            raise _dropped(self._backend, exc) from None
         except httpx.TimeoutException:
             raise UpstreamError(
                 ErrorKind.TIMEOUT,
                 f"upstream sent nothing for {self._read_timeout:g} s (read_timeout)",
             ) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise _dropped(exc) from None
+            raise _dropped(self._backend, exc) from None
 
     async def aclose(self) -> None:
         chunks, self._chunks = self._chunks, None
@@ -195,10 +239,17 @@ class ResponseStream:
                 await self._response.aclose()
 
 
-def _dropped(exc: BaseException) -> UpstreamError:
+def _dropped(backend: str, exc: BaseException) -> UpstreamError:
+    log.warning("backend %s: connection dropped mid-stream: %s", backend, _describe(exc))
     return UpstreamError(
-        ErrorKind.API_ERROR, f"upstream connection dropped mid-stream: {_describe(exc)}"
+        ErrorKind.API_ERROR,
+        f"the connection to backend {backend} dropped mid-stream ({type(exc).__name__})",
     )
+
+
+def scrub(text: str) -> str:
+    """Upstream error text fit for a client: key-like strings masked."""
+    return _KEYLIKE.sub("[redacted]", text)
 
 
 def _error_body(raw: bytes) -> Any:
@@ -246,18 +297,27 @@ class HTTPUpstream:
             data = codec.loads(response.content)
         except ValueError:
             raise UpstreamError(
-                ErrorKind.API_ERROR,
-                f"upstream answered {response.status_code} with a body that is not JSON "
+                ErrorKind.BAD_GATEWAY,
+                f"backend {self.settings.name} answered {response.status_code} with a body "
+                "that is not JSON "
                 f"(content-type {response.headers.get('content-type', 'none')})",
-                status=502,
             ) from None
         return UpstreamReply(response.status_code, response.headers, data)
 
     def stream_json(
-        self, path: str, body: dict[str, Any], headers: Mapping[str, str]
+        self,
+        path: str,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        *,
+        media_type: str | None = EVENT_STREAM,
     ) -> StreamContext:
+        """A stream that must come back as `media_type` (None: any): a 2xx with anything else (a
+        captive portal's HTML, a wrong base URL's JSON) is a 502 before any byte reaches the caller."""
         content = codec.dumps(body)
-        return StreamContext(self._stream("POST", path, content, headers, raise_status=True))
+        return StreamContext(
+            self._stream("POST", path, content, headers, raise_status=True, media_type=media_type)
+        )
 
     def stream_raw(
         self, method: str, path: str, content: bytes, headers: Mapping[str, str]
@@ -277,11 +337,14 @@ class HTTPUpstream:
         headers: Mapping[str, str],
         *,
         raise_status: bool,
+        media_type: str | None = None,
     ) -> AsyncIterator[UpstreamStream]:
         response = await self.open(method, path, content, headers, raise_status=raise_status)
+        if media_type is not None:
+            await self._check_media(response, media_type)
         # An error status handed over (forward) was read already to classify it.
         body = response.content if response.is_stream_consumed else None
-        stream = ResponseStream(response, self.settings.read_timeout, body)
+        stream = ResponseStream(response, self.settings.read_timeout, body, self.settings.name)
         try:
             yield stream
         finally:
@@ -317,8 +380,12 @@ class HTTPUpstream:
                 continue
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc) from None
+            except _AIOHTTP_ERRORS as exc:  # aiohttp's own, unmapped (a malformed reply)
+                raise self._transport_error(exc) from None
             if response.is_success:
                 return response
+            if response.status_code in (401, 403) and raise_status:
+                raise self._refused(response)
             error = self._status_error(response)
             wait = self._retry_wait(response, error, attempt)
             if wait is not None:
@@ -328,6 +395,17 @@ class HTTPUpstream:
             if not raise_status:
                 return response
             raise error
+
+    async def _check_media(self, response: httpx.Response, media_type: str) -> None:
+        received = response.headers.get("content-type", "")
+        if received.split(";", 1)[0].strip().lower() == media_type:
+            return
+        await response.aclose()
+        raise UpstreamError(
+            ErrorKind.BAD_GATEWAY,
+            f"backend {self.settings.name} answered a stream request with {response.status_code} "
+            f"and content-type {received or 'none'!r}, not {media_type}",
+        )
 
     async def _read(self, response: httpx.Response) -> None:
         try:
@@ -350,7 +428,21 @@ class HTTPUpstream:
         status = response.status_code
         kind, message = parse_error_body(_error_body(response.content), status)
         retry_after = parse_retry_after(response.headers, self.retry.clock())
-        return UpstreamError(kind, message, status=status, retry_after=retry_after)
+        return UpstreamError(kind, scrub(message), status=status, retry_after=retry_after)
+
+    def _refused(self, response: httpx.Response) -> UpstreamError:
+        """The upstream refused the proxy's own credentials: not the client's fault, and its text
+        (which may echo the key) stays in the log."""
+        name, status = self.settings.name, response.status_code
+        text = response.content[:300].decode("utf-8", "replace")
+        log.warning(
+            "backend %s refused the proxy's credentials (%d): %s", name, status, scrub(text)
+        )
+        return UpstreamError(
+            ErrorKind.BAD_GATEWAY,
+            f"backend {name} refused the proxy's upstream credentials (HTTP {status}); "
+            "the proxy's operator must check its api_key",
+        )
 
     def _retry_wait(
         self, response: httpx.Response, error: UpstreamError, attempt: int
@@ -369,7 +461,7 @@ class HTTPUpstream:
             return None  # too long to hold the caller: let its own retry logic wait
         return error.retry_after
 
-    def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
+    def _transport_error(self, exc: Exception) -> UpstreamError:
         name = self.settings.name
         if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
             return UpstreamError(
@@ -377,8 +469,11 @@ class HTTPUpstream:
                 f"backend {name} did not answer within {self.settings.read_timeout:g} s "
                 "(read_timeout)",
             )
-        return UpstreamError(
-            ErrorKind.API_ERROR,
-            f"cannot reach backend {name} at {self.settings.base_url}: {_describe(exc)}",
-            status=502,
-        )
+        log.warning("backend %s: %s: %s", name, type(exc).__name__, _describe(exc))
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError) or not isinstance(
+            exc, httpx.HTTPError
+        ):
+            what = f"sent a malformed HTTP reply ({type(exc).__name__})"
+        else:
+            what = f"could not be reached ({type(exc).__name__})"
+        return UpstreamError(ErrorKind.BAD_GATEWAY, f"backend {name} {what}")

@@ -266,7 +266,9 @@ class BedrockBackend:
     async def _decoded(
         self, path: str, body: dict[str, Any], headers: dict[str, str]
     ) -> AsyncIterator[UpstreamStream]:
-        async with self._http.stream_json(path, body, headers) as raw:
+        streamed = path.endswith(("/invoke-with-response-stream", "/converse-stream"))
+        media = _EVENTSTREAM if streamed else None
+        async with self._http.stream_json(path, body, headers, media_type=media) as raw:
             if path.endswith("/invoke-with-response-stream"):
                 yield _EventStream(raw, _anthropic_sse)
             elif path.endswith("/converse-stream"):

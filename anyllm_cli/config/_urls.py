@@ -3,6 +3,8 @@
 `normalize_base_url` appends the root to a bare host and strips a pasted endpoint path, so
 `http://localhost:11434` becomes `http://localhost:11434/v1`, never `/v1/v1`. `is_local_url` decides
 whether a backend may go without a key; `is_loopback_host` whether serving needs proxy keys.
+A URL with `user:password@` is refused (and not repeated in the message): the banner and logs print
+base URLs, and credentials belong in `api_key`.
 
 What it gives up: no DNS lookups; a public name that resolves to a private address counts as public.
 """
@@ -21,6 +23,11 @@ def normalize_base_url(url: str, root: str = "/v1") -> str:
     """
     text = url.strip()
     parts = urlsplit(text)
+    if "@" in parts.netloc:  # never echo it: the message would print the password
+        raise ValueError(
+            'a base_url must not carry credentials ("user:password@host"); '
+            'remove them and set api_key = "env:VARIABLE" instead'
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(
             f'expected an http:// or https:// URL, got "{text}" (e.g. "http://{text}")'

@@ -36,7 +36,12 @@ from anyllm_cli.pipeline.completion import Completion
 from anyllm_cli.pipeline.hops import ROUTES, ChainedStream, PassThrough, Target, parse_upstream
 from anyllm_cli.pipeline.offload import off_loop
 from anyllm_cli.pipeline.replies import Call, JSONReply, Reply, meter
-from anyllm_cli.pipeline.upstream import Relay, gemini_error_chunk
+from anyllm_cli.pipeline.upstream import (
+    Relay,
+    gemini_error_chunk,
+    gemini_failed,
+    gemini_finished,
+)
 from anyllm_cli.tokens import count_tokens
 from anyllm_cli.translate import chat_via_messages, gemini_via_messages
 from anyllm_cli.translate.degradation import Translated
@@ -315,7 +320,9 @@ class ClientCalls:
         if backend.api == "gemini":  # the same API: the body as it came, no translation
             path = ROUTES["gemini"].path(target, stream=stream)
             if stream:
-                relay = PassThrough(gemini_error_chunk)
+                relay = PassThrough(
+                    gemini_error_chunk, finished=gemini_finished, failed=gemini_failed, final=False
+                )
                 return upstream.stream(
                     backend,
                     path,

@@ -7,7 +7,10 @@ headers, the guard's reply headers); the server reads it for response headers. T
     StreamReply   an upstream stream not yet opened: entering it opens the upstream (errors raise
                   before any byte is owed to the client), `chunks()` yields translated bytes as
                   upstream bytes arrive (or the upstream's own bytes, `verbatim`, when both sides
-                  speak the same API), `fail()` renders the in-stream error; leaving it completes
+                  speak the same API) and stops at the translator's terminal event; a stream that
+                  ends without the upstream's finish signal ends in the client's error event (the
+                  translator's `finish()`), verbatim relays included: a stream that looks complete
+                  is complete; `fail()` renders the in-stream error; leaving it completes
     ForwardReply  a passthrough: the upstream's status, headers and bytes as they are
 
 A stream's driver reports what the client saw (`first_byte`, `failed`, `client_left`); the reply
@@ -26,7 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from anyllm_cli.backends.base import UpstreamStream
-from anyllm_cli.errors import ErrorKind, kind_from_status
+from anyllm_cli.errors import ErrorKind, UpstreamError, kind_from_status
 from anyllm_cli.pipeline.seams import Usage
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.streams.pump import OutEvent, SSEPump, StreamTranslator
@@ -82,12 +85,11 @@ class StreamReply:
         *,
         keepalive: bytes,
         verbatim: bool = False,
-        render: Callable[[OutEvent], bytes] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._opener = opener
         self._translator = translator
-        self._encode = render or encode  # the in-stream error (a verbatim pump encodes nothing)
+        self._encode = encode
         self._pump = SSEPump(translator, encode)
         self.completion = completion
         self.call = completion.call
@@ -146,22 +148,30 @@ class StreamReply:
         )
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """Translated bytes as upstream bytes arrive. Raises UpstreamError, or InvalidInput when the
-        upstream's stream does not parse."""
+        """Translated bytes as upstream bytes arrive. Raises UpstreamError (also after the client's
+        error event went out, so the failure is recorded), or InvalidInput when the upstream's
+        stream does not parse."""
         if self._upstream is None:
             raise RuntimeError("enter the StreamReply before reading it")
         pump = self._pump
+        translator = self._translator
         async for raw in self._upstream:
             out = pump.feed(raw)  # verbatim: still decoded, for usage and to catch a bad stream
             if self.verbatim and raw:
                 yield raw
             elif out:
                 yield out
-            if pump.done:
-                return
-        tail = pump.finish()
-        if tail and not self.verbatim:
-            yield tail
+            if pump.done or translator.done:  # nothing may follow a terminal event
+                break
+        else:
+            # The end of the bytes: the client's terminal events, or (no finish signal came) its
+            # error event. A verbatim relay's finish() gives only that error event.
+            tail = pump.finish()
+            if tail:
+                yield tail
+        failure = translator.failure
+        if failure is not None:  # the client has its error event; the caller records the failure
+            raise UpstreamError(*failure)
 
     def fail(self, kind: ErrorKind, message: str) -> bytes:
         """The client's in-stream error for a failure after the first byte."""

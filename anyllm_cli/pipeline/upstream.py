@@ -12,7 +12,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from anyllm_cli.backends.base import Backend, UpstreamReply
-from anyllm_cli.errors import ErrorKind, anthropic_error, gemini_error, openai_error
+from anyllm_cli.errors import (
+    UNFINISHED,
+    ErrorKind,
+    anthropic_error,
+    gemini_error,
+    openai_error,
+    parse_error_body,
+)
 from anyllm_cli.pipeline.completion import Completion
 from anyllm_cli.pipeline.replies import Call, StreamReply, meter
 from anyllm_cli.translate.degradation import Degradation
@@ -72,24 +79,13 @@ def stream(
             keep.append(event)
         return encode(event)
 
-    def observed(event: OutEvent) -> bytes:  # verbatim: the upstream's bytes go out, not these
-        if event is not None:
-            meter(event, call)
-            if keep is not None:
-                keep.append(event)
-        return b""
-
-    def render(event: OutEvent) -> bytes:
-        return encode_openai(None) if event is None else encode(event)
-
     return StreamReply(
         lambda: backend.stream(path, body, headers),
         translator,
-        observed if verbatim else metered,
+        metered,
         done,
         keepalive=PING if anthropic else KEEPALIVE_COMMENT,
         verbatim=verbatim,
-        render=render,
         clock=clock,
     )
 
@@ -98,15 +94,30 @@ class Relay:
     """A stream translator for same-API relays: events pass through, usage is read on the way.
 
     `hide_usage` drops the usage-only chunk (and `usage` fields) the proxy asked for on the client's
-    behalf, so an OpenAI client that did not ask for usage sees the stream it expects."""
+    behalf, so an OpenAI client that did not ask for usage sees the stream it expects. The upstream's
+    finish signal (`message_stop`; a Chat `finish_reason`) must go by, or `finish()` gives the error
+    event; an upstream error event is the last thing relayed (no `[DONE]` after it)."""
 
     def __init__(self, call: Call, *, anthropic: bool, hide_usage: bool = False) -> None:
         self.degradations: list[Degradation] = []
         self._call = call
         self._anthropic = anthropic
         self._hide_usage = hide_usage
+        self._signalled = False
+        self.done = False
+        self.failure: tuple[ErrorKind, str] | None = None
 
     def feed(self, event: dict[str, Any]) -> list[OutEvent]:
+        if self.done:
+            return []
+        if event.get("type") == "error" or event.get("error") is not None:
+            self.done = True
+            self.failure = parse_error_body(event)
+            return [event]
+        if self._anthropic:
+            self._signalled = self.done = event.get("type") == "message_stop"
+        elif _chat_finished(event):
+            self._signalled = True
         if self._hide_usage and event.get("usage") is not None:
             meter(event, self._call)
             del event["usage"]
@@ -115,13 +126,44 @@ class Relay:
         return [event]
 
     def finish(self) -> list[OutEvent]:
+        if self.done:
+            return []
+        if not self._signalled:
+            return self.fail(ErrorKind.API_ERROR, UNFINISHED)
+        self.done = True
         return [] if self._anthropic else [None]
 
     def fail(self, kind: ErrorKind, message: str) -> list[OutEvent]:
+        if self.done:
+            return []
+        self.done = True
+        self.failure = (kind, message)
         if self._anthropic:
             return [anthropic_error(kind, message)[1]]
         return [openai_error(kind, message)[1]]
 
 
+def _chat_finished(chunk: dict[str, Any]) -> bool:
+    choices = chunk.get("choices")
+    return isinstance(choices, list) and any(
+        isinstance(c, dict) and c.get("finish_reason") for c in choices
+    )
+
+
 def gemini_error_chunk(kind: ErrorKind, message: str) -> dict[str, Any]:
     return gemini_error(kind, message)[1]
+
+
+def gemini_finished(chunk: dict[str, Any]) -> bool:
+    """A candidate's finishReason, or a prompt blocked outright (then no candidate comes)."""
+    feedback = chunk.get("promptFeedback")
+    if isinstance(feedback, dict) and feedback.get("blockReason"):
+        return True
+    candidates = chunk.get("candidates")
+    return isinstance(candidates, list) and any(
+        isinstance(c, dict) and c.get("finishReason") for c in candidates
+    )
+
+
+def gemini_failed(chunk: dict[str, Any]) -> bool:
+    return chunk.get("error") is not None

@@ -13,7 +13,9 @@ The status is committed only after the upstream answered and its first chunk arr
 While the upstream is silent the client gets a keepalive every `ping_interval` (Anthropic `ping`
 events, `: keepalive` comments for OpenAI clients). After the first byte, any failure (upstream
 error, idle timeout, a stream that does not parse, a bug) becomes the client's in-stream error event:
-a stream never ends silently.
+a stream never ends silently. A stream whose translator already sent the error event (the upstream's
+own error, or no finish signal) still raises, so the failure is logged and counted; `fail()` then
+adds nothing. Events decoded before a malformed one in the same chunk go out before the error.
 
 What it gives up: no read-ahead: the upstream is read while the client's previous write completes
 (the socket buffers on both sides do the smoothing), so a slow client slows the upstream read.
@@ -85,12 +87,14 @@ class StreamDriver:
     async def _deliver(self, send: Send) -> None:
         """Each upstream read, translated, is one write to the client; then the end or the error."""
         failure: _Failure
+        partial = b""
         try:
             async for chunk in self.reply.chunks():
                 await self._write(send, chunk)
         except UpstreamError as exc:
             failure = _Failure(exc.kind, exc.message, exc.retry_after)
         except InvalidInput as exc:
+            partial = exc.partial  # what came before the bad event in the same chunk goes first
             failure = _Failure(ErrorKind.API_ERROR, f"the upstream's stream does not parse: {exc}")
         except Exception:  # a bug in translation: the client still gets an error, never silence
             log.exception("stream failed (request %s)", self.ctx.request_id)
@@ -102,6 +106,8 @@ class StreamDriver:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         await self._quiet()
+        if partial:
+            await self._write(send, partial)
         await self._fail(send, failure)
 
     async def _write(self, send: Send, chunk: bytes) -> None:

@@ -169,6 +169,14 @@ class _OnFirstEvent:
         inner = self._inner or self._start({})
         return [*inner.fail(kind, message)]
 
+    @property
+    def done(self) -> bool:
+        return self._inner is not None and self._inner.done
+
+    @property
+    def failure(self) -> tuple[ErrorKind, str] | None:
+        return None if self._inner is None else self._inner.failure
+
 
 def _model(value: Any) -> str:
     return value if isinstance(value, str) else ""

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from anyllm_cli.errors import ErrorKind, anthropic_error
+from anyllm_cli.errors import UNFINISHED, ErrorKind, anthropic_error, parse_error_body
 from anyllm_cli.models.anthropic import CountTokensRequest, MessagesRequest
 from anyllm_cli.models.gemini import GenerateContentResponse
 from anyllm_cli.models.openai_chat import ChatResponse
@@ -201,22 +201,61 @@ def _anthropic_error_event(kind: ErrorKind, message: str) -> dict[str, Any]:
     return anthropic_error(kind, message)[1]
 
 
+def anthropic_finished(event: dict[str, Any]) -> bool:
+    """An Anthropic stream's finish signal (it is also its last event)."""
+    return event.get("type") == "message_stop"
+
+
+def anthropic_failed(event: dict[str, Any]) -> bool:
+    return event.get("type") == "error"
+
+
 class PassThrough:
-    """Events relayed as they are (same API both sides); a failure in the stream's own shape."""
+    """Events relayed as they are (same API both sides); a failure in the stream's own shape.
+
+    `finished(event)` recognises the upstream's finish signal and `failed(event)` its error event.
+    Ending without the signal is a failure (`finish()` gives the error event), and after the
+    signal (when `final`: it is also the last event) or an error event the relay is `done`."""
 
     def __init__(
-        self, error: Callable[[ErrorKind, str], dict[str, Any]] = _anthropic_error_event
+        self,
+        error: Callable[[ErrorKind, str], dict[str, Any]] = _anthropic_error_event,
+        *,
+        finished: Callable[[dict[str, Any]], bool] = anthropic_finished,
+        failed: Callable[[dict[str, Any]], bool] = anthropic_failed,
+        final: bool = True,
     ) -> None:
         self.degradations: list[Degradation] = []
         self._error = error
+        self._finished = finished
+        self._failed = failed
+        self._final = final
+        self.signalled = False  # the upstream's finish signal went by
+        self.done = False
+        self.failure: tuple[ErrorKind, str] | None = None
 
     def feed(self, event: dict[str, Any]) -> list[OutEvent]:
+        if self.done:
+            return []
+        if self._failed(event):
+            self.done = True
+            self.failure = parse_error_body(event)
+        elif self._finished(event):
+            self.signalled = True
+            self.done = self._final
         return [event]
 
     def finish(self) -> list[OutEvent]:
-        return []
+        if self.done or self.signalled:
+            self.done = True
+            return []
+        return self.fail(ErrorKind.API_ERROR, UNFINISHED)
 
     def fail(self, kind: ErrorKind, message: str) -> list[OutEvent]:
+        if self.done:
+            return []
+        self.done = True
+        self.failure = (kind, message)
         return [self._error(kind, message)]
 
 
@@ -228,6 +267,14 @@ class ChainedStream:
         self._second = second
 
     @property
+    def done(self) -> bool:
+        return self._second.done
+
+    @property
+    def failure(self) -> tuple[ErrorKind, str] | None:
+        return self._second.failure
+
+    @property
     def degradations(self) -> list[Degradation]:
         return [*self._first.degradations, *self._second.degradations]
 
@@ -235,6 +282,7 @@ class ChainedStream:
         return self._pass(self._first.feed(event))
 
     def finish(self) -> list[OutEvent]:
+        # The first's error event (it never saw its finish signal) becomes the second's.
         return [*self._pass(self._first.finish()), *self._second.finish()]
 
     def fail(self, kind: ErrorKind, message: str) -> list[OutEvent]:

@@ -129,18 +129,18 @@ async def test_long_retry_after_goes_to_the_caller() -> None:
     ("status", "body", "kind", "attempts"),
     [
         (400, error_body("invalid_request_error", "bad"), ErrorKind.INVALID_REQUEST, 1),
-        (401, error_body("invalid_request_error", "bad key"), ErrorKind.INVALID_REQUEST, 1),
+        (401, error_body("invalid_request_error", "bad key"), ErrorKind.BAD_GATEWAY, 1),
         (
-            401,
+            403,
             {"error": {"message": "no", "type": "authentication_error"}},
-            ErrorKind.AUTHENTICATION,
+            ErrorKind.BAD_GATEWAY,
             1,
         ),
         (404, "not here", ErrorKind.NOT_FOUND, 1),
         (429, error_body("insufficient_quota", "pay"), ErrorKind.BILLING, 1),
         (429, error_body("requests", "slow down"), ErrorKind.RATE_LIMIT, 3),
         (500, "<html>oops</html>", ErrorKind.API_ERROR, 3),
-        (503, error_body("server_error", "busy"), ErrorKind.OVERLOADED, 3),
+        (503, error_body("server_error", "busy"), ErrorKind.UNAVAILABLE, 3),
         (
             529,
             {"type": "error", "error": {"type": "overloaded_error", "message": "o"}},
@@ -160,7 +160,8 @@ async def test_error_mapping(status: int, body: Any, kind: ErrorKind, attempts: 
     handler, seen = scripted(*(make() for _ in range(attempts)))
     with pytest.raises(UpstreamError) as info:
         await upstream(handler, sleeps).send_json("/x", {}, {})
-    assert (info.value.kind, info.value.status) == (kind, status)
+    kept = 502 if kind is ErrorKind.BAD_GATEWAY else status  # the proxy's key refused: its 502
+    assert (info.value.kind, info.value.status) == (kind, kept)
     assert len(seen) == attempts
 
 
@@ -184,9 +185,74 @@ async def test_connect_error_retried_then_reported() -> None:
     handler, seen = scripted(*(httpx.ConnectError("refused"),) * 3)
     with pytest.raises(UpstreamError) as info:
         await upstream(handler, sleeps).send_json("/x", {}, {})
-    assert (info.value.kind, info.value.status) == (ErrorKind.API_ERROR, 502)
-    assert "cannot reach backend up at http://up.test/v1: refused" in info.value.message
+    assert (info.value.kind, info.value.status) == (ErrorKind.BAD_GATEWAY, 502)
+    assert info.value.message == "backend up could not be reached (ConnectError)"
+    assert "up.test" not in info.value.message  # the address goes to the log, not the client
     assert len(seen) == 3
+
+
+async def test_a_malformed_reply_is_a_bad_gateway() -> None:
+    handler, _ = scripted(*(httpx.RemoteProtocolError("illegal header 10.0.0.5:8080"),) * 3)
+    # a HEAD-style reply with a body, garbage for a status line: h11 says RemoteProtocolError
+    with pytest.raises(UpstreamError) as info:
+        await upstream(handler, Sleeps()).send_json("/x", {}, {})
+    assert (info.value.kind, info.value.status) == (ErrorKind.BAD_GATEWAY, 502)
+    assert "malformed" in info.value.message and "10.0.0.5" not in info.value.message
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_refused_credentials_are_the_proxys_problem_and_the_echo_stays_in_the_log(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    echo = error_body("invalid_request_error", "Incorrect API key provided: sk-proj-****abcd.")
+    handler, _ = scripted(httpx.Response(status, json=echo))
+    with pytest.raises(UpstreamError) as info:
+        await upstream(handler, Sleeps()).send_json("/x", {}, {})
+    assert (info.value.kind, info.value.status) == (ErrorKind.BAD_GATEWAY, 502)
+    assert "refused the proxy's upstream credentials" in info.value.message
+    assert "abcd" not in info.value.message
+    assert "sk-proj" not in caplog.text  # logged, masked
+
+
+async def test_key_like_text_in_other_errors_is_masked() -> None:
+    handler, _ = scripted(
+        httpx.Response(400, json=error_body("invalid_request_error", "key sk-abc123xyz is bad"))
+    )
+    with pytest.raises(UpstreamError) as info:
+        await upstream(handler, Sleeps()).send_json("/x", {}, {})
+    assert info.value.message == "key [redacted] is bad"
+
+
+@pytest.mark.parametrize(
+    "headers", [{"content-type": "text/html"}, {"content-type": "application/json"}, {}]
+)
+async def test_a_stream_answered_with_another_media_type_is_a_bad_gateway(
+    headers: dict[str, str],
+) -> None:
+    body = Body([b"<html>captive portal</html>"])
+    handler, _ = scripted(httpx.Response(200, headers=headers, stream=body))
+    with pytest.raises(UpstreamError) as info:
+        async with upstream(handler, Sleeps()).stream_json("/x", {}, {}):
+            pytest.fail("entered")
+    assert (info.value.kind, info.value.status) == (ErrorKind.BAD_GATEWAY, 502)
+    assert repr(headers.get("content-type", "none")) in info.value.message
+    assert body.closed
+
+
+async def test_the_shared_client_keeps_no_cookies() -> None:
+    sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("cookie"))
+        return httpx.Response(200, json=OK, headers={"set-cookie": "session=alice; Path=/"})
+
+    client = build_client(httpx.MockTransport(handler))
+    up = HTTPUpstream(client, SETTINGS, RetryPolicy(sleep=Sleeps()))
+    await up.send_json("/x", {}, {})
+    await up.send_json("/x", {}, {})
+    assert sent == [None, None]
+    assert not client.cookies
+    await client.aclose()
 
 
 async def test_read_timeout_is_a_timeout_without_retry() -> None:
@@ -231,10 +297,13 @@ class Body(httpx.AsyncByteStream):
         self.closed = True
 
 
+SSE = {"content-type": "text/event-stream; charset=utf-8"}
+
+
 async def test_stream_retries_before_entering_then_yields_chunks() -> None:
     sleeps = Sleeps()
     body = Body([b"data: 1\n\n", b"data: 2\n\n"])
-    handler, seen = scripted(httpx.Response(502), httpx.Response(200, stream=body))
+    handler, seen = scripted(httpx.Response(502), httpx.Response(200, headers=SSE, stream=body))
     up = upstream(handler, sleeps)
     async with up.stream_json("/chat/completions", {}, {}) as stream:
         assert stream.status == 200
@@ -263,7 +332,7 @@ async def test_stream_error_status_raises_on_entering() -> None:
 )
 async def test_no_retry_after_first_byte(fail: Exception, kind: ErrorKind) -> None:
     body = Body([b"data: 1\n\n"], fail)
-    handler, seen = scripted(httpx.Response(200, stream=body))
+    handler, seen = scripted(httpx.Response(200, headers=SSE, stream=body))
     got: list[bytes] = []
     with pytest.raises(UpstreamError) as info:
         async with upstream(handler, Sleeps()).stream_json("/x", {}, {}) as stream:

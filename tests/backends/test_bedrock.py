@@ -181,7 +181,9 @@ async def test_error_statuses_are_classified_by_their_exception_name(
     assert len(upstream[0].seen) - before == 2  # retried once, signed both times
 
 
-async def test_a_bad_signature_is_an_authentication_error(upstream: tuple[Upstream, str]) -> None:
+async def test_a_bad_signature_is_the_proxys_credentials_refused(
+    upstream: tuple[Upstream, str],
+) -> None:
     settings = BackendSettings(name="b", kind="bedrock", base_url=upstream[1], max_retries=0)
     wrong = Credentials("AKIDEXAMPLE", "not-the-secret", "session-token")
     async with build_client(engine="httpx") as client:
@@ -189,8 +191,8 @@ async def test_a_bad_signature_is_an_authentication_error(upstream: tuple[Upstre
         with pytest.raises(UpstreamError) as caught:
             await backend.send_messages(CLAUDE, BODY)
     upstream[0].failures.clear()
-    assert caught.value.kind is ErrorKind.AUTHENTICATION
-    assert caught.value.message.startswith("InvalidSignatureException: ")
+    assert (caught.value.kind, caught.value.status) == (ErrorKind.BAD_GATEWAY, 502)
+    assert "refused the proxy's upstream credentials (HTTP 403)" in caught.value.message
 
 
 async def test_the_region_comes_from_the_url_or_the_env() -> None:

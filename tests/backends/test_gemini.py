@@ -28,6 +28,8 @@ CLIENT = {"x-api-key": "client-key", "authorization": "Bearer client-key"}
 def _backend(settings: BackendSettings, seen: list[httpx.Request]) -> GeminiBackend:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
+        if "alt=sse" in str(request.url):
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=b"")
         return httpx.Response(200, json={"candidates": []})
 
     backend = build_backend(settings, httpx.AsyncClient(transport=httpx.MockTransport(handler)))

@@ -66,7 +66,8 @@ async def test_send_uses_our_key_never_the_clients() -> None:
 
 async def test_stream_asks_for_events_uncompressed() -> None:
     seen: list[httpx.Request] = []
-    up = backend(seen, httpx.Response(200, content=b"data: [DONE]\n\n"))
+    sse = {"content-type": "text/event-stream"}
+    up = backend(seen, httpx.Response(200, headers=sse, content=b"data: [DONE]\n\n"))
     async with up.stream("/chat/completions", {"stream": True}) as stream:
         assert b"".join([c async for c in stream]) == b"data: [DONE]\n\n"
     assert seen[0].headers["accept"] == "text/event-stream"

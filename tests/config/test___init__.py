@@ -606,3 +606,23 @@ def test_settings_name_the_files_they_were_read_from(tmp_path: Path, home: Path)
     settings = load(tmp_path, home)
     assert settings.config_file == path
     assert settings.env_file == tmp_path / ".anyllm.env"
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["toml", "flag", "env"],
+)
+def test_a_base_url_with_credentials_is_refused_and_never_printed(
+    tmp_path: Path, home: Path, where: str
+) -> None:
+    url = "https://alice:s3cret-pw@llm.example.com/v1"
+    if where == "toml":
+        write_toml(home, f'[backends.up]\nkind = "openai"\nbase_url = "{url}"\napi_key = "k"\n')
+        message = error(tmp_path, home)
+    elif where == "flag":
+        message = error(tmp_path, home, {"base_url": url}, OPENAI_API_KEY="k")
+    else:
+        message = error(tmp_path, home, OPENAI_BASE_URL=url, OPENAI_API_KEY="k")
+    assert "must not carry credentials" in message
+    assert "s3cret" not in message and "alice" not in message
+    assert "\n" not in message

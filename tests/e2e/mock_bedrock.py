@@ -5,7 +5,8 @@ InvalidSignatureException, recorded in `failures`), validates Converse bodies ag
 own input shape, holds InvokeModel bodies to the fields and betas Bedrock documents for Claude
 (`invoke_problem`), and answers the four operations in their wire formats: JSON for invoke and
 converse, the binary event stream (cut every 37 bytes, across message boundaries) for the streams.
-Model names pick faults: `throttled` (429), `unavailable` (503), `dies` (an exception mid-stream).
+Model names pick faults: `throttled` (429), `unavailable` (503), `dies` (an exception mid-stream),
+`*cut*` (a stream that ends cleanly before its `messageStop` / `message_stop`).
 """
 
 from __future__ import annotations
@@ -201,10 +202,14 @@ def make_handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
                 frames = [chunk(e) for e in ANTHROPIC_EVENTS]
                 if model == "dies":
                     frames = [*frames[:3], exception("throttlingException", "slow down")]
+                if "cut" in model:  # a clean end before message_stop
+                    frames = frames[:3]
             else:
                 frames = [event(n, p) for n, p in CONVERSE_EVENTS]
                 if model == "dies":
                     frames = [*frames[:2], exception("modelStreamErrorException", "boom")]
+                if "cut" in model:  # a clean end before messageStop
+                    frames = frames[:3]
             self.stream(b"".join(frames))
 
         def error(self, status: int, name: str, message: str) -> None:

@@ -234,14 +234,15 @@ def test_upstream_429_keeps_status_and_retry_after(proxy: ProxyProcess, closing:
     assert info.value.response.headers["retry-after"] == "7"
 
 
-def test_upstream_503_is_529_overloaded(proxy: ProxyProcess, closing: Closing) -> None:
+def test_upstream_503_stays_503(proxy: ProxyProcess, closing: Closing) -> None:
     client = closing(
         anthropic.Anthropic(base_url=f"{proxy.url}/noretry", api_key=PROXY_KEY, max_retries=0)
     )
-    with pytest.raises(anthropic.OverloadedError):
+    with pytest.raises(anthropic.APIStatusError) as info:
         client.messages.create(
             model="mock-503", max_tokens=8, messages=[{"role": "user", "content": "x"}]
         )
+    assert info.value.status_code == 503
 
 
 def test_streamed_upstream_error_before_the_first_byte_is_an_http_error(

@@ -254,10 +254,11 @@ def test_provider_errors_keep_their_meaning(proxy: ProxyProcess) -> None:
             client.messages.create(
                 model="mock-429", max_tokens=8, messages=[{"role": "user", "content": "x"}]
             )
-        with pytest.raises(anthropic.OverloadedError):
+        with pytest.raises(anthropic.InternalServerError) as unavailable:  # the 503 is kept
             client.messages.create(
                 model="mock-503", max_tokens=8, messages=[{"role": "user", "content": "x"}]
             )
+        assert unavailable.value.status_code == 503
     with _client(proxy, "resp") as client, pytest.raises(anthropic.RateLimitError) as info:
         client.messages.create(
             model="mock-429", max_tokens=8, messages=[{"role": "user", "content": "x"}]
@@ -336,6 +337,21 @@ def test_bedrock_claude_and_converse(proxy: ProxyProcess, upstreams: Upstreams) 
     paths = [path for path, _, _ in state.seen]
     assert any(p.endswith("/invoke") for p in paths)
     assert any(p.endswith("/converse-stream") for p in paths)
+
+
+@pytest.mark.parametrize("model", ["nova-cut", "anthropic.claude-cut-v1:0"])
+def test_a_bedrock_stream_without_its_stop_event_is_an_error(
+    proxy: ProxyProcess, model: str
+) -> None:
+    seen: list[str] = []
+    with _client(proxy, "aws") as client:
+        request = client.messages.stream(
+            model=model, max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
+        with pytest.raises(anthropic.APIStatusError) as info, request as stream:
+            seen.extend(event.type for event in stream)
+    assert "upstream stream ended before it finished" in str(info.value)
+    assert "message_stop" not in seen
 
 
 def _genai(proxy: ProxyProcess, prefix: str) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
+from anyllm_cli.errors import UNFINISHED, ErrorKind, InvalidInput, UpstreamError
 from anyllm_cli.pipeline import ClientRequest, JSONReply, Pipeline, Reply, StreamReply
 from anyllm_cli.pipeline.seams import ClientAPI
 from tests.conftest import FakeBackend, backend_settings, chat_chunk, chat_response, sse
@@ -43,6 +43,17 @@ async def _run(
 async def _read(reply: StreamReply) -> bytes:
     async with reply:
         return b"".join([chunk async for chunk in reply.chunks()])
+
+
+async def _read_failed(reply: StreamReply) -> tuple[bytes, UpstreamError]:
+    """The bytes of a stream that ended in the client's error event, and the error raised after
+    it (so the server records the failure)."""
+    got: list[bytes] = []
+    with pytest.raises(UpstreamError) as info:
+        async with reply:
+            async for chunk in reply.chunks():
+                got.append(chunk)
+    return b"".join(got), info.value
 
 
 def _events(data: bytes) -> list[dict[str, Any]]:
@@ -116,7 +127,8 @@ async def test_stream_estimates_input_and_meters_usage() -> None:
 
 
 async def test_stream_options_omitted_when_the_backend_says_so() -> None:
-    backend = FakeBackend(backend_settings(omit_stream_options=True), chunks=[sse("[DONE]")])
+    chunks = [sse(chat_chunk({}, "stop"), "[DONE]")]
+    backend = FakeBackend(backend_settings(omit_stream_options=True), chunks=chunks)
     reply = await _run(backend, "messages", _messages(stream=True), {})
     await _read(reply)  # type: ignore[arg-type]
     assert "stream_options" not in backend.sent[0][1]
@@ -207,11 +219,43 @@ async def test_chat_stream_hides_the_usage_it_asked_for() -> None:
 
 async def test_chat_stream_keeps_usage_the_client_asked_for() -> None:
     usage = {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
-    chunks = [sse({**chat_chunk({}), "choices": [], "usage": usage}, "[DONE]")]
+    chunks = [
+        sse(chat_chunk({}, "stop"), {**chat_chunk({}), "choices": [], "usage": usage}, "[DONE]")
+    ]
     backend = FakeBackend(backend_settings(), chunks=chunks)
     body = _chat(stream=True, stream_options={"include_usage": True})
     data = await _read(await _run(backend, "chat", body, {}))  # type: ignore[arg-type]
     assert _events(data)[-1]["usage"] == usage
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [sse(chat_chunk({"content": "half"}))],  # a clean end, no finish_reason, no [DONE]
+        [sse(chat_chunk({"content": "half"}), "[DONE]")],  # [DONE] without a finish_reason
+    ],
+)
+async def test_chat_relay_without_a_finish_reason_ends_in_an_error_chunk_not_done(
+    chunks: list[bytes],
+) -> None:
+    backend = FakeBackend(backend_settings(), chunks=chunks)
+    reply = await _run(backend, "chat", _chat(stream=True))
+    data, error = await _read_failed(reply)  # type: ignore[arg-type]
+    assert b"[DONE]" not in data
+    assert _events(data)[-1]["error"]["message"] == UNFINISHED
+    assert (error.kind, error.message) == (ErrorKind.API_ERROR, UNFINISHED)
+
+
+async def test_chat_relay_sends_nothing_after_an_upstream_error_chunk() -> None:
+    error = {"error": {"message": "boom", "type": "server_error"}}
+    backend = FakeBackend(
+        backend_settings(), chunks=[sse(chat_chunk({"content": "a"}), error, "[DONE]")]
+    )
+    reply = await _run(backend, "chat", _chat(stream=True))
+    data, raised = await _read_failed(reply)  # type: ignore[arg-type]
+    assert b"[DONE]" not in data
+    assert _events(data)[-1] == error
+    assert (raised.kind, raised.message) == (ErrorKind.API_ERROR, "boom")
 
 
 async def test_chat_stream_fail_is_an_openai_error_chunk() -> None:

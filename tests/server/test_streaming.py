@@ -13,7 +13,7 @@ import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from anyllm_cli.backends.base import UpstreamStream
-from anyllm_cli.errors import ErrorKind, UpstreamError
+from anyllm_cli.errors import UNFINISHED, ErrorKind, UpstreamError
 from anyllm_cli.pipeline import Call, ClientRequest, StreamReply
 from anyllm_cli.pipeline.completion import Completion
 from anyllm_cli.pipeline.seams import ClientAPI
@@ -282,3 +282,40 @@ async def test_degradations_of_the_stream_reach_the_call() -> None:
     await _run(driver, client)
     assert isinstance(ctx.call, Call)
     assert "stream_ended_without_finish_reason" in {d.code for d in ctx.call.degradations}
+
+
+async def test_events_before_a_bad_one_in_the_same_chunk_go_out_before_the_error() -> None:
+    upstream, client = Upstream(), Client()
+    upstream.push(FIRST + b"data: {not json}\n\n")  # one network chunk: good events, then a bad one
+    upstream.end()
+    driver, _ = _driver(upstream)
+    await _run(driver, client)
+    events = client.events()
+    assert [e["type"] for e in events][:1] == ["message_start"]
+    assert any(e.get("delta", {}).get("text") == "hi" for e in events)
+    assert events[-1]["type"] == "error"
+
+
+async def test_a_clean_end_without_a_finish_reason_is_an_error_event() -> None:
+    upstream, client = Upstream(), Client()
+    upstream.push(FIRST, b"data: [DONE]\n\n")
+    upstream.end()
+    driver, ctx = _driver(upstream)
+    await _run(driver, client)
+    types = [e["type"] for e in client.events()]
+    assert "message_stop" not in types and types[-1] == "error"
+    assert types.count("error") == 1
+    assert client.events()[-1]["error"]["message"] == UNFINISHED
+    assert (ctx.error_type, ctx.error_message) == ("api_error", UNFINISHED)  # logs and metrics
+
+
+async def test_the_stream_ends_at_message_stop_without_waiting_for_the_upstream() -> None:
+    upstream, client = Upstream(), Client()
+    usage = {**chat_chunk({}), "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+    upstream.push(FIRST, sse(chat_chunk({}, "stop"), usage))  # the upstream never closes
+    driver, _ = _driver(upstream)
+    await _run(driver, client)
+    body = client.body
+    assert body.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    assert body.count(PING) == body[: body.index(b"message_stop")].count(PING)  # none after
+    assert upstream.closed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anyllm_cli.errors import ErrorKind
+from anyllm_cli.errors import UNFINISHED, ErrorKind
 from anyllm_cli.models.anthropic import CountTokensRequest
 from anyllm_cli.translate.hops import (
     HOPS,
@@ -68,7 +68,6 @@ def test_a_chained_failure_is_in_the_clients_shape() -> None:
 def test_a_passthrough_relays_and_fails_in_the_anthropic_shape() -> None:
     relay = PassThrough()
     assert relay.feed({"type": "ping"}) == [{"type": "ping"}]
-    assert relay.finish() == []
     failed = relay.fail(ErrorKind.OVERLOADED, "busy")
     assert failed == [{"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}]
 
@@ -90,3 +89,48 @@ def test_the_gemini_count_body_is_the_request_without_its_config() -> None:
     assert inner["model"] == "models/gemini-2.5-flash"
     assert inner["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
     assert "generationConfig" not in inner
+
+
+def test_a_chain_cut_short_ends_in_the_clients_error_and_no_done() -> None:
+    chain = ChainedStream(
+        MessagesViaChatStream(requested_model="claude-x"),
+        ChatViaMessagesStream(requested_model="gpt-x", created=5),
+    )
+    chain.feed(_chunk({"role": "assistant", "content": "Hi"}))
+    out = chain.finish()
+    assert None not in out  # no [DONE]
+    last = out[-1]
+    assert last is not None and last["error"]["message"] == UNFINISHED
+    assert chain.done and chain.finish() == []
+
+
+MESSAGE_STOP = {"type": "message_stop"}
+
+
+def test_a_relay_without_message_stop_ends_in_an_error_event() -> None:
+    relay = PassThrough()
+    assert relay.feed({"type": "message_start", "message": {}}) == [
+        {"type": "message_start", "message": {}}
+    ]
+    assert relay.finish() == [
+        {"type": "error", "error": {"type": "api_error", "message": UNFINISHED}}
+    ]
+    assert relay.done and relay.finish() == [] and relay.fail(ErrorKind.API_ERROR, "x") == []
+
+
+def test_a_relay_is_done_at_message_stop_and_after_an_error_event() -> None:
+    relay = PassThrough()
+    relay.feed(MESSAGE_STOP)
+    assert relay.done and relay.finish() == [] and relay.feed({"type": "ping"}) == []
+    assert relay.fail(ErrorKind.API_ERROR, "late") == []
+    failed = PassThrough()
+    failed.feed({"type": "error", "error": {"type": "overloaded_error", "message": "o"}})
+    assert failed.done and failed.finish() == []
+
+
+def test_a_relay_whose_signal_is_not_last_waits_for_the_end() -> None:
+    relay = PassThrough(finished=lambda e: bool(e.get("finishReason")), final=False)
+    relay.feed({"finishReason": "STOP"})
+    assert not relay.done  # a usage chunk may follow
+    assert relay.feed({"usage": 1}) == [{"usage": 1}]
+    assert relay.finish() == [] and relay.done

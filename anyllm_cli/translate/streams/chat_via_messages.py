@@ -2,7 +2,7 @@
 
     (nothing) --message_start--> started --content blocks...--> message_delta --message_stop--> done
         any state --error event / fail()--> done (an OpenAI error chunk, and no [DONE] after it)
-        any state --finish() before message_stop--> done (closed with finish_reason "stop")
+        any state --finish() before a stop reason--> done (an error chunk: cut short, no [DONE])
 
 `message_start` gives the first chunk (`role: assistant`). Each content block is routed by its
 index: text deltas become `content`, thinking deltas `reasoning_content` (two thinking blocks are
@@ -24,7 +24,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from anyllm_cli.errors import ErrorKind, InvalidInput, kind_from_error_type, openai_error
+from anyllm_cli.errors import (
+    UNFINISHED,
+    ErrorKind,
+    InvalidInput,
+    kind_from_error_type,
+    openai_error,
+)
 from anyllm_cli.models.anthropic import SERVER_TOOL_RESULT_TYPES
 from anyllm_cli.translate._gemini_reply import SIGNATURE_PREFIX as GEMINI_PREFIX
 from anyllm_cli.translate._messages_reply import gemini_call
@@ -82,19 +88,25 @@ class ChatViaMessagesStream(AnthropicEventReader):
             return []
         return handler(self, event)
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error chunk said, once one went out
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
     def finish(self) -> list[Chunk | None]:
         if self._done:
             return []
-        out = self._start()
-        if self._finish is None:
+        if self._finish is None:  # never a finish chunk or [DONE] the upstream did not earn
             self._note("stream_truncated", "the upstream stream ended before a stop reason")
-            out.append(self._chunk({}, "stop"))
-        return out + self._close()
+            return self.fail(ErrorKind.API_ERROR, UNFINISHED)
+        return self._start() + self._close()
 
     def fail(self, kind: ErrorKind, message: str) -> list[Chunk | None]:
         if self._done:
             return []
         self._done = True
+        self.failure = (kind, message)
         return [openai_error(kind, message)[1]]
 
     # -- events --------------------------------------------------------------------------------------

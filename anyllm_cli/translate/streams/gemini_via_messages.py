@@ -32,7 +32,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from anyllm_cli.errors import ErrorKind, InvalidInput, gemini_error, kind_from_error_type
+from anyllm_cli.errors import (
+    UNFINISHED,
+    ErrorKind,
+    InvalidInput,
+    gemini_error,
+    kind_from_error_type,
+)
 from anyllm_cli.translate.gemini_via_messages import finish_reason, our_signature, usage_metadata
 from anyllm_cli.translate.messages_via_chat import parse_arguments
 from anyllm_cli.translate.streams._anthropic_reader import AnthropicEventReader
@@ -76,18 +82,25 @@ class GeminiViaMessagesStream(AnthropicEventReader):
             return []
         return handler(self, event)
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error chunk said, once one went out
+
+    @property
+    def done(self) -> bool:
+        return self._state == _DONE
+
     def finish(self) -> list[Chunk]:
         if self._state == _FINISHED:
             self._state = _DONE
         if self._state == _DONE:
             return []
         self._note("stream_truncated", "the upstream stream ended before a stop reason")
-        return self.fail(ErrorKind.API_ERROR, "the upstream stream ended before it was complete")
+        return self.fail(ErrorKind.API_ERROR, UNFINISHED)
 
     def fail(self, kind: ErrorKind, message: str) -> list[Chunk]:
         if self._state == _DONE:
             return []
         self._state = _DONE
+        self.failure = (kind, message)
         return [gemini_error(kind, message)[1]]
 
     # -- events --------------------------------------------------------------------------------------

@@ -14,12 +14,14 @@
 | `choices[0].finish_reason`                      | closes the blocks; `message_delta.delta.stop_reason`   |
 | `usage` (the last one seen)                     | `message_delta.usage` (all four counts)                |
 | `{"error": {...}}`                              | `error` event, and nothing after it                    |
-| `[DONE]` or end of input (`finish()`)           | `message_delta` + `message_stop`                       |
+| `[DONE]` or end of input (`finish()`)           | `message_delta` + `message_stop` after a finish_reason;|
+|                                                 | without one, an `api_error` event (cut short)          |
 
 The states and their transitions, all in this one class:
 
     IDLE ──first chunk──> STREAMING ──finish_reason──> FINISHING ──usage-only chunk──> DONE
-    IDLE, STREAMING, FINISHING ──finish() ([DONE] or end of input)──> DONE
+    FINISHING ──finish() ([DONE] or end of input)──> DONE
+    IDLE, STREAMING ──finish()──> FAILED (no finish_reason: the stream was cut short)
     IDLE, STREAMING, FINISHING ──error chunk or fail()──> FAILED
 
 IDLE has emitted nothing. The first chunk that is not an error emits `message_start` at once (never
@@ -28,8 +30,9 @@ is of another kind, closing that one first, so blocks never interleave and their
 A `finish_reason` closes every block and enters FINISHING, which waits for OpenAI's usage chunk
 (empty `choices`, sent after the finish chunk) so that the final `message_delta` carries real
 counts; content arriving there still opens blocks. That chunk, `[DONE]` or `finish()` emits
-`message_delta` and `message_stop` and enters DONE. `finish()` from IDLE or STREAMING does the same
-(from IDLE after a `message_start`), recording `stream_ended_without_finish_reason`.
+`message_delta` and `message_stop` and enters DONE. `finish()` from IDLE or STREAMING emits an
+`api_error` event instead (recording `stream_ended_without_finish_reason`): a stream that ends
+without a finish_reason was cut short, however cleanly its connection closed.
 An error chunk or `fail()` emits one `error` event and enters FAILED; DONE and FAILED are terminal.
 
 Parallel tool calls: the open tool block streams its argument fragments as they come. A second call
@@ -50,7 +53,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from anyllm_cli.errors import ErrorKind, InvalidInput, anthropic_error, parse_error_body
+from anyllm_cli.errors import UNFINISHED, ErrorKind, InvalidInput, anthropic_error, parse_error_body
 from anyllm_cli.translate._gemini_reply import openai_thought_signature, signed_tool_id
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.messages_via_chat import stop_reason, usage
@@ -126,11 +129,19 @@ class MessagesViaChatStream:
             out += self._end()
         return out
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error event said, once one went out
+
+    @property
+    def done(self) -> bool:
+        return self._state >= _DONE
+
     def finish(self) -> list[dict[str, Any]]:
         if self._state >= _DONE:
             return []
-        out = [] if self.started else [self._start({})]
-        return out + self._end()
+        if self._state != _FINISHING:  # no finish_reason: cut short, however cleanly it ended
+            self._note("stream_ended_without_finish_reason", "the upstream stream was cut short")
+            return self._error(ErrorKind.API_ERROR, UNFINISHED)
+        return self._end()
 
     def fail(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         if self._state >= _DONE:
@@ -361,6 +372,7 @@ class MessagesViaChatStream:
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED
+        self.failure = (kind, message)
         return [anthropic_error(kind, message)[1]]
 
     def _late(self) -> list[dict[str, Any]]:

@@ -24,13 +24,13 @@ the SSE decoder is ignored.
 States, all in this class:
 
     IDLE ──first event──> STREAMING ──messageStop──> FINISHING ──metadata──> DONE
-    IDLE, STREAMING, FINISHING ──finish()──> DONE
+    FINISHING ──finish()──> DONE;  IDLE, STREAMING ──finish()──> FAILED (no messageStop: cut short)
     any but DONE/FAILED ──exception event or fail()──> FAILED
 
 A delta for an upstream block index other than the open one closes the open block and opens a new
 one, so Anthropic indexes only grow and blocks never interleave. Usage comes after `messageStop`
-in `metadata`, so FINISHING waits for it; `finish()` there or earlier ends the message with what is
-known, recording `usage_missing` or `stream_ended_without_stop`.
+in `metadata`, so FINISHING waits for it; `finish()` there ends the message with what is known
+(recording `usage_missing`); earlier, the stream was cut short: an `error` event, never `end_turn`.
 
 Gives up: citations and image deltas (dropped, recorded), guardrail traces, latency metrics.
 """
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anyllm_cli.errors import ErrorKind, InvalidInput, anthropic_error
+from anyllm_cli.errors import UNFINISHED, ErrorKind, InvalidInput, anthropic_error
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.messages_via_converse import bedrock_error, stop_reason, usage
 from anyllm_cli.translate.streams.messages_via_chat import message_start
@@ -100,11 +100,19 @@ class MessagesViaConverseStream:
         getattr(self, _HANDLERS[name])(payload, out)
         return out
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error event said, once one went out
+
+    @property
+    def done(self) -> bool:
+        return self._state >= _DONE
+
     def finish(self) -> list[dict[str, Any]]:
         if self._state >= _DONE:
             return []
-        out = [] if self.started else [self._start()]
-        return out + self._end()
+        if self._state != _FINISHING:  # no messageStop: cut short, however cleanly it ended
+            self._note("stream_ended_without_stop", "the upstream stream was cut short")
+            return self._error(ErrorKind.API_ERROR, UNFINISHED)
+        return self._end()
 
     def fail(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         if self._state >= _DONE:
@@ -236,6 +244,7 @@ class MessagesViaConverseStream:
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED
+        self.failure = (kind, message)
         return [anthropic_error(kind, message)[1]]
 
     def _note(self, code: str, detail: str) -> None:

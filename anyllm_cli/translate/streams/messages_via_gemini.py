@@ -46,7 +46,7 @@ import json
 import re
 from typing import Any
 
-from anyllm_cli.errors import ErrorKind, InvalidInput, anthropic_error, kind_from_status
+from anyllm_cli.errors import UNFINISHED, ErrorKind, InvalidInput, anthropic_error, kind_from_status
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.messages_via_gemini import (
     FINISH_REASONS,
@@ -139,14 +139,18 @@ class MessagesViaGeminiStream:
                 self._candidate(candidate, n, out)
         return out
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error event said, once one went out
+
+    @property
+    def done(self) -> bool:
+        return self._state >= _DONE
+
     def finish(self) -> list[dict[str, Any]]:
         if self._state >= _DONE:
             return []
         if self._finish_reason is None:
             self._note("stream_ended_without_finish_reason", "the upstream stream was cut short")
-            return self._error(
-                ErrorKind.API_ERROR, "the Gemini stream ended without a finishReason"
-            )
+            return self._error(ErrorKind.API_ERROR, UNFINISHED)
         return self._end()
 
     def fail(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
@@ -359,6 +363,7 @@ class MessagesViaGeminiStream:
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED
+        self.failure = (kind, message)
         return [anthropic_error(kind, message)[1]]
 
     def _note(self, code: str, detail: str, path: str = "") -> None:

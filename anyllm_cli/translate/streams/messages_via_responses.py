@@ -42,7 +42,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from anyllm_cli.errors import ErrorKind, InvalidInput, anthropic_error, kind_from_error_type
+from anyllm_cli.errors import (
+    UNFINISHED,
+    ErrorKind,
+    InvalidInput,
+    anthropic_error,
+    kind_from_error_type,
+)
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.messages_via_responses import (
     error_kind,
@@ -143,11 +149,17 @@ class MessagesViaResponsesStream:
             out += self._end(_obj(event, "response"))
         return out
 
+    failure: tuple[ErrorKind, str] | None = None  # what the error event said, once one went out
+
+    @property
+    def done(self) -> bool:
+        return self._state >= _DONE
+
     def finish(self) -> list[dict[str, Any]]:
         if self._state >= _DONE:
             return []
         self._note("stream_ended_without_completion", "the upstream stream was cut short")
-        return self._error(ErrorKind.API_ERROR, "the upstream stream ended before it completed")
+        return self._error(ErrorKind.API_ERROR, UNFINISHED)
 
     def fail(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         if self._state >= _DONE:
@@ -407,6 +419,7 @@ class MessagesViaResponsesStream:
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED
+        self.failure = (kind, message)
         return [anthropic_error(kind, message)[1]]
 
     def _late(self) -> list[dict[str, Any]]:

@@ -22,10 +22,22 @@ OutEvent = dict[str, Any] | None
 
 
 class StreamTranslator(Protocol):
-    """The one shape of a stream translator: events in, events out, and the in-stream error."""
+    """The one shape of a stream translator: events in, events out, and the in-stream error.
+
+    `finish()` ends the stream: the client's terminal events when the upstream sent its finish
+    signal, else its error event (`errors.UNFINISHED`). `done` turns true once a terminal event
+    (success or error) went out: nothing may follow it, and the upstream need not be read on."""
 
     @property
     def degradations(self) -> list[Degradation]: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def failure(self) -> tuple[ErrorKind, str] | None:
+        """The kind and message of the error event that ended the stream, if one did."""
+        ...
 
     def feed(self, event: dict[str, Any], /) -> Sequence[OutEvent]: ...
 

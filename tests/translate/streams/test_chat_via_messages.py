@@ -15,7 +15,7 @@ from openai.types.chat import ChatCompletionChunk
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from anyllm_cli.errors import ErrorKind, InvalidInput
+from anyllm_cli.errors import UNFINISHED, ErrorKind, InvalidInput
 from anyllm_cli.models.anthropic import MessagesResponse
 from anyllm_cli.translate.chat_via_messages import response
 from anyllm_cli.translate.streams.accumulate import accumulate
@@ -120,16 +120,19 @@ def test_without_include_usage_only_the_usage_chunk_goes(path: Path) -> None:
 def test_a_stream_ends_in_done_unless_it_failed() -> None:
     for path in STREAMS:
         chunks = decode(pump([path.read_bytes()])[0])
-        if path.stem == "mid_stream_error":
-            assert chunks[-1] == {
-                "error": {
-                    "message": "Overloaded",
-                    "type": "server_error",
-                    "param": None,
-                    "code": "overloaded",
-                }
-            }
-            assert None not in chunks
+        if path.stem in ("mid_stream_error", "truncated"):
+            last = chunks[-1]
+            assert last is not None and last["error"]["type"] == "server_error"
+            assert None not in chunks  # no [DONE] after an error chunk
+            if path.stem == "truncated":
+                assert last["error"]["message"] == UNFINISHED
+                assert all(
+                    c is None
+                    or "error" in c
+                    or not c["choices"]
+                    or c["choices"][0]["finish_reason"] is None
+                    for c in chunks
+                )
         else:
             assert chunks[-1] is None
             assert chunks.count(None) == 1
@@ -157,17 +160,31 @@ def test_fail_after_start_gives_one_error_chunk_and_nothing_more() -> None:
     assert stream.feed({"type": "message_stop"}) == []
 
 
-def test_finish_is_idempotent_and_closes_an_empty_stream() -> None:
+def test_finish_without_a_stop_reason_is_an_error_chunk_and_no_done() -> None:
     stream = ChatViaMessagesStream(requested_model="m", completion_id="chatcmpl-given")
     first = stream.finish()
-    assert [c and c["choices"][0] for c in first] == [
-        {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None},
-        {"index": 0, "delta": {}, "finish_reason": "stop"},
-        None,
+    assert first == [
+        {
+            "error": {
+                "message": UNFINISHED,
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
     ]
-    assert first[0] is not None and first[0]["id"] == "chatcmpl-given"
     assert [d.code for d in stream.degradations] == ["stream_truncated"]
+    assert stream.done
     assert stream.finish() == []
+
+
+def test_message_delta_without_message_stop_still_finishes() -> None:
+    stream = _translator()
+    stream.feed({"type": "message_start", "message": {"id": "msg_1"}})
+    stream.feed({"type": "message_delta", "delta": {"stop_reason": "end_turn"}})
+    out = stream.finish()
+    assert out[-1] is None  # the stop reason came: [DONE] is earned
+    assert stream.done
 
 
 def test_completion_id_wins_over_the_message_id() -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from anyllm_cli.errors import ANTHROPIC_ERRORS, ErrorKind, InvalidInput, UpstreamError
+from anyllm_cli.errors import ANTHROPIC_ERRORS, UNFINISHED, ErrorKind, InvalidInput, UpstreamError
 from anyllm_cli.translate.streams.accumulate import accumulate
 from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
 from anyllm_cli.translate.streams.pump import SSEPump
@@ -189,13 +189,16 @@ def test_without_usage_the_estimate_stays_and_is_flagged() -> None:
     assert [d.code for d in translator.degradations] == ["usage_missing"]
 
 
-def test_a_stream_cut_short_still_ends_properly_and_says_so() -> None:
+def test_a_stream_cut_short_ends_in_an_error_event_and_says_so() -> None:
     out, translator = pump([load("ends_without_finish_reason")])
     events = events_of(out)
-    message = accumulate(events)
-    assert message["stop_reason"] == "tool_use"
-    assert summary(message)[0] == ("text", "Writing the file now.")
-    assert message["content"][1]["input"] == {"_raw": '{"path":"a.txt"'}
+    check_grammar(events)
+    assert events[-1] == {"type": "error", "error": {"type": "api_error", "message": UNFINISHED}}
+    assert "message_stop" not in [e["type"] for e in events]
+    texts = [e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta"]
+    assert "".join(texts).startswith("Writing the file now.")  # what did arrive went out first
+    with pytest.raises(UpstreamError):
+        accumulate(events)
     codes = [d.code for d in translator.degradations]
     assert "stream_ended_without_finish_reason" in codes
 
@@ -335,7 +338,10 @@ def test_grammar_holds_for_any_upstream(steps: list[tuple[Any, ...]], fails: boo
     for event in out:
         if event["type"] != "error":
             EVENT.validate_python(event)
-    if not fails:
+    finished = any(step[0] == "finish" for step in steps)
+    if not fails and not finished:  # cut short: an error event, never a terminal success
+        assert out[-1] == {"type": "error", "error": {"type": "api_error", "message": UNFINISHED}}
+    elif not fails:
         message = accumulate(out)
         assert message["stop_reason"] is not None
         texts = "".join(b.get("text", "") for b in message["content"])
@@ -375,13 +381,32 @@ def test_message_delta_waits_for_the_usage_chunk() -> None:
     assert [d.code for d in translator.degradations] == ["chunk_after_message_stop"]
 
 
-def test_finish_on_an_empty_stream_gives_a_whole_empty_message() -> None:
+def test_finish_on_an_empty_stream_is_an_error_not_an_empty_message() -> None:
     translator = MessagesViaChatStream(requested_model=MODEL)
     events = translator.finish()
-    assert [e["type"] for e in events] == ["message_start", "message_delta", "message_stop"]
-    assert events[0]["message"]["id"] == "msg_stream"
+    assert events == [{"type": "error", "error": {"type": "api_error", "message": UNFINISHED}}]
+    assert translator.done
     assert translator.finish() == []
-    assert accumulate(events)["content"] == []
+    assert translator.fail(ErrorKind.API_ERROR, "late") == []
+
+
+def test_a_clean_end_without_finish_reason_is_an_error_even_after_done() -> None:
+    translator = MessagesViaChatStream(requested_model=MODEL)
+    out = translator.feed(chunk({"content": "half an ans"}))
+    assert not translator.done
+    out += translator.finish()  # what [DONE] or a closed connection triggers
+    assert [e["type"] for e in out][-1] == "error"
+    assert "message_stop" not in [e["type"] for e in out]
+    assert translator.done
+
+
+def test_finish_reason_then_end_without_usage_or_done_is_complete() -> None:
+    translator = MessagesViaChatStream(requested_model=MODEL)
+    out = translator.feed(chunk({"content": "whole"}, "stop"))
+    assert not translator.done  # waits for the usage chunk
+    out += translator.finish()
+    assert [e["type"] for e in out][-2:] == ["message_delta", "message_stop"]
+    assert translator.done
 
 
 def test_fail_after_start_emits_one_error_and_then_nothing() -> None:
@@ -410,14 +435,19 @@ def test_content_after_finish_reason_still_arrives() -> None:
 
 def test_thinking_after_text_opens_a_new_block() -> None:
     events, _ = feed_all(
-        [chunk({"reasoning": "r1"}), chunk({"content": "t"}), chunk({"reasoning": "r2"})]
+        [
+            chunk({"reasoning": "r1"}),
+            chunk({"content": "t"}),
+            chunk({"reasoning": "r2"}),
+            chunk({}, "stop"),
+        ]
     )
     check_grammar(events)
     assert summary(accumulate(events)) == [("thinking", "r1"), ("text", "t"), ("thinking", "r2")]
 
 
 def test_reasoning_content_wins_when_both_fields_repeat_the_same_text() -> None:
-    events, _ = feed_all([chunk({"reasoning_content": "x", "reasoning": "x"})])
+    events, _ = feed_all([chunk({"reasoning_content": "x", "reasoning": "x"}), chunk({}, "stop")])
     assert summary(accumulate(events)) == [("thinking", "x")]
 
 
@@ -426,11 +456,10 @@ def test_reasoning_details_alone_carry_their_text() -> None:
         {"type": "reasoning.text", "text": "why"},
         {"type": "reasoning.encrypted", "data": "e"},
     ]
-    events, translator = feed_all([chunk({"reasoning_details": details})])
+    events, translator = feed_all([chunk({"reasoning_details": details}), chunk({}, "stop")])
     assert summary(accumulate(events)) == [("thinking", "why")]
     assert [d.code for d in translator.degradations] == [
         "reasoning_signature_dropped",
-        "stream_ended_without_finish_reason",
         "usage_missing",
     ]
 

@@ -148,10 +148,14 @@ def test_fail_and_a_cut_stream() -> None:
     translator = MessagesViaConverseStream(requested_model=MODEL)
     translator.feed(TOOL_TURN[5])
     assert translator.fail(ErrorKind.TIMEOUT, "idle")[0]["error"]["type"] == "timeout_error"
-    events, cut = run(TOOL_TURN[:7], input_tokens=5)
-    assert events[-1] == {"type": "message_stop"}
-    assert [d.code for d in cut.degradations] == ["stream_ended_without_stop", "usage_missing"]
-    assert accumulate(events)["usage"]["input_tokens"] == 5
+    events, cut = run(TOOL_TURN[:7], input_tokens=5)  # no messageStop: cut short
+    assert events[-1] == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "upstream stream ended before it finished"},
+    }
+    assert "message_stop" not in [e["type"] for e in events]
+    assert [d.code for d in cut.degradations] == ["stream_ended_without_stop"]
+    assert cut.done and cut.finish() == []
 
 
 def test_unknown_stop_reasons_and_bad_events() -> None:
@@ -184,3 +188,10 @@ def test_rechunking_the_sse_bytes_never_changes_the_output(data: st.DataObject) 
     assert pumped(chunks) == pumped([whole])
     decoder = SSEDecoder()
     assert len(decoder.decode(pumped(chunks)) + decoder.flush()) > 10
+
+
+def test_message_stop_without_metadata_is_complete() -> None:
+    events, translator = run(TOOL_TURN[:-1], input_tokens=5)  # messageStop, then the end
+    assert [e["type"] for e in events][-2:] == ["message_delta", "message_stop"]
+    assert [d.code for d in translator.degradations] == ["usage_missing"]
+    assert accumulate(events)["stop_reason"] == "tool_use"

@@ -12,7 +12,7 @@ from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from anyllm_cli.errors import ANTHROPIC_ERRORS, ErrorKind, InvalidInput, UpstreamError
+from anyllm_cli.errors import ANTHROPIC_ERRORS, UNFINISHED, ErrorKind, InvalidInput, UpstreamError
 from anyllm_cli.models.openai_responses import ResponsesResponse
 from anyllm_cli.translate.messages_via_responses import response
 from anyllm_cli.translate.streams.accumulate import accumulate
@@ -220,7 +220,8 @@ def test_an_error_first_emits_only_the_error_and_never_starts() -> None:
 def test_a_stream_cut_short_is_an_error_and_says_so() -> None:
     out, translator = pump([load("ends_without_completion")])
     events = events_of(out)
-    assert events[-1]["error"]["message"] == "the upstream stream ended before it completed"
+    assert events[-1] == {"type": "error", "error": {"type": "api_error", "message": UNFINISHED}}
+    assert translator.done
     assert [d.code for d in translator.degradations] == ["stream_ended_without_completion"]
 
 
