@@ -141,6 +141,9 @@ async def serve_app(settings: Settings, sock: socket.socket, ready: Callable[[],
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        # The server has stopped and the process is on its way out: a second SIGTERM (a supervisor
+        # repeating itself) must not turn a clean exit into death by signal. SIGINT stays default.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def run(settings: Settings, announce: Callable[[str], None]) -> None:
