@@ -35,7 +35,7 @@ from anyllm_cli.translate import (
     messages_via_gemini,
     messages_via_responses,
 )
-from anyllm_cli.translate.degradation import Degradation, Translated
+from anyllm_cli.translate.degradation import Degradation, Translated, clamp_max_tokens
 from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
 from anyllm_cli.translate.streams.messages_via_converse import MessagesViaConverseStream
 from anyllm_cli.translate.streams.messages_via_gemini import MessagesViaGeminiStream
@@ -306,9 +306,9 @@ def clamp_chat_body(body: dict[str, Any], limit: int | None, model: str) -> list
     for key in ("max_completion_tokens", "max_tokens"):
         asked = body.get(key)
         if limit is not None and isinstance(asked, int) and asked > limit:
-            body[key] = limit
-            detail = f"{key} {asked} is above {model}'s output limit; sent {limit}"
-            found.append(Degradation("max_tokens_clamped", detail, key))
+            body[key], clamped = clamp_max_tokens(asked, limit, floor=0, path=key)
+            if clamped is not None:
+                found.append(clamped)
     return found
 
 
