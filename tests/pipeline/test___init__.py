@@ -98,3 +98,17 @@ async def test_a_passthrough_to_a_backend_of_another_api_is_not_found() -> None:
     backend = FakeBackend(backend_settings(), api="messages")
     with pytest.raises(NotFound, match="not served by backend 'mock'"):
         await Pipeline({"mock": backend}).run(ClientRequest("forward", b"", path="/files"))
+
+
+async def test_a_passthrough_path_the_backend_refuses_fails_in_run() -> None:
+    class _Refusing(FakeBackend):
+        def forward(
+            self, method: str, path: str, content: bytes, headers: Mapping[str, str]
+        ) -> StreamContext:
+            raise InvalidInput(f"the path {path!r} leaves backend mock's base URL")
+
+    recorder = Recorder()
+    pipeline = Pipeline({"mock": _Refusing(backend_settings())}, observers=[recorder])
+    with pytest.raises(InvalidInput, match="leaves backend"):
+        await pipeline.run(ClientRequest("forward", b"", path="/../admin"))
+    assert recorder.one().status == 400
