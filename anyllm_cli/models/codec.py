@@ -42,4 +42,8 @@ def loads(data: bytes | str) -> Any:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass  # NaN, huge integers, or not JSON at all: the standard library decides (and says)
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:  # nested deeper than the interpreter allows: not JSON we carry
+        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        raise json.JSONDecodeError("nested too deep", text[:100], 0) from None

@@ -27,13 +27,13 @@ change's to try).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from anyllm_cli.backends.base import Backend
 from anyllm_cli.errors import InvalidInput, NotFound
+from anyllm_cli.models import codec
 from anyllm_cli.models.anthropic import CountTokensRequest, MessagesRequest
 from anyllm_cli.models.openai_chat import ChatRequest
 from anyllm_cli.pipeline.clients import ClientCalls
@@ -194,8 +194,8 @@ def _body_model(body: bytes) -> str:
     if not body.startswith(b"{"):
         return ""
     try:
-        parsed = json.loads(body)
-    except ValueError:
+        parsed = codec.loads(body)
+    except ValueError:  # not JSON (a file upload, ...), or nested too deep: no model to name
         return ""
     model = parsed.get("model") if isinstance(parsed, dict) else None
     return model if isinstance(model, str) else ""

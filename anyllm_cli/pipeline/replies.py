@@ -20,7 +20,6 @@ hands it to the call's `Completion` when it is left, so the completion point see
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from anyllm_cli.backends.base import UpstreamStream
 from anyllm_cli.errors import ErrorKind, UpstreamError, kind_from_status
+from anyllm_cli.models import codec
 from anyllm_cli.pipeline.seams import Usage
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.streams.pump import OutEvent, SSEPump, StreamTranslator
@@ -268,7 +268,7 @@ class ForwardReply:
         response = None
         if self._kept:
             try:
-                parsed = json.loads(b"".join(self._kept))
+                parsed = codec.loads(b"".join(self._kept))
             except ValueError:
                 parsed = None
             if isinstance(parsed, dict):

@@ -26,3 +26,9 @@ def test_bad_json_raises_the_standard_error() -> None:
     with pytest.raises(json.JSONDecodeError) as info:
         codec.loads(b"{not json}")
     assert info.value.msg == "Expecting property name enclosed in double quotes"
+
+
+def test_json_nested_too_deep_is_a_decode_error_not_a_crash() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(json.JSONDecodeError):
+        codec.loads(deep)
