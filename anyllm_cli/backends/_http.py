@@ -57,6 +57,7 @@ import httpx
 
 from anyllm_cli.backends.base import StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError, parse_error_body
+from anyllm_cli.models import codec
 
 if TYPE_CHECKING:
     from anyllm_cli.config import BackendSettings
@@ -290,10 +291,10 @@ class HTTPUpstream:
     async def send_json(
         self, path: str, body: dict[str, Any], headers: Mapping[str, str]
     ) -> UpstreamReply:
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        content = codec.dumps(body)
         response = await self.open("POST", path, content, headers, read=True)
         try:
-            data = json.loads(response.content)
+            data = codec.loads(response.content)
         except ValueError:
             raise UpstreamError(
                 ErrorKind.BAD_GATEWAY,
@@ -313,7 +314,7 @@ class HTTPUpstream:
     ) -> StreamContext:
         """A stream that must come back as `media_type` (None: any): a 2xx with anything else (a
         captive portal's HTML, a wrong base URL's JSON) is a 502 before any byte reaches the caller."""
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        content = codec.dumps(body)
         return StreamContext(
             self._stream("POST", path, content, headers, raise_status=True, media_type=media_type)
         )

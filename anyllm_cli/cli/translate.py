@@ -5,7 +5,7 @@ one JSON document (written back indented, or on one line with --compact); JSON L
 line, translated line by line in constant memory, written as JSON Lines; each line's API and kind
 are detected on their own, so a file may mix them); or SSE text as `curl -N` prints it (translated
 chunk by chunk as it arrives, so a live stream stays live). The route itself is one row of
-translate/routes.py; a body already in the target API is checked and written back unchanged.
+translate/dispatch.py; a body already in the target API is checked and written back unchanged.
 `--model NAME` names the output's model outright (a Gemini request has none in its body: its model
 is in the URL, so reading one back needs `--model` or a `model` key).
 
@@ -44,7 +44,7 @@ from anyllm_cli.translate.detect import (
 
 if TYPE_CHECKING:
     from anyllm_cli.translate.degradation import Degradation, Translated
-    from anyllm_cli.translate.routes import RouteKey, RouteOptions
+    from anyllm_cli.translate.dispatch import RouteKey, RouteOptions
 
 CHUNK = 64 * 1024
 Read = Callable[[int], bytes]
@@ -102,7 +102,7 @@ def translate(
     go to any of them; their responses and streams come back to Anthropic's. The input's API and
     kind are detected. JSON Lines in, JSON Lines out.
     """
-    from anyllm_cli.translate.routes import RouteOptions
+    from anyllm_cli.translate.dispatch import RouteOptions
 
     models = _model_fn(model, model_map or [], big_model, small_model)
     options = RouteOptions(map_model=models, created=int(time.time()))
@@ -129,7 +129,7 @@ def translate(
 def _model_fn(
     model: str | None, pairs: list[str], big: str | None, small: str | None
 ) -> Callable[[str], str]:
-    from anyllm_cli.translate.model_map import ModelMap, parse_model_map
+    from anyllm_cli.config.model_map import ModelMap, parse_model_map
 
     if model is not None:
         if pairs or big or small:
@@ -175,7 +175,7 @@ class _Job:
             raise LossyTranslation(list(dict.fromkeys(self.codes)))
 
     def translate(self, body: Any, found: Detected | None) -> tuple[Detected, Translated[Any]]:
-        from anyllm_cli.translate.routes import translate
+        from anyllm_cli.translate.dispatch import translate
 
         found = found or detect(body, source=self.source, target=self.target, kind=self.kind)
         if found.source == found.target and found.kind != "stream":
@@ -207,7 +207,7 @@ class _Job:
             self.out.write(_dumps(result.body, compact=True) + b"\n")
 
     def stream(self, source: Api | None, chunks: Iterator[bytes]) -> None:
-        from anyllm_cli.translate.routes import open_stream
+        from anyllm_cli.translate.dispatch import open_stream
 
         if self.kind not in (None, "stream"):
             raise InvalidInput(f"--kind {self.kind} expects one JSON body, but the input is SSE")

@@ -11,11 +11,11 @@ neither a Messages path nor `anthropic-version` gets OpenAI-shaped errors.
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Any
 
 from anyllm_cli.errors import ErrorKind, anthropic_error, gemini_error, openai_error
+from anyllm_cli.models import codec
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -47,6 +47,15 @@ def client_format(path: str, headers: Headers) -> ClientFormat:
     return ClientFormat.OPENAI if marker >= 0 else ClientFormat.ANTHROPIC
 
 
+def format_of_api(api: str) -> ClientFormat:
+    """The error format of a pipeline request's API (`ClientRequest.api`)."""
+    if api in ("messages", "count_tokens"):
+        return ClientFormat.ANTHROPIC
+    if api in ("gemini", "gemini_count"):
+        return ClientFormat.GEMINI
+    return ClientFormat.OPENAI
+
+
 def error_body(
     fmt: ClientFormat, kind: ErrorKind, message: str, *, param: str | None = None
 ) -> tuple[int, dict[str, Any]]:
@@ -66,7 +75,7 @@ def error_type(fmt: ClientFormat, kind: ErrorKind) -> str:
 
 
 def dump_json(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return codec.dumps(body)
 
 
 def json_headers(length: int, extra: Headers | None = None) -> Headers:

@@ -31,3 +31,15 @@ class Translated(Generic[T]):
 
     body: T
     degradations: list[Degradation] = field(default_factory=list)
+
+
+def clamp_max_tokens(
+    asked: int, limit: int | None, *, floor: int = 1, path: str = "max_tokens"
+) -> tuple[int, Degradation | None]:
+    """The output-token figure sent upstream, by the one rule every hop follows: what the caller
+    asked, capped at the model's known `limit`, at least `floor` (the upstream's minimum). A
+    change is recorded as `max_tokens_clamped` ("asked -> sent")."""
+    sent = max(asked if limit is None else min(asked, limit), floor)
+    if sent == asked:
+        return sent, None
+    return sent, Degradation("max_tokens_clamped", f"{asked} -> {sent}", path)

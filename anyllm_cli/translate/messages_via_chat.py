@@ -101,7 +101,7 @@ from anyllm_cli.translate._chat_context import ChatContext, ChatOptions, chat_to
 from anyllm_cli.translate._chat_messages import messages
 from anyllm_cli.translate._chat_reply import parse_arguments, response, stop_reason, usage
 from anyllm_cli.translate._chat_tools import DEFINED_TOOLS, SERVER_TOOLS, chat_tool, tools
-from anyllm_cli.translate.degradation import Translated
+from anyllm_cli.translate.degradation import Translated, clamp_max_tokens
 
 __all__ = [
     "DEFINED_TOOLS",
@@ -183,12 +183,9 @@ def _limits(req: MessagesRequest, ctx: ChatContext) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if req.max_tokens < 0:
         raise InvalidInput("must be >= 0", "max_tokens")
-    limit = req.max_tokens
-    if opts.max_output_tokens is not None and limit > opts.max_output_tokens:
-        limit = opts.max_output_tokens
-    limit = max(limit, 1)
-    if limit != req.max_tokens:
-        ctx.note("max_tokens_clamped", f"{req.max_tokens} -> {limit}", "max_tokens")
+    limit, clamped = clamp_max_tokens(req.max_tokens, opts.max_output_tokens)
+    if clamped is not None:
+        ctx.degradations.append(clamped)
     out["max_completion_tokens" if opts.reasoning_model else "max_tokens"] = limit
     for name in ("temperature", "top_p"):
         value = getattr(req, name)

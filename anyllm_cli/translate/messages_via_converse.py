@@ -76,7 +76,7 @@ from anyllm_cli.models.anthropic import MessagesRequest, Tool
 from anyllm_cli.translate._converse_content import cache_point, converse_messages, converse_system
 from anyllm_cli.translate._converse_context import ConverseContext, ConverseOptions
 from anyllm_cli.translate._converse_reply import STOP_REASONS, response, stop_reason, usage
-from anyllm_cli.translate.degradation import Translated
+from anyllm_cli.translate.degradation import Translated, clamp_max_tokens
 
 __all__ = [
     "STOP_REASONS",
@@ -153,12 +153,9 @@ def request(
 
 
 def _inference(req: MessagesRequest, ctx: ConverseContext) -> dict[str, Any]:
-    max_tokens = req.max_tokens
-    limit = ctx.options.max_output_tokens
-    if max_tokens < 1 or (limit is not None and max_tokens > limit):
-        clamped = max(1, min(max_tokens, limit or max_tokens))
-        ctx.note("max_tokens_clamped", f"{max_tokens} -> {clamped}", "max_tokens")
-        max_tokens = clamped
+    max_tokens, clamped = clamp_max_tokens(req.max_tokens, ctx.options.max_output_tokens)
+    if clamped is not None:
+        ctx.degradations.append(clamped)
     out: dict[str, Any] = {"maxTokens": max_tokens}
     if req.temperature is not None:
         out["temperature"] = req.temperature

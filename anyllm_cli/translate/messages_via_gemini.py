@@ -130,7 +130,7 @@ from anyllm_cli.translate._gemini_reply import (
     tool_id,
     usage,
 )
-from anyllm_cli.translate.degradation import Translated
+from anyllm_cli.translate.degradation import Translated, clamp_max_tokens
 from anyllm_cli.translate.gemini_schema import gemini_schema
 from anyllm_cli.translate.messages_via_chat import DEFINED_TOOLS, SERVER_TOOLS, scan_marks
 
@@ -205,13 +205,9 @@ def _generation(req: MessagesRequest, ctx: Ctx) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if req.max_tokens < 0:
         raise InvalidInput("must be >= 0", "max_tokens")
-    limit = req.max_tokens
-    cap = ctx.options.max_output_tokens
-    if cap is not None and limit > cap:
-        limit = cap
-    limit = max(limit, 1)
-    if limit != req.max_tokens:
-        ctx.note("max_tokens_clamped", f"{req.max_tokens} -> {limit}", "max_tokens")
+    limit, clamped = clamp_max_tokens(req.max_tokens, ctx.options.max_output_tokens)
+    if clamped is not None:
+        ctx.degradations.append(clamped)
     out["maxOutputTokens"] = limit
     for name, wire in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK")):
         value = getattr(req, name)

@@ -114,7 +114,7 @@ from anyllm_cli.translate._responses_reply import (
     stop_reason,
     usage,
 )
-from anyllm_cli.translate.degradation import Translated
+from anyllm_cli.translate.degradation import Translated, clamp_max_tokens
 from anyllm_cli.translate.messages_via_chat import ChatOptions, chat_tool, scan_marks
 
 __all__ = [
@@ -177,12 +177,10 @@ def _limits(req: MessagesRequest, ctx: RespCtx) -> dict[str, Any]:
     opts = ctx.responses
     if req.max_tokens < 0:
         raise InvalidInput("must be >= 0", "max_tokens")
-    limit = req.max_tokens
-    if opts.max_output_tokens is not None and limit > opts.max_output_tokens:
-        limit = opts.max_output_tokens
-    limit = max(limit, 16)  # the Responses API refuses less
-    if limit != req.max_tokens:
-        ctx.note("max_tokens_clamped", f"{req.max_tokens} -> {limit}", "max_tokens")
+    # the Responses API refuses less than 16
+    limit, clamped = clamp_max_tokens(req.max_tokens, opts.max_output_tokens, floor=16)
+    if clamped is not None:
+        ctx.degradations.append(clamped)
     out: dict[str, Any] = {"max_output_tokens": limit}
     for name in ("temperature", "top_p"):
         value = getattr(req, name)

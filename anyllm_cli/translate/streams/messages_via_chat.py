@@ -57,6 +57,7 @@ from anyllm_cli.errors import UNFINISHED, ErrorKind, InvalidInput, anthropic_err
 from anyllm_cli.translate._gemini_reply import openai_thought_signature, signed_tool_id
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.messages_via_chat import stop_reason, usage
+from anyllm_cli.translate.streams._anthropic_writer import AnthropicEventWriter, message_start
 
 _IDLE, _STREAMING, _FINISHING, _DONE, _FAILED = range(5)
 _KNOWN_FINISH = frozenset({"stop", "length", "tool_calls", "function_call", "content_filter"})
@@ -77,7 +78,7 @@ class _ToolCall:
     signature: str = ""  # extra_content.google.thought_signature (Gemini's OpenAI endpoint)
 
 
-class MessagesViaChatStream:
+class MessagesViaChatStream(AnthropicEventWriter):
     def __init__(
         self, *, requested_model: str, message_id: str | None = None, input_tokens: int = 0
     ) -> None:
@@ -88,7 +89,7 @@ class MessagesViaChatStream:
         self._input_tokens = input_tokens
         self._state = _IDLE
         self._upstream_id = ""
-        self._next_index = 0
+        super().__init__()  # the block index counter
         self._index = -1  # the open block's index
         self._open: str | None = None  # "text" | "thinking" | "tool"
         self._call: _ToolCall | None = None  # the open tool_use block's call
@@ -198,15 +199,11 @@ class MessagesViaChatStream:
             raise InvalidInput("expected a string", f"choices[0].delta.{name}")
         if self._open != kind:
             self._close(out)
-            self._index = self._next_index
-            self._next_index += 1
             self._open = kind
             start = {"type": kind, kind: ""}
             if kind == "thinking":
                 start["signature"] = ""
-            out.append(
-                {"type": "content_block_start", "index": self._index, "content_block": start}
-            )
+            self._index = self._start_block(start, out)
         self._chars += len(text)
         out.append(
             {
@@ -293,8 +290,6 @@ class MessagesViaChatStream:
             self._open_tool(call, out)
 
     def _open_tool(self, call: _ToolCall, out: list[dict[str, Any]]) -> None:
-        call.block = self._index = self._next_index
-        self._next_index += 1
         self._open = "tool"
         self._call = call
         tool_id = call.id
@@ -307,7 +302,7 @@ class MessagesViaChatStream:
         if call.signature:  # Gemini's, from its OpenAI-compatible endpoint: back next turn
             tool_id = signed_tool_id(tool_id, call.signature)
         block = {"type": "tool_use", "id": tool_id, "name": call.name, "input": {}}
-        out.append({"type": "content_block_start", "index": call.block, "content_block": block})
+        call.block = self._index = self._start_block(block, out)
         buffered = "".join(call.args)
         if buffered:
             out.append(_json_delta(call.block, buffered))
@@ -315,7 +310,7 @@ class MessagesViaChatStream:
     def _close(self, out: list[dict[str, Any]]) -> None:
         if self._open is None:
             return
-        out.append({"type": "content_block_stop", "index": self._index})
+        self._stop_block(self._index, out)
         if self._call is not None:
             self._call.closed = True
             self._call = None
@@ -366,9 +361,7 @@ class MessagesViaChatStream:
             counts["output_tokens"] = (self._chars + 3) // 4
         stop = "refusal" if self._refused else stop_reason(reason, bool(self._calls))
         delta = {"stop_reason": stop, "stop_sequence": None}
-        out.append({"type": "message_delta", "delta": delta, "usage": counts})
-        out.append({"type": "message_stop"})
-        return out
+        return self._end_message(delta, counts, out)
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED
@@ -426,25 +419,3 @@ def _complete(parts: list[str]) -> bool:
     except ValueError:
         return False
     return True
-
-
-def message_start(message_id: str, model: str, input_tokens: int) -> dict[str, Any]:
-    """The `message_start` event every Anthropic stream opens with (shared by the stream routes):
-    the input figure is the best known so far (an estimate until the upstream reports usage)."""
-    usage = {
-        "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "output_tokens": 1,
-    }
-    message: dict[str, Any] = {
-        "id": message_id,
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": usage,
-    }
-    return {"type": "message_start", "message": message}

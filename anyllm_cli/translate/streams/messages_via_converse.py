@@ -42,7 +42,7 @@ from typing import Any
 from anyllm_cli.errors import UNFINISHED, ErrorKind, InvalidInput, anthropic_error
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.messages_via_converse import bedrock_error, stop_reason, usage
-from anyllm_cli.translate.streams.messages_via_chat import message_start
+from anyllm_cli.translate.streams._anthropic_writer import AnthropicEventWriter, message_start
 
 _IDLE, _STREAMING, _FINISHING, _DONE, _FAILED = range(5)
 _HANDLERS = {
@@ -55,7 +55,7 @@ _HANDLERS = {
 }
 
 
-class MessagesViaConverseStream:
+class MessagesViaConverseStream(AnthropicEventWriter):
     def __init__(
         self, *, requested_model: str, message_id: str | None = None, input_tokens: int = 0
     ) -> None:
@@ -65,7 +65,7 @@ class MessagesViaConverseStream:
         self._message_id = message_id or "msg_bdrk_stream"
         self._input_tokens = input_tokens
         self._state = _IDLE
-        self._next_index = 0
+        super().__init__()  # the block index counter
         self._index = -1  # the open Anthropic block
         self._upstream: Any = None  # the open block's contentBlockIndex
         self._open: str | None = None  # "text" | "thinking" | "tool" | "redacted"
@@ -203,14 +203,12 @@ class MessagesViaConverseStream:
         self, kind: str, at: Any, block: dict[str, Any], out: list[dict[str, Any]]
     ) -> None:
         self._close(out)
-        self._index = self._next_index
-        self._next_index += 1
         self._open, self._upstream = kind, at
-        out.append({"type": "content_block_start", "index": self._index, "content_block": block})
+        self._index = self._start_block(block, out)
 
     def _close(self, out: list[dict[str, Any]]) -> None:
         if self._open is not None:
-            out.append({"type": "content_block_stop", "index": self._index})
+            self._stop_block(self._index, out)
             self._open = self._upstream = None
 
     # -- the ends ------------------------------------------------------------------------------------
@@ -238,9 +236,7 @@ class MessagesViaConverseStream:
             counts["input_tokens"] = self._input_tokens
             counts["output_tokens"] = (self._chars + 3) // 4
         delta = {"stop_reason": stop, "stop_sequence": self._stop_sequence}
-        out.append({"type": "message_delta", "delta": delta, "usage": counts})
-        out.append({"type": "message_stop"})
-        return out
+        return self._end_message(delta, counts, out)
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED

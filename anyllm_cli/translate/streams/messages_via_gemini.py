@@ -58,6 +58,7 @@ from anyllm_cli.translate.messages_via_gemini import (
     tool_id,
     usage,
 )
+from anyllm_cli.translate.streams._anthropic_writer import AnthropicEventWriter
 
 _IDLE, _STREAMING, _FINISHING, _DONE, _FAILED = range(5)
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -76,7 +77,7 @@ _STATUS_KINDS = {
 }
 
 
-class MessagesViaGeminiStream:
+class MessagesViaGeminiStream(AnthropicEventWriter):
     def __init__(
         self,
         *,
@@ -93,7 +94,7 @@ class MessagesViaGeminiStream:
         self._input_tokens = input_tokens
         self._state = _IDLE
         self._base = ""  # tool ids derive from it: the responseId, else the message id
-        self._next_index = 0
+        super().__init__()  # the block index counter
         self._index = -1
         self._open: str | None = None  # "text" | "thinking"; tool_use blocks never stay open
         self._signed = False  # the open thinking block has its signature
@@ -239,15 +240,13 @@ class MessagesViaGeminiStream:
 
     def _open_block(self, kind: str, out: list[dict[str, Any]]) -> None:
         self._close(out)
-        self._index = self._next_index
-        self._next_index += 1
         self._open = kind
         self._signed = False
         self._late = self._late or kind == "text"
         start = {"type": kind, kind: ""}
         if kind == "thinking":
             start["signature"] = ""
-        out.append({"type": "content_block_start", "index": self._index, "content_block": start})
+        self._index = self._start_block(start, out)
 
     def _delta(self, kind: str, text: str, out: list[dict[str, Any]]) -> None:
         if not text:
@@ -288,20 +287,18 @@ class MessagesViaGeminiStream:
         if signature:
             call_id = signed_tool_id(call_id, signature)
         self._close(out)
-        index = self._next_index
-        self._next_index += 1
         block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
         partial = json.dumps(args, ensure_ascii=False, separators=(",", ":"))
         self._chars += len(partial)
-        out.append({"type": "content_block_start", "index": index, "content_block": block})
+        index = self._start_block(block, out)
         delta = {"type": "input_json_delta", "partial_json": partial}
         out.append({"type": "content_block_delta", "index": index, "delta": delta})
-        out.append({"type": "content_block_stop", "index": index})
+        self._stop_block(index, out)
 
     def _close(self, out: list[dict[str, Any]]) -> None:
         if self._open is None:
             return
-        out.append({"type": "content_block_stop", "index": self._index})
+        self._stop_block(self._index, out)
         self._open = None
 
     # -- the ends ------------------------------------------------------------------------------------
@@ -357,9 +354,7 @@ class MessagesViaGeminiStream:
             counts["output_tokens"] = (self._chars + 3) // 4
         stop = "refusal" if self._blocked else stop_reason(reason, self._calls > 0)
         delta = {"stop_reason": stop, "stop_sequence": None}
-        out.append({"type": "message_delta", "delta": delta, "usage": counts})
-        out.append({"type": "message_stop"})
-        return out
+        return self._end_message(delta, counts, out)
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED

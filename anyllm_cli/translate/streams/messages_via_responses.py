@@ -56,7 +56,7 @@ from anyllm_cli.translate.messages_via_responses import (
     stop_reason,
     usage,
 )
-from anyllm_cli.translate.streams.messages_via_chat import message_start
+from anyllm_cli.translate.streams._anthropic_writer import AnthropicEventWriter, message_start
 
 _IDLE, _STREAMING, _DONE, _FAILED = range(4)
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -84,7 +84,7 @@ class _Item:
     closed: bool = False
 
 
-class MessagesViaResponsesStream:
+class MessagesViaResponsesStream(AnthropicEventWriter):
     def __init__(
         self, *, requested_model: str, message_id: str | None = None, input_tokens: int = 0
     ) -> None:
@@ -95,7 +95,7 @@ class MessagesViaResponsesStream:
         self._input_tokens = input_tokens
         self._state = _IDLE
         self._upstream_id = ""
-        self._next_index = 0
+        super().__init__()  # the block index counter
         self._index = -1  # the open block's index
         self._open: str | None = None  # "text" | "thinking" | "tool"
         self._owner: _Item | None = None  # the item whose block is open
@@ -336,8 +336,6 @@ class MessagesViaResponsesStream:
             return
         self._close(out)
         self._calls += 1
-        item.block = self._index = self._next_index
-        self._next_index += 1
         self._open, self._owner = "tool", item
         tool_id = item.call_id
         if not tool_id or tool_id in self._ids:
@@ -349,7 +347,7 @@ class MessagesViaResponsesStream:
             self._note("tool_name_missing", "a function call came without a name")
         self._ids.add(tool_id)
         block = {"type": "tool_use", "id": tool_id, "name": item.name, "input": {}}
-        out.append({"type": "content_block_start", "index": item.block, "content_block": block})
+        item.block = self._index = self._start_block(block, out)
         buffered = "".join(item.args)
         if buffered:
             out.append(_json_delta(item.block, buffered))
@@ -359,18 +357,16 @@ class MessagesViaResponsesStream:
 
     def _open_block(self, item: _Item, kind: str, out: list[dict[str, Any]]) -> None:
         self._close(out)
-        item.block = self._index = self._next_index
-        self._next_index += 1
         self._open, self._owner = kind, item
         start: dict[str, Any] = {"type": kind, kind: ""}
         if kind == "thinking":
             start["signature"] = ""
-        out.append({"type": "content_block_start", "index": self._index, "content_block": start})
+        item.block = self._index = self._start_block(start, out)
 
     def _close(self, out: list[dict[str, Any]]) -> None:
         if self._open is None:
             return
-        out.append({"type": "content_block_stop", "index": self._index})
+        self._stop_block(self._index, out)
         if self._owner is not None and self._open != "text":
             self._owner.closed = True
         self._open, self._owner = None, None
@@ -413,9 +409,7 @@ class MessagesViaResponsesStream:
             counts["input_tokens"] = self._input_tokens
             counts["output_tokens"] = (self._chars + 3) // 4
         delta = {"stop_reason": stop, "stop_sequence": None}
-        out.append({"type": "message_delta", "delta": delta, "usage": counts})
-        out.append({"type": "message_stop"})
-        return out
+        return self._end_message(delta, counts, out)
 
     def _error(self, kind: ErrorKind, message: str) -> list[dict[str, Any]]:
         self._state = _FAILED

@@ -13,7 +13,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from anyllm_cli.errors import InvalidInput
+from anyllm_cli.errors import ErrorKind, InvalidInput
+from anyllm_cli.models import codec
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.streams.sse import SSEDecoder, SSEEvent
 
@@ -21,12 +22,30 @@ OutEvent = dict[str, Any] | None
 
 
 class StreamTranslator(Protocol):
+    """The one shape of a stream translator: events in, events out, and the in-stream error.
+
+    `finish()` ends the stream: the client's terminal events when the upstream sent its finish
+    signal, else its error event (`errors.UNFINISHED`). `done` turns true once a terminal event
+    (success or error) went out: nothing may follow it, and the upstream need not be read on."""
+
     @property
     def degradations(self) -> list[Degradation]: ...
 
-    def feed(self, event: dict[str, Any]) -> Sequence[OutEvent]: ...
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def failure(self) -> tuple[ErrorKind, str] | None:
+        """The kind and message of the error event that ended the stream, if one did."""
+        ...
+
+    def feed(self, event: dict[str, Any], /) -> Sequence[OutEvent]: ...
 
     def finish(self) -> Sequence[OutEvent]: ...
+
+    def fail(self, kind: ErrorKind, message: str, /) -> Sequence[OutEvent]:
+        """The events that end the stream with an error after its first byte."""
+        ...
 
 
 class SSEPump:
@@ -70,7 +89,7 @@ class SSEPump:
 
 def decode_event(event: SSEEvent, position: int) -> dict[str, Any]:
     try:
-        obj = json.loads(event.data)
+        obj = codec.loads(event.data)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"not JSON ({exc.msg})", f"event {position}") from None
     if not isinstance(obj, dict):

@@ -1,4 +1,4 @@
-"""The per-API routes the pipeline drives, and chained stream translators."""
+"""The upstream hops bound to a backend: settings into options, paths, parse failures."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ from typing import Any
 
 import pytest
 
-from anyllm_cli.errors import UNFINISHED, ErrorKind, UpstreamError
+from anyllm_cli.errors import ErrorKind, UpstreamError
 from anyllm_cli.models.anthropic import MessagesRequest
-from anyllm_cli.routes import ROUTES, ChainedStream, PassThrough, Target, parse_upstream
-from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
-from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
+from anyllm_cli.pipeline.hops import ROUTES, Target, parse_upstream
 from tests.conftest import backend_settings
 
 
@@ -40,84 +38,6 @@ def test_an_upstream_reply_that_does_not_parse_is_a_502() -> None:
     with pytest.raises(UpstreamError) as info:
         parse_upstream(MessagesRequest.parse, {"nonsense": True})
     assert (info.value.status, info.value.kind) == (502, ErrorKind.API_ERROR)
-
-
-def test_chained_streams_translate_twice_and_gather_degradations() -> None:
-    chain = ChainedStream(
-        MessagesViaChatStream(requested_model="claude-x", input_tokens=3),
-        ChatViaMessagesStream(requested_model="gpt-x", created=5, include_usage=True),
-    )
-    out = []
-    for chunk in (
-        _chunk({"role": "assistant", "content": "Hel"}),
-        _chunk({"content": "lo"}),
-        _chunk({}, "stop"),
-    ):
-        out += chain.feed(chunk)
-    out += chain.finish()
-    assert out[-1] is None  # [DONE]
-    text = "".join(
-        (c["choices"][0]["delta"].get("content") or "") for c in out[:-1] if c and c["choices"]
-    )
-    assert text == "Hello"
-    assert out[-2]["usage"]["prompt_tokens"] >= 3
-    assert all(c["model"] == "gpt-x" for c in out[:-1] if c)
-    assert isinstance(chain.degradations, list)
-
-
-def test_a_chained_failure_is_in_the_clients_shape() -> None:
-    chain = ChainedStream(
-        MessagesViaChatStream(requested_model="claude-x"),
-        ChatViaMessagesStream(requested_model="gpt-x", created=5),
-    )
-    chain.feed(_chunk({"role": "assistant", "content": "Hi"}))
-    failure = chain.fail(ErrorKind.TIMEOUT, "upstream went quiet")
-    assert failure[0] is not None and "error" in failure[0]
-
-
-def test_a_chain_cut_short_ends_in_the_clients_error_and_no_done() -> None:
-    chain = ChainedStream(
-        MessagesViaChatStream(requested_model="claude-x"),
-        ChatViaMessagesStream(requested_model="gpt-x", created=5),
-    )
-    chain.feed(_chunk({"role": "assistant", "content": "Hi"}))
-    out = chain.finish()
-    assert None not in out  # no [DONE]
-    last = out[-1]
-    assert last is not None and last["error"]["message"] == UNFINISHED
-    assert chain.done and chain.finish() == []
-
-
-MESSAGE_STOP = {"type": "message_stop"}
-
-
-def test_a_relay_without_message_stop_ends_in_an_error_event() -> None:
-    relay = PassThrough()
-    assert relay.feed({"type": "message_start", "message": {}}) == [
-        {"type": "message_start", "message": {}}
-    ]
-    assert relay.finish() == [
-        {"type": "error", "error": {"type": "api_error", "message": UNFINISHED}}
-    ]
-    assert relay.done and relay.finish() == [] and relay.fail(ErrorKind.API_ERROR, "x") == []
-
-
-def test_a_relay_is_done_at_message_stop_and_after_an_error_event() -> None:
-    relay = PassThrough()
-    relay.feed(MESSAGE_STOP)
-    assert relay.done and relay.finish() == [] and relay.feed({"type": "ping"}) == []
-    assert relay.fail(ErrorKind.API_ERROR, "late") == []
-    failed = PassThrough()
-    failed.feed({"type": "error", "error": {"type": "overloaded_error", "message": "o"}})
-    assert failed.done and failed.finish() == []
-
-
-def test_a_relay_whose_signal_is_not_last_waits_for_the_end() -> None:
-    relay = PassThrough(finished=lambda e: bool(e.get("finishReason")), final=False)
-    relay.feed({"finishReason": "STOP"})
-    assert not relay.done  # a usage chunk may follow
-    assert relay.feed({"usage": 1}) == [{"usage": 1}]
-    assert relay.finish() == [] and relay.done
 
 
 def _thinking_request(**thinking: Any) -> MessagesRequest:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from anyllm_cli.translate.model_map import ModelMap, parse_model_map
+from anyllm_cli.config.model_map import ModelMap, parse_model_map
 
 BOTH = ModelMap(explicit={"claude-opus-4-8": "special"}, big="big", small="small")
 
