@@ -5,6 +5,7 @@
      ├── LossyTranslation    a translation had to drop or degrade something and the caller forbade it
      ├── ConfigError         settings cannot be loaded; names the file, key and fix
      ├── StoreError          the store cannot be opened or used (newer schema, bad URL, engine down)
+     ├── KeyNotFound         no virtual key with that id or name (managing keys, not calling with one)
      ├── Refused             a guard said no: unknown key 401, not allowed 403, limit or budget 429
      └── UpstreamError       the upstream answered with an error, or could not be reached
 
@@ -75,6 +76,12 @@ class StoreError(AnyllmError):
     """The store cannot be opened, migrated or reached."""
 
     kind = ErrorKind.API_ERROR
+
+
+class KeyNotFound(AnyllmError):
+    """No virtual key has that id or name."""
+
+    kind = ErrorKind.NOT_FOUND
 
 
 class Refused(AnyllmError):

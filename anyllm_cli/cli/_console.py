@@ -29,3 +29,18 @@ def panel(console: Console, title: str, lines: list[str]) -> None:
     from rich.text import Text
 
     console.print(Panel(Text("\n".join(lines)), title=title, title_align="left", expand=False))
+
+
+def table(console: Console, columns: list[str], rows: list[list[str]]) -> None:
+    """A Rich table on a terminal; tab-separated lines (a header, then rows) when piped."""
+    if not console.is_terminal:
+        for line in [columns, *rows]:
+            console.file.write("\t".join(line) + "\n")
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    out = Table(*columns, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        out.add_row(*(Text(cell) for cell in row))
+    console.print(out)
