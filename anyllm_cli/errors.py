@@ -4,6 +4,7 @@
      ├── InvalidInput        the caller's body is malformed; carries a JSON path ("messages[3].content[0]")
      ├── LossyTranslation    a translation had to drop or degrade something and the caller forbade it
      ├── ConfigError         settings cannot be loaded; names the file, key and fix
+     ├── NotFound            no such backend, route or model for this proxy
      ├── StoreError          the store cannot be opened or used (newer schema, bad URL, engine down)
      ├── KeyNotFound         no virtual key with that id or name (managing keys, not calling with one)
      ├── Refused             a guard said no: unknown key 401, not allowed 403, limit or budget 429
@@ -72,13 +73,19 @@ class ConfigError(AnyllmError):
     kind = ErrorKind.INVALID_REQUEST
 
 
+class NotFound(AnyllmError):
+    """What the caller asked for does not exist here (a backend name, a route, a method)."""
+
+    kind = ErrorKind.NOT_FOUND
+
+
 class StoreError(AnyllmError):
     """The store cannot be opened, migrated or reached."""
 
     kind = ErrorKind.API_ERROR
 
 
-class KeyNotFound(AnyllmError):
+class KeyNotFound(NotFound):
     """No virtual key has that id or name."""
 
     kind = ErrorKind.NOT_FOUND
