@@ -392,7 +392,7 @@ class _Forwarding:
 
 def local_backends(settings: Settings) -> set[str]:
     """Backends on this machine or a private network: their models cost 0 unless priced."""
-    from anyllm_cli.backends.presets import PRESETS
+    from anyllm_cli.config.presets import PRESETS
 
     out = set()
     for name, b in settings.backends.items():
