@@ -227,7 +227,7 @@ def load_settings(
     envs = {**_read_env_file(given, cwd), **{k: v for k, v in env.items() if v != ""}}
     path = _find_config(given, envs, cwd)
     doc = _Table(_read_toml(path) if path else {}, "", str(path) if path else CONFIG_FILE)
-    doc.only(frozenset({"default_backend", "server", "backends", "store", "prices"}))
+    doc.only(frozenset({"default_backend", "server", "backends", "store", "prices", "webhooks"}))
     backends, default = _build_backends(doc, given, envs)
     server = _merge_server(doc, given, envs)
     _check_exposure({**server, "store_keys": store_keys})

@@ -1,10 +1,11 @@
-"""The `[store]` and `[prices]` tables, `ANYLLM_DB` / `ANYLLM_REDIS_URL` / `ANYLLM_MASTER_KEY`.
+"""The `[store]`, `[prices]` and `[webhooks]` tables, `ANYLLM_DB` / `ANYLLM_REDIS_URL` / `ANYLLM_MASTER_KEY`.
 
     store url:  --db  >  ANYLLM_DB  >  [store] url  >  sqlite:///<ANYLLM_HOME or data dir>/anyllm.db
     redis url:  --redis  >  ANYLLM_REDIS_URL  >  [store] redis  >  none (limits in the store)
 
 `[prices."MODEL"]` overrides the price table for one model, in USD per million tokens:
-`input`, `output`, `cache_read`, `cache_write`. `load_store_settings` reads only what `anyllm keys`
+`input`, `output`, `cache_read`, `cache_write`. `[webhooks] budget = URL` is POSTed when a key
+crosses `budget_thresholds` (default 80, 95 and 100 percent) of its budget, once per key and period. `load_store_settings` reads only what `anyllm keys`
 needs, so managing keys never requires a backend's API key.
 
 What it gives up: a URL's password is kept as given (store URLs are never logged, only `safe_url`).
@@ -41,6 +42,8 @@ class StoreSettings:
     redis_url: str | None = None
     master_key: str | None = field(default=None, repr=False)
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
+    budget_webhook: str | None = None
+    budget_thresholds: tuple[int, ...] = (80, 95, 100)
 
 
 def safe_url(url: str) -> str:
@@ -68,6 +71,25 @@ def _prices(doc: _Table) -> dict[str, Mapping[str, float]]:
     return out
 
 
+def _webhooks(doc: _Table) -> dict[str, Any]:
+    table = _Table(doc.data.get("webhooks", {}), "webhooks", doc.file)
+    table.only(frozenset({"budget", "budget_thresholds"}))
+    out: dict[str, Any] = {}
+    url = table.text("budget")
+    if url is not None:
+        if not url.startswith(("http://", "https://")):
+            raise table.error("budget", "expected an http:// or https:// URL")
+        out["budget_webhook"] = url
+    thresholds = table.get("budget_thresholds", list, "a list of percentages like [80, 95, 100]")
+    if thresholds is not None:
+        if not thresholds or not all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 < t <= 100 for t in thresholds
+        ):
+            raise table.error("budget_thresholds", "expected percentages between 1 and 100")
+        out["budget_thresholds"] = tuple(sorted(set(thresholds)))
+    return out
+
+
 def store_settings(
     doc: _Table, flags: Mapping[str, Any], envs: Mapping[str, str], home: Path
 ) -> StoreSettings:
@@ -89,6 +111,7 @@ def store_settings(
         redis_url=str(redis) if redis else None,
         master_key=envs.get("ANYLLM_MASTER_KEY") or None,
         prices=MappingProxyType(_prices(doc)),
+        **_webhooks(doc),
     )
 
 

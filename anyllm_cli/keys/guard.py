@@ -11,7 +11,8 @@ Refusals are `Refused` errors, rendered in the caller's format by the server. Ad
 the key's own rate-limit state as reply headers: `anthropic-ratelimit-*` for Messages clients,
 `x-ratelimit-*` for the others. Spend is added up in memory and written by `SpendBook.run` every
 FLUSH_S (one upsert per key, model, backend and day), so no request waits on a spend write; the
-budget check adds what this process has not written yet.
+budget check adds what this process has not written yet. After each flush, keys with a budget are
+checked against the budget webhook's thresholds (`webhooks.BudgetAlerts`), off the request path.
 
 What it gives up: a budget is checked before a call, whose cost is known only after it; concurrent
 calls of one key can overshoot its budget by the calls in flight when it ran out.
@@ -31,6 +32,7 @@ import anyio
 from anyllm_cli.errors import ErrorKind, Refused
 from anyllm_cli.keys.manage import iso, period_window
 from anyllm_cli.keys.resolver import KeyResolver
+from anyllm_cli.keys.webhooks import BudgetAlerts
 from anyllm_cli.pipeline.seams import Admission, Candidate, ClientRequest, Outcome
 from anyllm_cli.stores import Decision, KeyRecord, Limiter, Limits, UsageStore
 
@@ -69,12 +71,24 @@ class _Spend:
 class SpendBook:
     """Spend added up in memory and written in batches (one upsert per group)."""
 
-    def __init__(self, store: UsageStore) -> None:
+    def __init__(
+        self,
+        store: UsageStore,
+        alerts: BudgetAlerts | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
+        self._alerts = alerts
+        self._clock = clock
         self._pending: dict[SpendKey, _Spend] = {}
+        self._budgeted: dict[
+            str, KeyRecord
+        ] = {}  # keys with a budget spent on since the last flush
 
-    def add(self, group: SpendKey, spend: _Spend) -> None:
+    def add(self, group: SpendKey, spend: _Spend, record: KeyRecord | None = None) -> None:
         self._pending.setdefault(group, _Spend()).merge(spend)
+        if record is not None and record.budget_usd is not None and self._alerts is not None:
+            self._budgeted[record.id] = record
 
     def unwritten(self, key_id: str, since_day: str | None) -> float:
         return sum(
@@ -101,6 +115,20 @@ class SpendBook:
             except Exception:  # the store is down: keep the row for the next flush
                 log.exception("could not record spend for key %s; will retry", key_id)
                 self.add(group, row)
+        await self._check_alerts()
+
+    async def _check_alerts(self) -> None:
+        budgeted, self._budgeted = self._budgeted, {}
+        if self._alerts is None:
+            return
+        now = self._clock()
+        for record in budgeted.values():
+            start, _ = period_window(record.period, now)
+            try:
+                spent = await self._store.spent(record.id, start)
+                await self._alerts.check(record, spent, now)
+            except Exception:  # an alert is best effort; spend is already written
+                log.exception("budget alert check failed for key %s", record.id)
 
     async def run(self, interval: float = FLUSH_S) -> None:
         """Flush every `interval` until cancelled, then once more."""
@@ -128,13 +156,14 @@ class KeyGuard:
         usage: UsageStore,
         limiter: Limiter,
         *,
+        alerts: BudgetAlerts | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._resolver = resolver
         self._usage = usage
         self._limiter = limiter
         self._clock = clock
-        self.book = SpendBook(usage)
+        self.book = SpendBook(usage, alerts, clock)
 
     async def admit(self, request: ClientRequest, candidate: Candidate) -> Admission:
         principal = request.principal
@@ -209,7 +238,7 @@ class KeyGuard:
             day = datetime.fromtimestamp(now, UTC).date().isoformat()
             group = (record.id, day, outcome.candidate.upstream_model, outcome.candidate.backend)
             spend = _Spend(1, usage.input_tokens, usage.output_tokens, outcome.cost_usd or 0.0)
-            self.book.add(group, spend)
+            self.book.add(group, spend, record)
 
 
 def _limit_message(record: KeyRecord, decision: Decision) -> str:

@@ -48,6 +48,7 @@ from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound, UpstreamError
 from anyllm_cli.keys.guard import KeyGuard
 from anyllm_cli.keys.pricing import PriceTable
 from anyllm_cli.keys.resolver import KeyResolver
+from anyllm_cli.keys.webhooks import BudgetAlerts
 from anyllm_cli.pipeline import (
     ANONYMOUS,
     CallObserver,
@@ -214,7 +215,12 @@ class Proxy:
         pricer = self.pricer or PriceTable(config.prices, local_backends(self.settings))
         if self.guard is not None:
             return self.guard, pricer
-        guard = KeyGuard(self.resolver, store, store.limiter)
+        alerts = None
+        if config.budget_webhook:
+            hooks = httpx.AsyncClient(timeout=5.0)
+            stack.push_async_callback(hooks.aclose)
+            alerts = BudgetAlerts(store, config.budget_webhook, config.budget_thresholds, hooks)
+        guard = KeyGuard(self.resolver, store, store.limiter, alerts=alerts)
         tasks = await stack.enter_async_context(anyio.create_task_group())
         tasks.start_soon(guard.book.run)
         stack.callback(tasks.cancel_scope.cancel)

@@ -144,6 +144,9 @@ class UsageStore(Protocol):
     async def spend(
         self, key_id: str | None, since_day: str | None, by: SpendGroup
     ) -> list[SpendRow]: ...
+    async def claim_alert(self, key_id: str, period_start: str, threshold: int, now: float) -> bool:
+        """True for the first caller only (across workers and instances): it sends the alert."""
+        ...
 
 
 class Limiter(Protocol):

@@ -231,6 +231,24 @@ class SQLStore:
 
         return await self._read(run)
 
+    async def claim_alert(self, key_id: str, period_start: str, threshold: int, now: float) -> bool:
+        def run(cur: Cursor) -> bool:
+            cur.execute(
+                "SELECT 1 FROM budget_alerts WHERE key_id = ? AND period_start = ? "
+                "AND threshold = ?",
+                (key_id, period_start, threshold),
+            )
+            if cur.fetchone() is not None:
+                return False
+            cur.execute(
+                "INSERT INTO budget_alerts (key_id, period_start, threshold, sent) "
+                "VALUES (?, ?, ?, ?)",
+                (key_id, period_start, threshold, now),
+            )
+            return True
+
+        return await self._write(run, f"alert:{key_id}")
+
 
 # -- the limiter ---------------------------------------------------------------------------------
 

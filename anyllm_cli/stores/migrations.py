@@ -77,6 +77,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX inflight_key ON inflight (key_id)",
         ),
     ),
+    (
+        "004_budget_alerts",
+        (
+            """CREATE TABLE budget_alerts (
+                key_id TEXT NOT NULL,
+                period_start TEXT NOT NULL,
+                threshold INTEGER NOT NULL,
+                sent DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (key_id, period_start, threshold)
+            )""",
+        ),
+    ),
 )
 
 CREATE_LEDGER = (

@@ -58,3 +58,27 @@ def test_a_password_never_shows() -> None:
     assert safe_url("postgresql://me:pa55@db:5432/x") == "postgresql://me:***@db:5432/x"
     assert safe_url("redis://:pa55@r:6379/0") == "redis://:***@r:6379/0"
     assert safe_url("sqlite:///a.db") == "sqlite:///a.db"
+
+
+def test_webhooks(tmp_path: Path) -> None:
+    (tmp_path / "anyllm.toml").write_text(
+        '[webhooks]\nbudget = "https://hooks.example/x"\nbudget_thresholds = [100, 50]\n'
+    )
+    got = load_store_settings({}, {"ANYLLM_HOME": str(tmp_path)}, cwd=tmp_path)
+    assert got.budget_webhook == "https://hooks.example/x" and got.budget_thresholds == (50, 100)
+    default = load_store_settings({}, {"ANYLLM_HOME": str(tmp_path / "none")}, cwd=tmp_path / "x")
+    assert default.budget_webhook is None and default.budget_thresholds == (80, 95, 100)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[webhooks]\nbudget = "ftp://x"\n', "webhooks.budget: expected an http"),
+        ("[webhooks]\nbudget_thresholds = [0]\n", "expected percentages between 1 and 100"),
+        ("[webhooks]\nbudget_thresholds = []\n", "expected percentages"),
+    ],
+)
+def test_bad_webhooks(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "anyllm.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_store_settings({}, {"ANYLLM_HOME": str(tmp_path)}, cwd=tmp_path)

@@ -216,3 +216,29 @@ async def test_settle_never_raises(guard: KeyGuard, store: Store) -> None:
     await store.close()
     await guard.settle(admission, outcome(req, Usage(1, 1), 0.1))
     await guard.settle(Admission(), outcome(req, Usage(1, 1), 0.1))
+
+
+async def test_the_spend_book_sends_budget_alerts_after_flushing(
+    store: Store, clock: Clock
+) -> None:
+    import httpx
+
+    from anyllm_cli.keys.webhooks import BudgetAlerts
+
+    sent: list[bytes] = []
+
+    def hook(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(hook)) as client:
+        alerts = BudgetAlerts(store, "http://hook.test", (50,), client, backoff_s=0)
+        resolver = KeyResolver(store, refresh_s=0, wall=clock)
+        guard = KeyGuard(resolver, store, store.limiter, alerts=alerts, clock=clock)
+        record = await make(store, budget_usd=1.0)
+        req = request(record)
+        admission = await guard.admit(req, CANDIDATE)
+        await guard.settle(admission, outcome(req, Usage(1, 1), 0.6))
+        assert sent == []
+        await guard.book.flush()
+    assert len(sent) == 1 and b'"threshold_percent":50' in sent[0]

@@ -161,3 +161,18 @@ async def test_fifty_concurrent_acquires_against_rpm_10_admit_exactly_10(
         for _ in range(50):
             tg.start_soon(one)
     assert admitted.count(True) == 10
+
+
+async def test_an_alert_is_claimed_once_per_key_period_and_threshold(store: Store) -> None:
+    claims = []
+
+    async def one() -> None:
+        claims.append(await store.claim_alert("k", "2026-12-01", 80, NOW))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(one)
+    assert claims.count(True) == 1
+    assert await store.claim_alert("k", "2026-12-01", 95, NOW)
+    assert await store.claim_alert("k", "2027-01-01", 80, NOW)
+    assert not await store.claim_alert("k", "2026-12-01", 95, NOW)
