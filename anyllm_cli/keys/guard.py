@@ -3,6 +3,7 @@
     admit:  principal is a virtual key? ──no──> let in (static, master and anonymous callers)
             key active (not revoked, not expired)          else 401 authentication_error
             model (requested or mapped) and backend allowed else 403 permission_error
+            a token count (answered locally)?  ──yes──> let in: no limit, no spend
             budget left in this period                      else 429, naming budget, period, reset
             limiter.acquire(rpm, tpm, parallel)             else 429 with retry-after + headers
     settle: limiter.release(parallel slot, input+output tokens), spend booked in `SpendBook`
@@ -39,6 +40,7 @@ from anyllm_cli.stores import Decision, KeyRecord, Limiter, Limits, UsageStore
 log = logging.getLogger("anyllm.keys")
 FLUSH_S = 0.25
 _ANTHROPIC_APIS = frozenset({"messages", "count_tokens"})
+_LOCAL_APIS = frozenset({"count_tokens", "gemini_count"})  # token counts, answered in-process
 _STATUS_MESSAGES = {
     "revoked": "this API key was revoked",
     "expired": "this API key has expired",
@@ -176,6 +178,8 @@ class KeyGuard:
             message = _STATUS_MESSAGES.get(status, "this API key no longer exists")
             raise Refused(ErrorKind.AUTHENTICATION, message)
         self._check_allowed(record, candidate)
+        if request.api in _LOCAL_APIS:  # answered here: no model call to limit or pay for
+            return Admission()
         await self._check_budget(record, now)
         limits = Limits(record.rpm, record.tpm, record.max_parallel)
         if not limits.any():

@@ -242,3 +242,19 @@ async def test_the_spend_book_sends_budget_alerts_after_flushing(
         assert sent == []
         await guard.book.flush()
     assert len(sent) == 1 and b'"threshold_percent":50' in sent[0]
+
+
+async def test_token_counts_are_checked_but_neither_limited_nor_billed(
+    guard: KeyGuard, store: Store
+) -> None:
+    record = await make(store, rpm=1, budget_usd=0.0, models=("claude-*",))
+    for api in ("count_tokens", "gemini_count", "count_tokens"):
+        admission = await guard.admit(request(record, api), CANDIDATE)
+        assert admission.headers == {}
+        await guard.settle(admission, outcome(request(record, api), Usage(5), 1.0))
+    await guard.book.flush()
+    assert await store.spend(record.id, None, "key") == []
+    other = Candidate("openai", "gpt-x", "gpt-x")
+    assert (
+        await refused(guard, request(record, "count_tokens"), other)
+    ).kind is ErrorKind.PERMISSION
