@@ -30,7 +30,7 @@ from fnmatch import fnmatchcase
 
 import anyio
 
-from anyllm_cli.errors import ErrorKind, Refused
+from anyllm_cli.errors import ErrorKind, Refused, StoreError
 from anyllm_cli.keys.manage import iso, period_window
 from anyllm_cli.keys.resolver import KeyResolver
 from anyllm_cli.keys.webhooks import BudgetAlerts
@@ -168,9 +168,20 @@ class KeyGuard:
         self.book = SpendBook(usage, alerts, clock)
 
     async def admit(self, request: ClientRequest, candidate: Candidate) -> Admission:
-        principal = request.principal
-        if principal.kind != "virtual":
+        if request.principal.kind != "virtual":
             return Admission()
+        try:
+            return await self._admit(request, candidate)
+        except StoreError as exc:  # the store is down: a retryable refusal, details in the log
+            log.error("key check failed: %s", exc.message)
+            raise Refused(
+                ErrorKind.OVERLOADED,
+                "the proxy cannot check this key's limits right now; retry shortly",
+                retry_after=1,
+            ) from None
+
+    async def _admit(self, request: ClientRequest, candidate: Candidate) -> Admission:
+        principal = request.principal
         now = self._clock()
         record = await self._resolver.by_id(principal.id)
         status = "unknown" if record is None else record.status(now)

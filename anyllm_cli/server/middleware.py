@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from anyllm_cli.errors import ErrorKind
+from anyllm_cli.errors import ErrorKind, StoreError
 from anyllm_cli.keys.format import looks_like_key
 from anyllm_cli.keys.resolver import KeyResolver
 from anyllm_cli.pipeline.seams import ANONYMOUS, Principal
@@ -243,12 +243,17 @@ class Auth:
         if scope["type"] != "http" or scope["path"] in self._open or PRINCIPAL_KEY in scope:
             await self.app(scope, receive, send)
             return
+        ctx = context(scope)
+        fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
         try:
             principal = await self._principal(scope)
         except _Denied as denied:
-            ctx = context(scope)
-            fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
             await send_error(send, ctx, fmt, ErrorKind.AUTHENTICATION, denied.message)
+            return
+        except StoreError as exc:  # the key store is down: say so, not a 500 with its details
+            log.error("key lookup failed: %s", exc.message)
+            message = "the proxy cannot check keys right now (its key store is unavailable)"
+            await send_error(send, ctx, fmt, ErrorKind.OVERLOADED, message, retry_after=1)
             return
         scope[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)

@@ -258,3 +258,11 @@ async def test_token_counts_are_checked_but_neither_limited_nor_billed(
     assert (
         await refused(guard, request(record, "count_tokens"), other)
     ).kind is ErrorKind.PERMISSION
+
+
+async def test_a_store_outage_is_a_retryable_refusal(guard: KeyGuard, store: Store) -> None:
+    record = await make(store, rpm=5)
+    await store.close()
+    err = await refused(guard, request(record))
+    assert err.kind is ErrorKind.OVERLOADED and err.retry_after == 1
+    assert "a.db" not in err.message

@@ -180,8 +180,11 @@ async def test_auth_resolves_virtual_static_and_master_keys(
         revoked = await c.post("/v1/messages", headers={"x-api-key": secret})
         assert revoked.status_code == 401
         assert revoked.json()["error"]["message"] == "this API key was revoked"
+        await store.close()
+        down = await c.post("/v1/chat/completions", headers={"authorization": f"Bearer {secret}"})
+        assert down.status_code == 503 and down.headers["retry-after"] == "1"
+        assert "key store is unavailable" in down.json()["error"]["message"]
     assert secret not in caplog.text
-    await store.close()
 
 
 async def test_admin_routes_take_only_the_master_key() -> None:
