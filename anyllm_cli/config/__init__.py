@@ -59,7 +59,13 @@ from anyllm_cli.config._files import (
     data_home,
     parse_env_file,
 )
-from anyllm_cli.config._server import LOG_FORMATS, LOG_LEVELS, _check_exposure, _merge_server
+from anyllm_cli.config._server import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    _check_exposure,
+    _merge_server,
+    check_exposure,
+)
 from anyllm_cli.config._store import (
     StoreSettings,
     load_store_settings,
@@ -72,6 +78,7 @@ from anyllm_cli.config.presets import PRESETS
 from anyllm_cli.errors import ConfigError
 
 __all__ = [
+    "check_exposure",
     "API_FORMATS",
     "CONFIG_FILE",
     "ECHO_BASE_URL",
@@ -118,6 +125,7 @@ class Settings:
     degradation_header: bool = False
     home: Path = field(default_factory=_default_home)
     store: StoreSettings | None = None  # None: no key store (keys off)
+    store_keys: int = 0  # active keys in the store when serve started (they count for exposure)
 
     def __post_init__(self) -> None:
         if self.default_backend not in self.backends:
@@ -236,5 +244,6 @@ def load_settings(
         default_backend=default,
         home=data_home(envs, cwd),
         store=store_settings(doc, given, envs, data_home(envs, cwd)),
+        store_keys=store_keys,
         **server,
     )
