@@ -6,14 +6,15 @@
             a token count (answered locally)?  ──yes──> let in: no limit, no spend
             budget left in this period                      else 429, naming budget, period, reset
             limiter.acquire(rpm, tpm, parallel)             else 429 with retry-after + headers
-    settle: limiter.release(parallel slot, input+output tokens), spend booked in `SpendBook`
+    settle: limiter.release(the parallel slot); tokens (tpm) and spend into the `SpendBook`
 
 Refusals are `Refused` errors, rendered in the caller's format by the server. Admitted calls carry
 the key's own rate-limit state as reply headers: `anthropic-ratelimit-*` for Messages clients,
-`x-ratelimit-*` for the others. Spend is added up in memory and written by `SpendBook.run` every
-FLUSH_S (one upsert per key, model, backend and day), so no request waits on a spend write; the
-budget check adds what this process has not written yet. After each flush, keys with a budget are
-checked against the budget webhook's thresholds (`webhooks.BudgetAlerts`), off the request path.
+`x-ratelimit-*` for the others. Per request, the hot path costs: nothing for keys without limits or
+budget (the record is cached by the resolver); one atomic limiter round trip for rpm/tpm/parallel
+(the price of exactness across workers); for a budget, a cached read of the written spend (at most
+every SPENT_TTL_S) plus what this process has not written yet. Spend and tpm tokens are written in
+batches by the `SpendBook`, never while a request waits.
 
 What it gives up: a budget is checked before a call, whose cost is known only after it; concurrent
 calls of one key can overshoot its budget by the calls in flight when it ran out.
@@ -23,22 +24,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 
-import anyio
-
 from anyllm_cli.errors import ErrorKind, Refused, StoreError
 from anyllm_cli.keys.manage import iso, period_window
 from anyllm_cli.keys.resolver import KeyResolver
+from anyllm_cli.keys.spend import Spend, SpendBook
 from anyllm_cli.keys.webhooks import BudgetAlerts
 from anyllm_cli.pipeline.seams import Admission, Candidate, ClientRequest, Outcome
 from anyllm_cli.stores import Decision, KeyRecord, Limiter, Limits, UsageStore
 
 log = logging.getLogger("anyllm.keys")
-FLUSH_S = 0.25
+SPENT_TTL_S = 0.5  # how stale another worker's spend may be in this one's budget check
 _ANTHROPIC_APIS = frozenset({"messages", "count_tokens"})
 _LOCAL_APIS = frozenset({"count_tokens", "gemini_count"})  # token counts, answered in-process
 _STATUS_MESSAGES = {
@@ -51,96 +51,6 @@ _STATUS_MESSAGES = {
 class _Ticket:
     record: KeyRecord
     decision: Decision | None
-
-
-SpendKey = tuple[str, str, str, str]  # key id, day, model, backend
-
-
-@dataclass(slots=True)
-class _Spend:
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-
-    def merge(self, other: _Spend) -> None:
-        self.requests += other.requests
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        self.cost += other.cost
-
-
-class SpendBook:
-    """Spend added up in memory and written in batches (one upsert per group)."""
-
-    def __init__(
-        self,
-        store: UsageStore,
-        alerts: BudgetAlerts | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._store = store
-        self._alerts = alerts
-        self._clock = clock
-        self._pending: dict[SpendKey, _Spend] = {}
-        self._budgeted: dict[
-            str, KeyRecord
-        ] = {}  # keys with a budget spent on since the last flush
-
-    def add(self, group: SpendKey, spend: _Spend, record: KeyRecord | None = None) -> None:
-        self._pending.setdefault(group, _Spend()).merge(spend)
-        if record is not None and record.budget_usd is not None and self._alerts is not None:
-            self._budgeted[record.id] = record
-
-    def unwritten(self, key_id: str, since_day: str | None) -> float:
-        return sum(
-            row.cost
-            for (kid, day, _, _), row in self._pending.items()
-            if kid == key_id and day >= (since_day or "")
-        )
-
-    async def flush(self) -> None:
-        pending, self._pending = self._pending, {}
-        for group, row in pending.items():
-            key_id, day, model, backend = group
-            try:
-                await self._store.record_spend(
-                    key_id,
-                    day=day,
-                    model=model,
-                    backend=backend,
-                    input_tokens=row.input_tokens,
-                    output_tokens=row.output_tokens,
-                    cost_usd=row.cost,
-                    requests=row.requests,
-                )
-            except Exception:  # the store is down: keep the row for the next flush
-                log.exception("could not record spend for key %s; will retry", key_id)
-                self.add(group, row)
-        await self._check_alerts()
-
-    async def _check_alerts(self) -> None:
-        budgeted, self._budgeted = self._budgeted, {}
-        if self._alerts is None:
-            return
-        now = self._clock()
-        for record in budgeted.values():
-            start, _ = period_window(record.period, now)
-            try:
-                spent = await self._store.spent(record.id, start)
-                await self._alerts.check(record, spent, now)
-            except Exception:  # an alert is best effort; spend is already written
-                log.exception("budget alert check failed for key %s", record.id)
-
-    async def run(self, interval: float = FLUSH_S) -> None:
-        """Flush every `interval` until cancelled, then once more."""
-        try:
-            while True:
-                await anyio.sleep(interval)
-                await self.flush()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.flush()
 
 
 def _allowed(patterns: tuple[str, ...], *names: str) -> bool:
@@ -160,12 +70,31 @@ class KeyGuard:
         *,
         alerts: BudgetAlerts | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._resolver = resolver
         self._usage = usage
         self._limiter = limiter
         self._clock = clock
-        self.book = SpendBook(usage, alerts, clock)
+        self._monotonic = monotonic
+        self.book = SpendBook(usage, limiter, alerts, clock)
+        self.book.on_written = self._forget_spent
+        self._spent: dict[tuple[str, str | None], tuple[float, float]] = {}
+
+    def _forget_spent(self, key_ids: Iterable[str]) -> None:
+        written = set(key_ids)
+        for cached in [c for c in self._spent if c[0] in written]:
+            del self._spent[cached]
+
+    async def _spent_in(self, key_id: str, start: str | None) -> float:
+        """Written spend (cached for SPENT_TTL_S, dropped when this process writes more) plus
+        what this process has not written yet."""
+        now = self._monotonic()
+        cached = self._spent.get((key_id, start))
+        if cached is None or now - cached[1] >= SPENT_TTL_S:
+            cached = (await self._usage.spent(key_id, start), now)
+            self._spent[(key_id, start)] = cached
+        return cached[0] + self.book.unwritten(key_id, start)
 
     async def admit(self, request: ClientRequest, candidate: Candidate) -> Admission:
         if request.principal.kind != "virtual":
@@ -223,7 +152,7 @@ class KeyGuard:
         if record.budget_usd is None:
             return
         start, reset = period_window(record.period, now)
-        spent = await self._usage.spent(record.id, start) + self.book.unwritten(record.id, start)
+        spent = await self._spent_in(record.id, start)
         if spent < record.budget_usd:
             return
         per = "in total" if record.period == "total" else f"per {record.period}"
@@ -240,19 +169,19 @@ class KeyGuard:
         if not isinstance(ticket, _Ticket):
             return
         usage = outcome.usage
-        tokens = usage.input_tokens + usage.output_tokens
         record, decision = ticket.record, ticket.decision
         now = self._clock()
-        try:
-            needs_release = record.max_parallel is not None or (record.tpm is not None and tokens)
-            if decision is not None and needs_release:
-                await self._limiter.release(record.id, decision.ticket, tokens, now)
-        except Exception:  # the lease frees the slot anyway; the call is done either way
-            log.exception("could not release the limiter slot of key %s", record.id)
+        if record.tpm is not None:
+            self.book.add_tokens(record.id, usage.input_tokens + usage.output_tokens)
+        if decision is not None and record.max_parallel is not None:
+            try:  # the slot, at once: the next call of this key may be waiting for it
+                await self._limiter.release(record.id, decision.ticket, 0, now)
+            except Exception:  # its lease frees the slot anyway; the call is done either way
+                log.exception("could not release the limiter slot of key %s", record.id)
         if outcome.candidate is not None:
             day = datetime.fromtimestamp(now, UTC).date().isoformat()
             group = (record.id, day, outcome.candidate.upstream_model, outcome.candidate.backend)
-            spend = _Spend(1, usage.input_tokens, usage.output_tokens, outcome.cost_usd or 0.0)
+            spend = Spend(1, usage.input_tokens, usage.output_tokens, outcome.cost_usd or 0.0)
             self.book.add(group, spend, record)
 
 

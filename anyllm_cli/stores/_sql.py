@@ -13,6 +13,7 @@ instances costs one round trip per limited request; keys without limits never to
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -23,6 +24,7 @@ from anyllm_cli.stores import Decision, KeyRecord, Limiter, Limits, SpendGroup, 
 T = TypeVar("T")
 WINDOW_S = 60.0
 LEASE_S = 600.0  # an in-flight slot of a crashed worker frees itself after this long
+PRUNE_CHANCE = 0.02  # of an acquire also deleting its key's rows that left the window
 
 _COLUMNS = (
     "id",
@@ -254,23 +256,32 @@ class SQLStore:
 
 
 def acquire_sync(cur: Cursor, key_id: str, limits: Limits, now: float) -> Decision:
-    """One atomic check-and-take (the caller holds the write transaction)."""
-    cur.execute("DELETE FROM rate_events WHERE key_id = ? AND ts <= ?", (key_id, now - WINDOW_S))
-    cur.execute("DELETE FROM inflight WHERE key_id = ? AND expires <= ?", (key_id, now))
-    cur.execute(
-        "SELECT COUNT(*), MIN(ts) FROM rate_events WHERE key_id = ? AND kind = 'r'", (key_id,)
-    )
-    requests, oldest_request = cur.fetchone()
-    cur.execute(
-        "SELECT COALESCE(SUM(tokens), 0), MIN(ts) FROM rate_events WHERE key_id = ? AND kind = 't'",
-        (key_id,),
-    )
-    tokens, oldest_tokens = cur.fetchone()
-    cur.execute("SELECT COUNT(*) FROM inflight WHERE key_id = ?", (key_id,))
-    parallel = int(cur.fetchone()[0])
-    requests, tokens = int(requests), int(tokens)
-    requests_reset = (oldest_request + WINDOW_S - now) if oldest_request is not None else 0.0
-    tokens_reset = (oldest_tokens + WINDOW_S - now) if oldest_tokens is not None else 0.0
+    """One atomic check-and-take (the caller holds the write transaction). Only the limits the key
+    has are read; old rows are pruned now and then, not on every call."""
+    since = now - WINDOW_S
+    requests = tokens = parallel = 0
+    requests_reset = tokens_reset = 0.0
+    if limits.rpm is not None:
+        cur.execute(
+            "SELECT COUNT(*), MIN(ts) FROM rate_events WHERE key_id = ? AND ts > ? AND kind = 'r'",
+            (key_id, since),
+        )
+        count, oldest = cur.fetchone()
+        requests, requests_reset = int(count), (oldest + WINDOW_S - now if oldest else 0.0)
+    if limits.tpm is not None:
+        cur.execute(
+            "SELECT COALESCE(SUM(tokens), 0), MIN(ts) FROM rate_events "
+            "WHERE key_id = ? AND ts > ? AND kind = 't'",
+            (key_id, since),
+        )
+        total, oldest = cur.fetchone()
+        tokens, tokens_reset = int(total), (oldest + WINDOW_S - now if oldest else 0.0)
+    if limits.max_parallel is not None:
+        cur.execute("SELECT COUNT(*) FROM inflight WHERE key_id = ? AND expires > ?", (key_id, now))
+        parallel = int(cur.fetchone()[0])
+    if random.random() < PRUNE_CHANCE:
+        cur.execute("DELETE FROM rate_events WHERE key_id = ? AND ts <= ?", (key_id, since))
+        cur.execute("DELETE FROM inflight WHERE key_id = ? AND expires <= ?", (key_id, now))
     return decide(
         limits,
         requests=requests,

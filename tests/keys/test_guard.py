@@ -141,6 +141,8 @@ async def test_tpm_counts_what_settle_reports(guard: KeyGuard, store: Store) -> 
     req = request(record)
     admission = await guard.admit(req, CANDIDATE)
     await guard.settle(admission, outcome(req, Usage(input_tokens=70, output_tokens=30), None))
+    await guard.admit(req, CANDIDATE)  # booked with the next flush, not while the call waits
+    await guard.book.flush()
     err = await refused(guard, req)
     assert "100 tokens per minute" in err.message
 
@@ -157,6 +159,8 @@ async def test_parallel_slots_are_given_back_at_settle(guard: KeyGuard, store: S
 async def test_budget_is_checked_with_unwritten_spend_and_names_period_and_reset(
     guard: KeyGuard, store: Store, clock: Clock
 ) -> None:
+    """The written spend is cached; what this process has not written yet adds to it; a flush
+    drops the cache, so the figure never dips between the two."""
     record = await make(store, budget_usd=1.0, period="day")
     req = request(record)
     admission = await guard.admit(req, CANDIDATE)
