@@ -184,7 +184,18 @@ class RequestScope:
         )
 
 
-ADMIN_PREFIXES = ("/admin/", "/key/")
+# The admin API (ours, and LiteLLM's key routes): exact, so a backend named "key" stays a backend.
+ADMIN_PATHS = frozenset(
+    {
+        "/admin/keys",
+        "/admin/spend",
+        *(f"/key/{op}" for op in ("generate", "update", "delete", "info", "list")),
+    }
+)
+
+
+def is_admin_path(path: str) -> bool:
+    return path in ADMIN_PATHS or path.startswith("/admin/keys/")
 
 
 def _presented(scope: Scope) -> list[bytes]:
@@ -260,7 +271,7 @@ class Auth:
 
     async def _principal(self, scope: Scope) -> Principal:
         given = _presented(scope)
-        if scope["path"].startswith(ADMIN_PREFIXES):
+        if is_admin_path(scope["path"]):
             if not self._master:
                 raise _Denied("the admin API is off: set ANYLLM_MASTER_KEY to turn it on")
             if not _matches(given, self._master):

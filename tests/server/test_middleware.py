@@ -191,8 +191,10 @@ async def test_admin_routes_take_only_the_master_key() -> None:
     async with client(Auth(principal_app, keys=["k1"], master_key="mk")) as c:
         assert (await c.get("/admin/keys", headers={"x-api-key": "k1"})).status_code == 401
         assert (await c.get("/key/list", headers={"authorization": "Bearer mk"})).status_code == 200
+        named = await c.post("/key/v1/messages", headers={"x-api-key": "k1"})
+        assert named.text == "static:static:static"  # a backend named "key" is not the admin API
     async with client(Auth(principal_app, keys=[])) as c:
-        off = await c.get("/admin/keys", headers={"x-api-key": "anything"})
+        off = await c.get("/admin/keys/key_1", headers={"x-api-key": "anything"})
         assert off.status_code == 401 and "ANYLLM_MASTER_KEY" in off.text
 
 
