@@ -67,7 +67,7 @@ async def _service(db: str | None, url: str | None) -> AsyncIterator[KeyService]
     from anyllm_cli.keys.service import LocalKeys
     from anyllm_cli.stores import open_store
 
-    store = await open_store(settings.url, settings.redis_url)
+    store = await open_store(settings.url)  # managing keys needs no limiter, so no Redis
     try:
         yield LocalKeys(store)
     finally:
