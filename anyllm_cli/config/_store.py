@@ -120,7 +120,8 @@ def load_store_settings(
 ) -> StoreSettings:
     """Only the store's settings (for `anyllm keys`): the same file and precedence as serve."""
     given = {k: v for k, v in flags.items() if v is not None and v is not False}
-    envs = {**_read_env_file(given, cwd), **{k: v for k, v in env.items() if v != ""}}
+    from_env_file, _ = _read_env_file(given, cwd)
+    envs = {**from_env_file, **{k: v for k, v in env.items() if v != ""}}
     path = _find_config(given, envs, cwd)
     doc = _Table(_read_toml(path) if path else {}, "", str(path) if path else CONFIG_FILE)
     return store_settings(doc, given, envs, data_home(envs, cwd))
