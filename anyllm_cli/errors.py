@@ -4,6 +4,8 @@
      ├── InvalidInput        the caller's body is malformed; carries a JSON path ("messages[3].content[0]")
      ├── LossyTranslation    a translation had to drop or degrade something and the caller forbade it
      ├── ConfigError         settings cannot be loaded; names the file, key and fix
+     ├── StoreError          the store cannot be opened or used (newer schema, bad URL, engine down)
+     ├── Refused             a guard said no: unknown key 401, not allowed 403, limit or budget 429
      └── UpstreamError       the upstream answered with an error, or could not be reached
 
 Every error has a kind (an `ErrorKind`). One table maps an upstream HTTP status to a kind; one table
@@ -67,6 +69,29 @@ class ConfigError(AnyllmError):
     """Settings cannot be loaded or are inconsistent."""
 
     kind = ErrorKind.INVALID_REQUEST
+
+
+class StoreError(AnyllmError):
+    """The store cannot be opened, migrated or reached."""
+
+    kind = ErrorKind.API_ERROR
+
+
+class Refused(AnyllmError):
+    """A guard refused a call; `headers` (rate-limit state) go on the error reply."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 class UpstreamError(AnyllmError):

@@ -61,6 +61,12 @@ from anyllm_cli.config._files import (
     parse_env_file,
 )
 from anyllm_cli.config._server import LOG_FORMATS, LOG_LEVELS, _check_exposure, _merge_server
+from anyllm_cli.config._store import (
+    StoreSettings,
+    load_store_settings,
+    safe_url,
+    store_settings,
+)
 from anyllm_cli.config._urls import is_local_url, is_loopback_host, normalize_base_url
 from anyllm_cli.errors import ConfigError
 from anyllm_cli.translate.model_map import parse_model_map
@@ -76,13 +82,16 @@ __all__ = [
     "THINKING_STYLES",
     "BackendSettings",
     "Settings",
+    "StoreSettings",
     "config_home",
     "data_home",
     "is_local_url",
     "is_loopback_host",
     "load_settings",
+    "load_store_settings",
     "normalize_base_url",
     "parse_env_file",
+    "safe_url",
 ]
 
 
@@ -108,6 +117,7 @@ class Settings:
     metrics_auth: bool = False
     degradation_header: bool = False
     home: Path = field(default_factory=_default_home)
+    store: StoreSettings | None = None  # None: no key store (keys off)
 
     def __post_init__(self) -> None:
         if self.default_backend not in self.backends:
@@ -214,7 +224,7 @@ def load_settings(flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path
     envs = {**_read_env_file(given, cwd), **{k: v for k, v in env.items() if v != ""}}
     path = _find_config(given, envs, cwd)
     doc = _Table(_read_toml(path) if path else {}, "", str(path) if path else CONFIG_FILE)
-    doc.only(frozenset({"default_backend", "server", "backends"}))
+    doc.only(frozenset({"default_backend", "server", "backends", "store", "prices"}))
     backends, default = _build_backends(doc, given, envs)
     server = _merge_server(doc, given, envs)
     _check_exposure(server)
@@ -222,5 +232,6 @@ def load_settings(flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path
         backends=MappingProxyType(backends),
         default_backend=default,
         home=data_home(envs, cwd),
+        store=store_settings(doc, given, envs, data_home(envs, cwd)),
         **server,
     )
