@@ -100,10 +100,17 @@ class BatchStore(Protocol):
         ...
 
     async def claim(
-        self, worker: str, limit: int, per_batch: int, lease_s: float, now: float
+        self,
+        worker: str,
+        limit: int,
+        per_batch: int,
+        lease_s: float,
+        now: float,
+        *,
+        only: str | None = None,
     ) -> list[ClaimedItem]:
-        """Lease up to `limit` runnable items of open batches, oldest batch first, leaving each
-        batch at most `per_batch` live leases (across every worker)."""
+        """Lease up to `limit` runnable items of open batches (or of batch `only`), oldest batch
+        first, leaving each batch at most `per_batch` live leases (across every worker)."""
         ...
 
     async def renew(
@@ -151,3 +158,17 @@ class FileStore(Protocol):
     ) -> list[FileRecord]: ...
 
     async def delete_file(self, file_id: str) -> bool: ...
+
+
+class Batches(BatchStore, FileStore, Protocol):
+    """Both, as one object over one store."""
+
+
+def batches_of(store: object) -> Batches:
+    """The batch and file store living in an opened `Store` (SQLite or PostgreSQL)."""
+    from anyllm_cli.stores._batches_sql import SQLBatches
+    from anyllm_cli.stores._sql import SQLStore
+
+    if not isinstance(store, SQLStore):
+        raise TypeError(f"batches need an SQL store, not {type(store).__name__}")
+    return SQLBatches(store)
