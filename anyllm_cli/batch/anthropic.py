@@ -8,6 +8,9 @@ Each item's params are checked against the Messages request model up front, so a
 refuses the batch with its line number instead of erroring alone hours later. `request_counts`
 follows the API: while a batch runs, everything not yet ended counts as `processing`.
 
+The proxy adds one field of its own, `anyllm_counts` ({total, done, failed}, live), which SDKs
+ignore and `anyllm batch wait` draws its progress bar from.
+
 What it gives up: `archived_at` is always null (results are deleted at retention, not archived).
 """
 
@@ -110,4 +113,5 @@ def message_batch(view: BatchRecord, base_url: str) -> dict[str, Any]:
         cancel_initiated_at=rfc3339(view.cancel_requested),
         archived_at=None,
         results_url=f"{base_url}/v1/messages/batches/{view.id}/results" if ended else None,
+        anyllm_counts={"total": c.total, "done": c.done, "failed": c.done - c.succeeded},
     ).dump()

@@ -104,6 +104,8 @@ def test_a_running_batch_counts_everything_as_processing() -> None:
     assert obj.processing_status == "in_progress"
     assert obj.request_counts.processing == 3 and obj.request_counts.succeeded == 0
     assert obj.results_url is None and obj.ended_at is None
+    live = anthropic.message_batch(_record(), "http://h")["anyllm_counts"]
+    assert live == {"total": 3, "done": 2, "failed": 1}
     canceling = anthropic.message_batch(_record(cancel_requested=1_700_000_100.0), "http://h")
     assert canceling["processing_status"] == "canceling"
     assert canceling["cancel_initiated_at"] == "2023-11-14T22:15:00Z"
