@@ -6,6 +6,7 @@
      ├── ConfigError         settings cannot be loaded; names the file, key and fix
      ├── StoreError          the store cannot be opened or used (newer schema, bad URL, engine down)
      ├── Refused             a guard said no: unknown key 401, not allowed 403, limit or budget 429
+     ├── NotFound            no such backend, route or model for this proxy
      └── UpstreamError       the upstream answered with an error, or could not be reached
 
 Every error has a kind (an `ErrorKind`). One table maps an upstream HTTP status to a kind; one table
@@ -92,6 +93,12 @@ class Refused(AnyllmError):
         self.kind = kind
         self.retry_after = retry_after
         self.headers = headers or {}
+
+
+class NotFound(AnyllmError):
+    """What the caller asked for does not exist here (a backend name, a route, a method)."""
+
+    kind = ErrorKind.NOT_FOUND
 
 
 class UpstreamError(AnyllmError):
