@@ -254,3 +254,36 @@ def cancel(batch_id: str, as_json: JSON = False, url: URL = None, api_key: KEY =
     """Cancel a batch: items not yet ended end as canceled."""
     obj = Remote(url, api_key).call("POST", _path(batch_id) + "/cancel")
     _print(obj, as_json)
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="A JSONL batch file (Anthropic or OpenAI lines).")],
+    *,
+    backend: Annotated[str, typer.Option(help="The backend to run on (as for `serve`).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Results [stdout].")] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 64,
+    base_url: Annotated[str | None, typer.Option(help="Upstream base URL.")] = None,
+    model: Annotated[str | None, typer.Option(help="Use this model for every request.")] = None,
+    config: Annotated[str | None, typer.Option(help="TOML file with [backends.NAME].")] = None,
+    env_file: Annotated[str | None, typer.Option(help="Env file [.anyllm.env].")] = None,
+) -> None:
+    """Run a batch file in-process against a backend; run it again after a crash to resume."""
+    import anyio
+
+    from anyllm_cli.config import load_settings
+
+    flags = {"backend": backend, "base_url": base_url, "config": config, "env_file": env_file}
+    settings = load_settings({k: v for k, v in flags.items() if v}, os.environ, cwd=Path.cwd())
+    data = file.read_bytes()
+    if model:
+        _, rows = _submit_body(data, "", model)
+        data = b"\n".join(json.dumps(r).encode() for r in rows) + b"\n"
+    from anyllm_cli.cli._batch_run import run_local
+
+    out = sys.stdout.buffer if output is None else output.open("wb")
+    try:
+        anyio.run(run_local, settings, data, out, concurrency)
+    finally:
+        if output is not None:
+            out.close()
