@@ -58,7 +58,7 @@ from anyllm_cli.pipeline import (
 )
 from anyllm_cli.pipeline.seams import ClientAPI
 from anyllm_cli.routing import StaticRouter
-from anyllm_cli.server import catalog
+from anyllm_cli.server import batches, catalog
 from anyllm_cli.server.access import AccessLog
 from anyllm_cli.server.context import PRINCIPAL_KEY, RequestContext, context
 from anyllm_cli.server.formats import (
@@ -154,6 +154,7 @@ class Proxy:
         self._pipeline: Pipeline | None = None
         self._ids = catalog.model_ids(settings.backends.values())
         self.startup_error: AnyllmError | None = None
+        self.batch_api = batches.BatchAPI(settings.backends)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -179,6 +180,8 @@ class Proxy:
                 pricer=self.pricer,
             )
             stack.callback(setattr, self, "_pipeline", None)
+            store_url = self.settings.store.url if self.settings.store is not None else None
+            await self.batch_api.start(stack, store_url, self._pipeline)
             yield
 
     @property
@@ -352,6 +355,7 @@ def _routes(proxy: Proxy) -> list[Route]:
         Route("/", proxy.root, methods=["GET", "HEAD"]),
         Route("/health", proxy.health, methods=["GET", "HEAD"]),
         Route("/metrics", proxy.metrics_page, methods=["GET"]),
+        *batches.routes(proxy.batch_api),
         *both("/v1/messages", proxy.messages, ["POST"], "messages"),
         *both("/v1/messages/count_tokens", proxy.count_tokens, ["POST"], "count_tokens"),
         *both("/v1/models", proxy.models, ["GET"], "models"),
