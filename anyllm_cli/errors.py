@@ -4,9 +4,10 @@
      ├── InvalidInput        the caller's body is malformed; carries a JSON path ("messages[3].content[0]")
      ├── LossyTranslation    a translation had to drop or degrade something and the caller forbade it
      ├── ConfigError         settings cannot be loaded; names the file, key and fix
-     ├── StoreError          the store cannot be opened or used (newer schema, bad URL, engine down)
-     ├── Refused             a guard said no: unknown key 401, not allowed 403, limit or budget 429
      ├── NotFound            no such backend, route or model for this proxy
+     ├── StoreError          the store cannot be opened or used (newer schema, bad URL, engine down)
+     ├── KeyNotFound         no virtual key with that id or name (managing keys, not calling with one)
+     ├── Refused             a guard said no: unknown key 401, not allowed 403, limit or budget 429
      └── UpstreamError       the upstream answered with an error, or could not be reached
 
 Every error has a kind (an `ErrorKind`). One table maps an upstream HTTP status to a kind; one table
@@ -72,10 +73,22 @@ class ConfigError(AnyllmError):
     kind = ErrorKind.INVALID_REQUEST
 
 
+class NotFound(AnyllmError):
+    """What the caller asked for does not exist here (a backend name, a route, a method)."""
+
+    kind = ErrorKind.NOT_FOUND
+
+
 class StoreError(AnyllmError):
     """The store cannot be opened, migrated or reached."""
 
     kind = ErrorKind.API_ERROR
+
+
+class KeyNotFound(NotFound):
+    """No virtual key has that id or name."""
+
+    kind = ErrorKind.NOT_FOUND
 
 
 class Refused(AnyllmError):
@@ -93,12 +106,6 @@ class Refused(AnyllmError):
         self.kind = kind
         self.retry_after = retry_after
         self.headers = headers or {}
-
-
-class NotFound(AnyllmError):
-    """What the caller asked for does not exist here (a backend name, a route, a method)."""
-
-    kind = ErrorKind.NOT_FOUND
 
 
 class UpstreamError(AnyllmError):

@@ -84,3 +84,18 @@ class BatchProgress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+def table(console: Console, columns: list[str], rows: list[list[str]]) -> None:
+    """A Rich table on a terminal; tab-separated lines (a header, then rows) when piped."""
+    if not console.is_terminal:
+        for line in [columns, *rows]:
+            console.file.write("\t".join(line) + "\n")
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    out = Table(*columns, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        out.add_row(*(Text(cell) for cell in row))
+    console.print(out)

@@ -5,8 +5,9 @@
                      x-anyllm-degradation, the guard's headers), any unexpected exception -> 500 in
                      the caller's format, then one access-log line and one metrics observation for
                      a request the pipeline never saw (the pipeline's completion point does the rest)
-    Auth             PROXY_API_KEYS from x-api-key, x-goog-api-key or Authorization: Bearer, compared
-                     in constant time
+    Auth             who is calling -> a Principal in the scope: the master key, PROXY_API_KEYS
+                     (constant time), or a virtual key from the store (by hash, cached); 401 saying
+                     why (missing, invalid, revoked, expired); /admin/ and /key/ need the master key
     ConcurrencyLimit requests in flight beyond the limit -> 529 overloaded (503 for OpenAI clients)
     BodyLimit        bodies over the limit -> 413, by content-length or counted while reading
 
@@ -29,6 +30,9 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anyllm_cli.errors import ErrorKind
+from anyllm_cli.keys.format import looks_like_key
+from anyllm_cli.keys.resolver import KeyResolver
+from anyllm_cli.pipeline.seams import ANONYMOUS, Principal
 from anyllm_cli.server.access import access_fields, log_access
 from anyllm_cli.server.context import SCOPE_KEY, RequestContext, context
 from anyllm_cli.server.formats import ClientFormat, client_format, error_type, render_error
@@ -178,46 +182,118 @@ class RequestScope:
         )
 
 
-class Auth:
-    """Checks the proxy's own keys; open when none are configured."""
+PRINCIPAL_KEY = "anyllm.principal"
+ADMIN_PREFIXES = ("/admin/", "/key/")
 
-    def __init__(self, app: ASGIApp, *, keys: Iterable[str], metrics_auth: bool = False) -> None:
+
+def _presented(scope: Scope) -> list[bytes]:
+    """The credentials a caller sent: x-api-key, x-goog-api-key, Authorization: Bearer."""
+    found: list[bytes] = []
+    for name in (b"x-api-key", b"x-goog-api-key"):  # Anthropic's and Gemini's clients
+        api_key = _header(scope, name)
+        if api_key:
+            found.append(api_key.strip())
+    auth = _header(scope, b"authorization")
+    if auth and auth[:7].lower() == b"bearer ":
+        found.append(auth[7:].strip())
+    return found
+
+
+def _matches(candidates: list[bytes], keys: tuple[bytes, ...]) -> bool:
+    ok = False
+    for candidate in candidates:
+        for key in keys:  # compare with every key: the time does not tell which matched
+            ok |= hmac.compare_digest(candidate, key)
+    return ok
+
+
+class _Denied(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class Auth:
+    """Resolves the caller to a `Principal` in the scope under "anyllm.principal".
+
+    The master key (admin API; other traffic with it is logged with a warning), then the static
+    PROXY_API_KEYS, then virtual keys in the store (by hash, through the cached resolver). Without
+    static keys and with no active key in the store, the proxy is open (anonymous). The admin routes
+    take only the master key.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: Iterable[str],
+        metrics_auth: bool = False,
+        resolver: KeyResolver | None = None,
+        master_key: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.app = app
         self._keys = tuple(k.encode() for k in keys)
+        self._master = (master_key.encode(),) if master_key else ()
+        self._resolver = resolver
+        self._clock = clock
         self._open = OPEN_PATHS | {"/"} | (frozenset() if metrics_auth else {"/metrics"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._keys or scope["path"] in self._open:
+        if scope["type"] != "http" or scope["path"] in self._open:
             await self.app(scope, receive, send)
             return
-        if self._allowed(scope):
-            await self.app(scope, receive, send)
+        try:
+            principal = await self._principal(scope)
+        except _Denied as denied:
+            ctx = context(scope)
+            fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
+            await send_error(send, ctx, fmt, ErrorKind.AUTHENTICATION, denied.message)
             return
-        ctx = context(scope)
-        fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
-        given = (
-            _header(scope, b"x-api-key")
-            or _header(scope, b"x-goog-api-key")
-            or _header(scope, b"authorization")
-        )
-        problem = "invalid API key" if given else "missing API key"
-        message = f"{problem}: send one of the proxy's keys as x-api-key or Authorization: Bearer"
-        await send_error(send, ctx, fmt, ErrorKind.AUTHENTICATION, message)
+        scope[PRINCIPAL_KEY] = principal
+        await self.app(scope, receive, send)
 
-    def _allowed(self, scope: Scope) -> bool:
-        candidates: list[bytes] = []
-        for name in (b"x-api-key", b"x-goog-api-key"):  # Anthropic's and Gemini's clients
-            api_key = _header(scope, name)
-            if api_key:
-                candidates.append(api_key.strip())
-        auth = _header(scope, b"authorization")
-        if auth and auth[:7].lower() == b"bearer ":
-            candidates.append(auth[7:].strip())
-        ok = False
-        for candidate in candidates:
-            for key in self._keys:  # compare with every key: the time does not tell which matched
-                ok |= hmac.compare_digest(candidate, key)
-        return ok
+    async def _principal(self, scope: Scope) -> Principal:
+        given = _presented(scope)
+        if scope["path"].startswith(ADMIN_PREFIXES):
+            if not self._master:
+                raise _Denied("the admin API is off: set ANYLLM_MASTER_KEY to turn it on")
+            if not _matches(given, self._master):
+                raise _Denied("the admin API needs the master key (ANYLLM_MASTER_KEY)")
+            return Principal("master", "master", "master")
+        if self._master and _matches(given, self._master):
+            log.warning("a request used the master key (%s %s)", scope["method"], scope["path"])
+            return Principal("master", "master", "master")
+        if self._keys and _matches(given, self._keys):
+            return Principal("static", "static", "static")
+        found = await self._virtual(given)
+        if found is not None:
+            return found
+        if self._keys or (self._resolver is not None and await self._resolver.active_keys()):
+            problem = "invalid API key" if given else "missing API key"
+            raise _Denied(
+                f"{problem}: send a key of this proxy as x-api-key or Authorization: Bearer"
+            )
+        return ANONYMOUS
+
+    async def _virtual(self, given: list[bytes]) -> Principal | None:
+        if self._resolver is None:
+            return None
+        for raw in given:
+            secret = raw.decode("latin-1")
+            if not looks_like_key(secret):
+                continue
+            record = await self._resolver.resolve(secret)
+            if record is None:
+                continue
+            status = record.status(self._clock())
+            if status != "active":
+                raise _Denied(
+                    f"this API key was {status}"
+                    if status == "revoked"
+                    else "this API key has expired"
+                )
+            return Principal(record.id, record.name, "virtual")
+        return None
 
 
 class ConcurrencyLimit:

@@ -135,6 +135,7 @@ class UsageStore(Protocol):
         input_tokens: int,
         output_tokens: int,
         cost_usd: float,
+        requests: int = 1,
     ) -> None: ...
     async def spent(self, key_id: str, since_day: str | None) -> float:
         """USD spent by a key from that UTC day on (None: ever)."""

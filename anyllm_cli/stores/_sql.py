@@ -183,17 +183,18 @@ class SQLStore:
         input_tokens: int,
         output_tokens: int,
         cost_usd: float,
+        requests: int = 1,
     ) -> None:
         def run(cur: Cursor) -> None:
             cur.execute(
                 "INSERT INTO spend (key_id, day, model, backend, requests, input_tokens, "
-                "output_tokens, cost_usd) VALUES (?, ?, ?, ?, 1, ?, ?, ?) "
+                "output_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (key_id, day, model, backend) DO UPDATE SET "
-                "requests = spend.requests + 1, "
+                "requests = spend.requests + excluded.requests, "
                 "input_tokens = spend.input_tokens + excluded.input_tokens, "
                 "output_tokens = spend.output_tokens + excluded.output_tokens, "
                 "cost_usd = spend.cost_usd + excluded.cost_usd",
-                (key_id, day, model, backend, input_tokens, output_tokens, cost_usd),
+                (key_id, day, model, backend, requests, input_tokens, output_tokens, cost_usd),
             )
 
         await self._write(run)
