@@ -1,0 +1,175 @@
+"""The batch and file routes over a real store and engine, with principals set per request: a batch
+or file belongs to whoever created it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from anyllm_cli.pipeline.seams import ClientRequest, Principal
+from anyllm_cli.server.batches import BatchAPI, routes
+from anyllm_cli.server.context import PRINCIPAL_KEY
+
+pytestmark = pytest.mark.anyio
+PARAMS = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@dataclass
+class Reply:
+    body: dict[str, Any]
+
+
+class Runner:
+    def __init__(self) -> None:
+        self.gate = anyio.Event()
+        self.seen: list[ClientRequest] = []
+
+    async def run(self, request: ClientRequest) -> Reply:
+        self.seen.append(request)
+        await self.gate.wait()
+        return Reply(
+            {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": "m",
+                "content": [{"type": "text", "text": "ok"}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": 1, "output_tokens": 1},
+            }
+        )
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runner]]:
+    runner = Runner()
+    api = BatchAPI({"mock": object()})
+    app = Starlette(routes=routes(api))
+
+    async def who(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", []))
+        scope[PRINCIPAL_KEY] = Principal(headers.get(b"x-who", b"a").decode(), kind="virtual")
+        await app(scope, receive, send)
+
+    async with AsyncExitStack() as stack:
+        await api.start(stack, f"sqlite://{tmp_path / 'b.db'}", runner)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=who), base_url="http://t")
+        stack.push_async_callback(client.aclose)
+        yield client, runner
+
+
+async def _wait_ended(client: httpx.AsyncClient, path: str, key: str, value: str) -> dict[str, Any]:
+    with anyio.fail_after(10):
+        while True:
+            body: dict[str, Any] = (await client.get(path)).json()
+            if body[key] == value:
+                return body
+            await anyio.sleep(0.02)
+
+
+async def test_only_the_owner_sees_and_cancels_a_batch(
+    served: tuple[httpx.AsyncClient, Runner],
+) -> None:
+    client, runner = served
+    created = await client.post(
+        "/mock/v1/messages/batches", json={"requests": [{"custom_id": "x", "params": PARAMS}]}
+    )
+    assert created.status_code == 200
+    bid = created.json()["id"]
+    path = f"/v1/messages/batches/{bid}"
+    other = {"x-who": "b"}
+    for method, url in (
+        ("GET", path),
+        ("POST", path + "/cancel"),
+        ("GET", path + "/results"),
+        ("DELETE", path),
+    ):
+        refused = await client.request(method, url, headers=other)
+        assert refused.status_code == 404, (method, url)
+        assert refused.json()["error"]["type"] == "not_found_error"
+    assert (await client.get("/v1/messages/batches", headers=other)).json()["data"] == []
+    assert [b["id"] for b in (await client.get("/v1/messages/batches")).json()["data"]] == [bid]
+
+    not_yet = await client.get(path + "/results")
+    assert not_yet.status_code == 400 and "has not ended" in not_yet.json()["error"]["message"]
+    assert (await client.delete(path)).status_code == 400
+    with anyio.fail_after(10):
+        while not runner.seen:
+            await anyio.sleep(0.01)
+    assert runner.seen[0].principal.id == "a" and runner.seen[0].backend == "mock"
+    runner.gate.set()
+    ended = await _wait_ended(client, path, "processing_status", "ended")
+    assert ended["request_counts"]["succeeded"] == 1
+    lines = (await client.get(path + "/results")).text.splitlines()
+    assert json.loads(lines[0])["result"]["type"] == "succeeded"
+    assert (await client.delete(path)).json() == {"id": bid, "type": "message_batch_deleted"}
+
+
+async def test_files_and_openai_batches_belong_to_their_owner(
+    served: tuple[httpx.AsyncClient, Runner],
+) -> None:
+    client, runner = served
+    runner.gate.set()
+    line = {
+        "custom_id": "r",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "m", "messages": [{"role": "user", "content": "x"}]},
+    }
+    files = {"file": ("in.jsonl", json.dumps(line).encode(), "application/jsonl")}
+    up = await client.post("/v1/files", data={"purpose": "batch"}, files=files)
+    assert up.status_code == 200, up.text
+    fid = up.json()["id"]
+    other = {"x-who": "b"}
+    assert (await client.get(f"/v1/files/{fid}", headers=other)).status_code == 404
+    assert (await client.get("/v1/files", headers=other)).json()["data"] == []
+    create = {"input_file_id": fid, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+    stolen = await client.post("/v1/batches", json=create, headers=other)
+    assert stolen.status_code == 404 and stolen.json()["error"]["type"] == "not_found_error"
+
+    made = await client.post("/v1/batches", json=create)
+    bid = made.json()["id"]
+    assert (await client.get(f"/v1/batches/{bid}", headers=other)).status_code == 404
+    done = await _wait_ended(client, f"/v1/batches/{bid}", "status", "completed")
+    assert (
+        await client.get(f"/v1/files/{done['output_file_id']}", headers=other)
+    ).status_code == 404
+    meta = (await client.get(f"/v1/files/{done['output_file_id']}")).json()
+    content = (await client.get(f"/v1/files/{done['output_file_id']}/content")).content
+    assert meta["bytes"] == len(content) and meta["purpose"] == "batch_output"
+    assert json.loads(content)["custom_id"] == "r"
+
+
+async def test_bad_requests_are_4xx_in_the_callers_format(
+    served: tuple[httpx.AsyncClient, Runner],
+) -> None:
+    client, _ = served
+    unknown = await client.post(
+        "/nope/v1/messages/batches", json={"requests": [{"custom_id": "x", "params": PARAMS}]}
+    )
+    assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
+    wrong = await client.post(
+        "/v1/files", data={"purpose": "fine-tune"}, files={"file": ("a", b"{}")}
+    )
+    assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "purpose"
+    window = await client.post(
+        "/v1/batches",
+        json={
+            "input_file_id": "file-x",
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+    )
+    assert window.status_code == 404
+    assert (await client.get("/v1/batches?limit=0")).status_code == 400
