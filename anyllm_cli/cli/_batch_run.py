@@ -56,7 +56,9 @@ async def _watch(batches: Batches, batch_id: str) -> None:
         bar.close()
 
 
-async def run_local(settings: Settings, data: bytes, out: IO[bytes], concurrency: int) -> None:
+async def run_local(
+    settings: Settings, data: bytes, out: IO[bytes], concurrency: int, lease_s: float = LEASE_S
+) -> None:
     job = load(data)
     async with AsyncExitStack() as stack:
         client = build_client()
@@ -76,7 +78,7 @@ async def run_local(settings: Settings, data: bytes, out: IO[bytes], concurrency
         if record is None:
             record = await jobs.create(batches, job, LOCAL, backend=backend, batch_id=batch_id)
         if record.ended is None:
-            each = EngineSettings(concurrency=concurrency, per_batch=concurrency, lease_s=LEASE_S)
+            each = EngineSettings(concurrency=concurrency, per_batch=concurrency, lease_s=lease_s)
             engine = Engine(batches, pipeline, each)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_watch, batches, batch_id)

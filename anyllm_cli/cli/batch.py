@@ -267,6 +267,7 @@ def run(
     model: Annotated[str | None, typer.Option(help="Use this model for every request.")] = None,
     config: Annotated[str | None, typer.Option(help="TOML file with [backends.NAME].")] = None,
     env_file: Annotated[str | None, typer.Option(help="Env file [.anyllm.env].")] = None,
+    lease: Annotated[float, typer.Option(hidden=True, help="Item lease, seconds.")] = 30.0,
 ) -> None:
     """Run a batch file in-process against a backend; run it again after a crash to resume."""
     import anyio
@@ -283,7 +284,7 @@ def run(
 
     out = sys.stdout.buffer if output is None else output.open("wb")
     try:
-        anyio.run(run_local, settings, data, out, concurrency)
+        anyio.run(run_local, settings, data, out, concurrency, lease)
     finally:
         if output is not None:
             out.close()
