@@ -176,3 +176,34 @@ async def test_the_engine_is_bounded_by_its_concurrency(batches: Batches) -> Non
         ).run(until="batch_1")
     assert peak == 4
     assert len(await _results(batches)) == 40
+
+
+@pytest.mark.slow
+async def test_a_thousand_items_under_an_upstream_rate_limit_all_succeed(batches: Batches) -> None:
+    """The upstream serves at most LIMIT requests per WINDOW_S and refuses the rest with 429 and a
+    retry-after; the engine backs off and every item ends up served, inside the limit."""
+    limit, window = 250, 0.5
+    served: list[float] = []
+    refused = 0
+
+    class Limited(Runner):
+        async def run(self, request: ClientRequest) -> Reply:
+            now = time.monotonic()
+            recent = [t for t in served[-limit:] if now - t < window]
+            if len(recent) >= limit:
+                nonlocal refused
+                refused += 1
+                wait = window - (now - recent[0])
+                raise UpstreamError(ErrorKind.RATE_LIMIT, "slow down", status=429, retry_after=wait)
+            served.append(now)
+            return await super().run(request)
+
+    await _create(batches, 1000)
+    settings = EngineSettings(
+        concurrency=64, per_batch=64, poll_s=0.02, flush_s=0.02, backoff_s=0.05, backoff_max_s=1.0
+    )
+    with anyio.fail_after(60):
+        await Engine(batches, Limited(), settings).run(until="batch_1")
+    results = await _results(batches)
+    assert len(results) == 1000 and {r["type"] for r in results.values()} == {"succeeded"}
+    assert len(served) == 1000 and refused > 0  # the limit was hit, and waited out
