@@ -68,7 +68,7 @@ class Remote:
                 body = response.text
             kind, message = parse_error_body(body, response.status_code)
             raise UpstreamError(kind, message, status=response.status_code)
-        if "json" in response.headers.get("content-type", ""):
+        if response.headers.get("content-type", "").startswith("application/json"):
             return response.json()
         return response.content
 
@@ -115,6 +115,16 @@ def _path(batch_id: str) -> str:
     if batch_id.startswith("batch_"):
         return f"/v1/batches/{batch_id}"
     raise InvalidInput(f"{batch_id!r} is not a batch id (msgbatch_... or batch_...)")
+
+
+def _created(obj: dict[str, Any]) -> float:
+    """created_at as Unix seconds: OpenAI gives an integer, Anthropic an RFC 3339 string."""
+    from datetime import datetime
+
+    value = obj.get("created_at")
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 def _print(obj: Any, as_json: bool) -> None:
@@ -217,7 +227,7 @@ def list_(as_json: JSON = False, url: URL = None, api_key: KEY = None) -> None:
         remote.call("GET", "/v1/messages/batches")["data"]
         + remote.call("GET", "/v1/batches")["data"]
     )
-    found.sort(key=lambda b: str(b.get("created_at")), reverse=True)
+    found.sort(key=_created, reverse=True)
     if as_json:
         typer.echo(json.dumps(found, indent=2))
     for obj in [] if as_json else found:

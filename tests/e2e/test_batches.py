@@ -167,3 +167,38 @@ def test_cancel_ends_every_open_item_as_canceled(
     # the OpenAI side cannot see an Anthropic batch
     with pytest.raises(openai.NotFoundError):
         oai.batches.retrieve(batch.id)
+
+
+def test_the_cli_submits_waits_and_fetches_results(proxy: ProxyProcess, tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    rows = [{"custom_id": f"c{i}", "params": _params(f"from the shell {i}")} for i in range(3)]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "ANYLLM_URL": proxy.url,
+        "ANYLLM_API_KEY": PROXY_KEY,
+    }
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "anyllm_cli", "batch", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    ended = json.loads(cli("submit", "in.jsonl", "--wait", "--json"))
+    assert ended["processing_status"] == "ended" and ended["request_counts"]["succeeded"] == 3
+    lines = [json.loads(x) for x in cli("results", ended["id"]).splitlines()]
+    assert [x["custom_id"] for x in lines] == ["c0", "c1", "c2"]
+    assert lines[1]["result"]["message"]["content"][0]["text"] == "mock reply: from the shell 1"
+    assert ended["id"] in cli("list")
