@@ -207,3 +207,25 @@ async def test_a_thousand_items_under_an_upstream_rate_limit_all_succeed(batches
     results = await _results(batches)
     assert len(results) == 1000 and {r["type"] for r in results.values()} == {"succeeded"}
     assert len(served) == 1000 and refused > 0  # the limit was hit, and waited out
+
+
+async def test_two_instances_share_one_postgres_queue(pg_schema: str) -> None:
+    """Two engines, each with its own PostgreSQL connections (two proxy instances): every item runs
+    once, and both take part."""
+    stores = [await open_store(pg_schema), await open_store(pg_schema)]
+    try:
+        shared = [batches_of(s) for s in stores]
+        await _create(shared[0], 200)
+        runners = [Runner(), Runner()]
+        engines = [Engine(b, r, FAST) for b, r in zip(shared, runners, strict=True)]
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for engine in engines:
+                    tg.start_soon(lambda e=engine: e.run(until="batch_1"))
+        sent = [r.request_id for runner in runners for r in runner.seen]
+        assert sorted(sent) == sorted(f"batch_1:c{i}" for i in range(200))
+        assert all(runner.seen for runner in runners)
+        assert len(await _results(shared[1])) == 200
+    finally:
+        for s in stores:
+            await s.close()
