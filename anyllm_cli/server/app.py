@@ -11,6 +11,8 @@
 | POST [/NAME]/v1/chat/completions        | api "chat"                                            |
 | POST [/NAME]/v1beta/models/{m}:{action} | api "gemini" / "gemini_count" (Gemini clients; also  |
 |                                         | under /v1/models/, Gemini's v1 API)                   |
+| /v1/messages/batches*, /v1/files*,      | batches.py: Message Batches, Files, Batches over   |
+| /v1/batches*                            | the store and the batch engine (started here)      |
 | any  [/NAME]/v1/...                     | api "forward": passed through to OpenAI-compatible    |
 |                                         | backends                                              |
 | anything else                           | 404 in the caller's format                            |

@@ -37,7 +37,7 @@ from anyllm_cli.batch.engine import Engine, EngineSettings, Runner
 from anyllm_cli.batch.job import BatchJob
 from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound, StoreError
 from anyllm_cli.models.batches import BatchCreate, DeletedMessageBatch, FileDeleted, FileList
-from anyllm_cli.pipeline.seams import ANONYMOUS, Principal
+from anyllm_cli.pipeline.seams import ANONYMOUS, ClientRequest, Principal, Router
 from anyllm_cli.server.context import PRINCIPAL_KEY, context
 from anyllm_cli.server.formats import ClientFormat, dump_json, render_error
 from anyllm_cli.stores.batches import Batches, BatchRecord, FileRecord, batches_of
@@ -69,6 +69,7 @@ class BatchAPI:
         self._settings = settings or EngineSettings()
         self.batches: Batches | None = None
         self.engine: Engine | None = None
+        self._router: Router | None = None
 
     async def start(self, stack: AsyncExitStack, store_url: str | None, runner: Runner) -> None:
         """Open the store and run the engine until the stack closes."""
@@ -80,6 +81,7 @@ class BatchAPI:
         stack.push_async_callback(store.close)
         self.batches = batches_of(store)
         self.engine = Engine(self.batches, runner, self._settings)
+        self._router = getattr(runner, "router", None)
         tg = await stack.enter_async_context(anyio.create_task_group())
         tg.start_soon(self.engine.run)
         stack.callback(tg.cancel_scope.cancel)
@@ -105,9 +107,12 @@ class BatchAPI:
         return str(name) if name is not None else None
 
     async def _create(self, request: Request, job: BatchJob, **kw: Any) -> BatchRecord:
-        record = await jobs.create(
-            self._store(), job, _principal(request), backend=self._backend(request), **kw
-        )
+        principal, backend = _principal(request), self._backend(request)
+        if self._router is not None:  # a model no backend serves is refused up front
+            probe = ClientRequest(api=job.api, body=b"", backend=backend, principal=principal)
+            for model in sorted(job.models):
+                self._router.candidates(probe, model)
+        record = await jobs.create(self._store(), job, principal, backend=backend, **kw)
         if self.engine is not None:
             self.engine.wake()
         return record

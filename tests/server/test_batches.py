@@ -173,3 +173,33 @@ async def test_bad_requests_are_4xx_in_the_callers_format(
     )
     assert window.status_code == 404
     assert (await client.get("/v1/batches?limit=0")).status_code == 400
+
+
+async def test_a_model_no_backend_serves_is_refused_up_front(tmp_path: Path) -> None:
+    from anyllm_cli.errors import NotFound
+    from anyllm_cli.pipeline.seams import Candidate
+
+    class Router:
+        def candidates(self, request: ClientRequest, model: str) -> list[Candidate]:
+            if model == "nope":
+                raise NotFound(f"no backend serves {model!r}")
+            return [Candidate("mock", model, model)]
+
+    runner = Runner()
+    runner.router = Router()  # type: ignore[attr-defined]
+    api = BatchAPI({"mock": object()})
+    async with AsyncExitStack() as stack:
+        await api.start(stack, f"sqlite://{tmp_path / 'b.db'}", runner)
+        app = Starlette(routes=routes(api))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
+            body = {
+                "requests": [
+                    {"custom_id": "a", "params": PARAMS},
+                    {"custom_id": "b", "params": {**PARAMS, "model": "nope"}},
+                ]
+            }
+            refused = await client.post("/v1/messages/batches", json=body)
+            assert refused.status_code == 404 and "nope" in refused.json()["error"]["message"]
+            assert (await client.get("/v1/messages/batches")).json()["data"] == []
