@@ -45,6 +45,12 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes [1].")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
     log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
+    db: Annotated[
+        str | None, typer.Option(help="Key store: sqlite:///PATH or postgresql://... [ANYLLM_DB].")
+    ] = None,
+    redis: Annotated[
+        str | None, typer.Option(help="Redis for rate limits across instances [ANYLLM_REDIS_URL].")
+    ] = None,
     open_: Annotated[
         bool, typer.Option("--open", help="Allow listening beyond loopback without keys.")
     ] = False,
@@ -67,10 +73,35 @@ def serve(
         "log_level": log_level,
         "log_format": log_format,
         "open": open_ or None,
+        "db": db,
+        "redis": redis,
     }
     flags = {k: v for k, v in given.items() if v is not None}
-    settings = load_settings(flags, os.environ, cwd=Path.cwd())
-    run(settings, lambda url: announce(settings, url))
+    keys = count_keys(flags)
+    settings = load_settings(flags, os.environ, cwd=Path.cwd(), store_keys=keys)
+    run(settings, lambda url: announce(settings, url, keys))
+
+
+def count_keys(flags: dict[str, Any]) -> int:
+    """Open (and migrate) the key store before serving: its problems are one line here, and its
+    active keys count for the bind rule and the banner."""
+    import time
+
+    import anyio
+
+    from anyllm_cli.config import load_store_settings
+    from anyllm_cli.stores import open_store
+
+    config = load_store_settings(flags, os.environ, cwd=Path.cwd())
+
+    async def count() -> int:
+        store = await open_store(config.url, config.redis_url)
+        try:
+            return await store.count_active_keys(time.time())
+        finally:
+            await store.close()
+
+    return anyio.run(count)
 
 
 def client_env(settings: Settings, url: str) -> list[str]:
@@ -109,7 +140,7 @@ def _backend_lines(b: BackendSettings, default: bool) -> list[str]:
     return [f"  {b.name}: {where}", f"    at {paths}; {text}"]
 
 
-def announce(settings: Settings, url: str) -> None:
+def announce(settings: Settings, url: str, keys: int = 0) -> None:
     """The start banner on stderr, then the machine-readable `listening on URL` line."""
     from anyllm_cli import __version__
     from anyllm_cli.cli import _console
@@ -119,8 +150,14 @@ def announce(settings: Settings, url: str) -> None:
         lines += _backend_lines(b, name == settings.default_backend)
     lines += ["", "Point your clients at it:"]
     lines += [f"  {line}" for line in client_env(settings, url)]
-    if not settings.proxy_api_keys:
-        lines.append("  (no PROXY_API_KEYS set: any key is accepted)")
+    if settings.store is not None:
+        from anyllm_cli.config import safe_url
+
+        lines += ["", f"Key store: {safe_url(settings.store.url)} ({keys} active keys)"]
+        if settings.store.redis_url:
+            lines.append(f"  limits in {safe_url(settings.store.redis_url)}")
+    if not settings.proxy_api_keys and not keys:
+        lines.append("  (no PROXY_API_KEYS and no keys in the store: any key is accepted)")
     _console.panel(_console.stderr(), f"anyllm serve {__version__}", lines)
     sys.stderr.write(f"listening on {url}\n")
     sys.stderr.flush()

@@ -38,7 +38,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from anyllm_cli.backends.presets import PRESETS
 from anyllm_cli.config._backends import (
     API_FORMATS,
     ECHO_BASE_URL,
@@ -68,8 +67,9 @@ from anyllm_cli.config._store import (
     store_settings,
 )
 from anyllm_cli.config._urls import is_local_url, is_loopback_host, normalize_base_url
+from anyllm_cli.config.model_map import parse_model_map
+from anyllm_cli.config.presets import PRESETS
 from anyllm_cli.errors import ConfigError
-from anyllm_cli.translate.model_map import parse_model_map
 
 __all__ = [
     "API_FORMATS",
@@ -218,8 +218,11 @@ def _build_backends(
     return backends, default
 
 
-def load_settings(flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path) -> Settings:
-    """Defaults < TOML file < .anyllm.env < real environment < flags. Raises ConfigError."""
+def load_settings(
+    flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path, store_keys: int = 0
+) -> Settings:
+    """Defaults < TOML file < .anyllm.env < real environment < flags. Raises ConfigError.
+    `store_keys`: active keys in the key store, which count as keys for the bind rule."""
     given = {k: v for k, v in flags.items() if v is not None and v is not False and v != []}
     envs = {**_read_env_file(given, cwd), **{k: v for k, v in env.items() if v != ""}}
     path = _find_config(given, envs, cwd)
@@ -227,7 +230,7 @@ def load_settings(flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path
     doc.only(frozenset({"default_backend", "server", "backends", "store", "prices"}))
     backends, default = _build_backends(doc, given, envs)
     server = _merge_server(doc, given, envs)
-    _check_exposure(server)
+    _check_exposure({**server, "store_keys": store_keys})
     return Settings(
         backends=MappingProxyType(backends),
         default_backend=default,

@@ -97,9 +97,10 @@ def _merge_server(doc: _Table, flags: Mapping[str, Any], envs: Mapping[str, str]
 def _check_exposure(server: Mapping[str, Any]) -> None:
     """Off loopback, the proxy needs keys, or an explicit --open."""
     host = server.get("host", "127.0.0.1")
-    if is_loopback_host(host) or server.get("proxy_api_keys") or server.get("open"):
+    keys = server.get("proxy_api_keys") or server.get("store_keys")
+    if is_loopback_host(host) or keys or server.get("open"):
         return
     raise ConfigError(
         f"host {host}: refusing to serve beyond this machine without keys; set PROXY_API_KEYS "
-        "(or [server] proxy_api_keys), or pass --open to serve anyone who can connect"
+        "(or [server] proxy_api_keys) or create one with `anyllm keys create`, or pass --open to serve anyone who can connect"
     )

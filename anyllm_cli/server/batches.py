@@ -11,8 +11,8 @@
 | POST   [/NAME]/v1/batches  GET /v1/batches[/{id}]  POST /v1/batches/{id}/cancel |          |
 
 A batch and a file belong to the principal that created them: anyone else gets a 404, as if it did
-not exist. The store opens and the engine starts in `start()`, called from the app's lifespan; until
-then (or without a store) the routes answer with an error. Bad input is a 4xx in the caller's API format,
+not exist. The engine starts in `start()`, called from the app's lifespan with the store it opened;
+until then (or without a store) the routes answer with an error. Bad input is a 4xx in the caller's API format,
 with the line numbers of every bad line.
 
 What it gives up: Anthropic's `before_id` paging is not supported (only `after_id`); a file is held
@@ -71,14 +71,10 @@ class BatchAPI:
         self.engine: Engine | None = None
         self._router: Router | None = None
 
-    async def start(self, stack: AsyncExitStack, store_url: str | None, runner: Runner) -> None:
-        """Open the store and run the engine until the stack closes."""
-        if store_url is None:
+    async def start(self, stack: AsyncExitStack, store: object | None, runner: Runner) -> None:
+        """Run the engine over the app's store until the stack closes (before the store closes)."""
+        if store is None:
             return
-        from anyllm_cli.stores import open_store
-
-        store = await open_store(store_url)
-        stack.push_async_callback(store.close)
         self.batches = batches_of(store)
         self.engine = Engine(self.batches, runner, self._settings)
         self._router = getattr(runner, "router", None)

@@ -34,7 +34,7 @@ from anyllm_cli.keys.format import looks_like_key
 from anyllm_cli.keys.resolver import KeyResolver
 from anyllm_cli.pipeline.seams import ANONYMOUS, Principal
 from anyllm_cli.server.access import access_fields, log_access
-from anyllm_cli.server.context import SCOPE_KEY, RequestContext, context
+from anyllm_cli.server.context import PRINCIPAL_KEY, SCOPE_KEY, RequestContext, context
 from anyllm_cli.server.formats import ClientFormat, client_format, error_type, render_error
 from anyllm_cli.server.headers import (
     anthropic_ratelimit,
@@ -141,9 +141,11 @@ class RequestScope:
         extra: list[tuple[str, str]] = []
         if call.upstream_headers:
             if ctx.fmt is ClientFormat.ANTHROPIC:
-                extra += anthropic_ratelimit(call.upstream_headers, self._now())
+                limits = anthropic_ratelimit(call.upstream_headers, self._now())
             else:
-                extra += openai_ratelimit(call.upstream_headers)
+                limits = openai_ratelimit(call.upstream_headers)
+            own = {k.lower() for k in call.reply_headers}  # a key's own limits win
+            extra += [(k, v) for k, v in limits if k not in own]
             if not any(k == b"retry-after" for k, _ in message.get("headers", ())):
                 extra += upstream_retry_after(call.upstream_headers)
         if call.reply_headers:
@@ -182,7 +184,6 @@ class RequestScope:
         )
 
 
-PRINCIPAL_KEY = "anyllm.principal"
 ADMIN_PREFIXES = ("/admin/", "/key/")
 
 
@@ -227,7 +228,7 @@ class Auth:
         *,
         keys: Iterable[str],
         metrics_auth: bool = False,
-        resolver: KeyResolver | None = None,
+        resolver: Callable[[], KeyResolver | None] | None = None,
         master_key: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -239,7 +240,7 @@ class Auth:
         self._open = OPEN_PATHS | {"/"} | (frozenset() if metrics_auth else {"/metrics"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._open:
+        if scope["type"] != "http" or scope["path"] in self._open or PRINCIPAL_KEY in scope:
             await self.app(scope, receive, send)
             return
         try:
@@ -268,7 +269,8 @@ class Auth:
         found = await self._virtual(given)
         if found is not None:
             return found
-        if self._keys or (self._resolver is not None and await self._resolver.active_keys()):
+        resolver = self._resolver() if self._resolver is not None else None
+        if self._keys or (resolver is not None and await resolver.active_keys()):
             problem = "invalid API key" if given else "missing API key"
             raise _Denied(
                 f"{problem}: send a key of this proxy as x-api-key or Authorization: Bearer"
@@ -276,13 +278,14 @@ class Auth:
         return ANONYMOUS
 
     async def _virtual(self, given: list[bytes]) -> Principal | None:
-        if self._resolver is None:
+        resolver = self._resolver() if self._resolver is not None else None
+        if resolver is None:
             return None
         for raw in given:
             secret = raw.decode("latin-1")
             if not looks_like_key(secret):
                 continue
-            record = await self._resolver.resolve(secret)
+            record = await resolver.resolve(secret)
             if record is None:
                 continue
             status = record.status(self._clock())

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from anyllm_cli.pipeline.seams import ClientRequest, Principal
 from anyllm_cli.server.batches import BatchAPI, routes
 from anyllm_cli.server.context import PRINCIPAL_KEY
+from anyllm_cli.stores import open_store
 
 pytestmark = pytest.mark.anyio
 PARAMS = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
@@ -63,7 +64,9 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runne
         await app(scope, receive, send)
 
     async with AsyncExitStack() as stack:
-        await api.start(stack, f"sqlite://{tmp_path / 'b.db'}", runner)
+        store = await open_store(f"sqlite://{tmp_path / 'b.db'}")
+        stack.push_async_callback(store.close)
+        await api.start(stack, store, runner)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=who), base_url="http://t")
         stack.push_async_callback(client.aclose)
         yield client, runner
@@ -189,7 +192,9 @@ async def test_a_model_no_backend_serves_is_refused_up_front(tmp_path: Path) -> 
     runner.router = Router()  # type: ignore[attr-defined]
     api = BatchAPI({"mock": object()})
     async with AsyncExitStack() as stack:
-        await api.start(stack, f"sqlite://{tmp_path / 'b.db'}", runner)
+        store = await open_store(f"sqlite://{tmp_path / 'b.db'}")
+        stack.push_async_callback(store.close)
+        await api.start(stack, store, runner)
         app = Starlette(routes=routes(api))
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"

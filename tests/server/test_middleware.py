@@ -159,7 +159,7 @@ async def test_auth_resolves_virtual_static_and_master_keys(
 ) -> None:
     store = await open_store(f"sqlite://{tmp_path / 'a.db'}")
     resolver = KeyResolver(store, refresh_s=0)
-    auth = Auth(principal_app, keys=[], resolver=resolver, master_key="mk")
+    auth = Auth(principal_app, keys=[], resolver=lambda: resolver, master_key="mk")
     async with client(RequestScope(auth, metrics=Metrics())) as c:
         open_ = await c.post("/v1/messages")
         assert open_.text == "anonymous:anonymous:"  # no active key in the store: open

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from anyllm_cli.stores import Store
-from anyllm_cli.stores.batches import Batches, BatchRecord, FileRecord, NewItem, batches_of
+from anyllm_cli.stores.batches import Batches, BatchRecord, Counts, FileRecord, NewItem, batches_of
 
 pytestmark = pytest.mark.anyio
 NOW = 1_800_000_000.0
@@ -168,3 +168,9 @@ async def test_concurrent_claims_never_share_an_item(batches: Batches) -> None:
         for w in range(4):
             tg.start_soon(worker, f"w{w}")
     assert sorted(seen) == sorted(f"c{i}" for i in range(60))
+
+
+def test_batches_need_an_sql_store() -> None:
+    with pytest.raises(TypeError, match="SQL store"):
+        batches_of(object())
+    assert Counts(total=9, succeeded=2, errored=1, canceled=3, expired=1).done == 7
