@@ -2,7 +2,7 @@
 
     claimer ──store.claim(free slots)──> item tasks ──Runner.run(ClientRequest, stream=False)──>
         reply / error (429, 5xx, timeouts retried with backoff) ──> result buffer
-    flusher ──store.complete(batch, results) every FLUSH_S──> one result per custom_id
+    flusher ──store.complete(batch, results gathered for flush_s)──> one result per custom_id
     renewer ──store.renew(leases of items in flight) every lease/3──>
     keeper  ──store.due() -> finish(completed | canceled | expired); purge past retention──>
 
@@ -57,7 +57,7 @@ class EngineSettings:
     per_batch: int = 64  # live leases per batch, over every engine sharing the store
     lease_s: float = 60.0
     poll_s: float = 0.25
-    flush_s: float = 0.05
+    flush_s: float = 0.01  # results gathered this long after the first, then written at once
     max_attempts: int = 5  # sends of one item for 5xx / timeouts (per claim)
     max_rate_limited: int = 60  # sends of one item refused with 429 (per claim)
     backoff_s: float = 0.5
@@ -90,6 +90,7 @@ class Engine:
         self._results: list[tuple[str, str, dict[str, Any]]] = []
         self._wake = anyio.Event()
         self._slot_free = anyio.Event()
+        self._has_results = anyio.Event()
         self._until: str | None = None
         self._stop = anyio.Event()
 
@@ -144,6 +145,7 @@ class Engine:
                     return
                 result = await self._attempts(record, item)
                 self._results.append((item.batch_id, item.custom_id, result.to_json()))
+                self._has_results.set()
             self._held.discard(key)  # ran to the end, or its batch ended (scope cancelled)
         finally:
             self._inflight.pop(key, None)
@@ -207,8 +209,12 @@ class Engine:
 
     async def _flusher(self) -> None:
         while True:
+            if not self._results:
+                self._has_results = anyio.Event()
+                await self._has_results.wait()
             await self._sleep(self.settings.flush_s)
             await self._flush()
+            self._wake.set()  # written items no longer hold their batch's leases: claim more
 
     async def _flush(self) -> None:
         if not self._results:

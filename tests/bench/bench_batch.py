@@ -6,6 +6,8 @@ The mock OpenAI-compatible upstream is bench_proxy.py's raw asyncio server, pinn
 clients answer the same load, one after the other, pinned to core 0:
   (ref)   the ceiling: one Python process sending the same chat requests with anyllm's own HTTP
           client (`build_client`) from 64 tasks, nothing else (no pipeline, no store);
+  (engine) the engine and the store alone, in-process, with a runner that answers at once (no
+          HTTP, no pipeline): the ceiling the engine puts on any batch;
   (batch) `anyllm batch run FILE --backend openai --base-url <mock> --concurrency 64`: validation,
           the store (SQLite under a temp ANYLLM_HOME), leases, the pipeline and result writes.
 Printed: items/s of the batch between its creation and its end (from the store), items/s of the
@@ -56,6 +58,40 @@ async def _reference(url: str, items: int, concurrency: int) -> float:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
     await client.aclose()
+    return items / elapsed
+
+
+async def _engine_only(items: int, concurrency: int) -> float:
+    import anyio
+
+    from anyllm_cli.batch import jobs
+    from anyllm_cli.batch.engine import Engine, EngineSettings
+    from anyllm_cli.batch.job import load
+    from anyllm_cli.pipeline.seams import Principal
+    from anyllm_cli.stores import open_store
+    from anyllm_cli.stores.batches import batches_of
+
+    class Instant:
+        body: dict[str, object] = {"id": "chatcmpl-bench", "choices": []}
+
+        async def run(self, request: object) -> Instant:
+            await anyio.sleep(0)
+            return self
+
+    rows = [
+        {"custom_id": f"e{i}", "method": "POST", "url": "/v1/chat/completions", "body": _body(i)}
+        for i in range(items)
+    ]
+    data = "\n".join(json.dumps(r) for r in rows).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await open_store(f"sqlite://{tmp}/engine.db")
+        batches = batches_of(store)
+        record = await jobs.create(batches, load(data), Principal("bench"))
+        each = EngineSettings(concurrency=concurrency, per_batch=concurrency)
+        start = time.perf_counter()
+        await Engine(batches, Instant(), each).run(until=record.id)
+        elapsed = time.perf_counter() - start
+        await store.close()
     return items / elapsed
 
 
@@ -127,6 +163,25 @@ def run(args: argparse.Namespace) -> int:
             text=True,
         )
         ref_rate = float(ref.stdout.strip())
+        alone = subprocess.run(
+            [
+                "taskset",
+                "-c",
+                CLIENT_CORE,
+                sys.executable,
+                str(HERE),
+                "--role",
+                "engine",
+                "--items",
+                str(args.items),
+                "--concurrency",
+                str(args.concurrency),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        engine_alone = float(alone.stdout.strip())
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             rows = [
@@ -176,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
     engine_rate = args.items / (ended - created)
     print(f"items: {args.items}, concurrency: {args.concurrency}, results: {len(lines)} ({ok} ok)")
     print(f"  (ref)   raw client, same HTTP stack:     {ref_rate:8.0f} req/s")
+    print(f"  (engine) engine + store, instant runner: {engine_alone:8.0f} items/s")
     print(
         f"  (batch) created -> ended (the engine):   {engine_rate:8.0f} items/s"
         f"   ({engine_rate / ref_rate:.0%} of ref)"
@@ -190,13 +246,16 @@ def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--role", choices=["bench", "reference"], default="bench")
+    parser.add_argument("--role", choices=["bench", "reference", "engine"], default="bench")
     parser.add_argument("--url", default="")
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
     if args.role == "reference":
         print(asyncio.run(_reference(args.url, args.items, args.concurrency)))
+        return 0
+    if args.role == "engine":
+        print(asyncio.run(_engine_only(args.items, args.concurrency)))
         return 0
     return run(args)
 
