@@ -33,6 +33,7 @@ from typing import Any, Protocol, cast
 import anyio
 
 from anyllm_cli.batch.job import ItemResult
+from anyllm_cli.config import BatchSettings
 from anyllm_cli.errors import AnyllmError, ErrorKind, UpstreamError, anthropic_error
 from anyllm_cli.pipeline.seams import ClientAPI, ClientRequest, Principal, PrincipalKind
 from anyllm_cli.stores.batches import BatchRecord, BatchStore, ClaimedItem, EndReason
@@ -63,6 +64,18 @@ class EngineSettings:
     backoff_s: float = 0.5
     backoff_max_s: float = 30.0
     retention_s: float = 29 * 86400.0
+
+    @classmethod
+    def of(cls, config: BatchSettings, **overrides: Any) -> EngineSettings:
+        """From the `[batch]` table, with command-line overrides."""
+        values: dict[str, Any] = {
+            "concurrency": config.concurrency,
+            "per_batch": config.per_batch,
+            "lease_s": config.lease_seconds,
+            "retention_s": config.retention_days * 86400.0,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 class Engine:

@@ -29,7 +29,6 @@ from anyllm_cli.stores import open_store
 from anyllm_cli.stores.batches import Batches, BatchRecord, batches_of
 
 LOCAL = Principal("local", name="anyllm batch run", kind="anonymous")
-LEASE_S = 30.0
 
 
 def store_url(settings: Settings) -> str:
@@ -57,7 +56,11 @@ async def _watch(batches: Batches, batch_id: str) -> None:
 
 
 async def run_local(
-    settings: Settings, data: bytes, out: IO[bytes], concurrency: int, lease_s: float = LEASE_S
+    settings: Settings,
+    data: bytes,
+    out: IO[bytes],
+    concurrency: int | None = None,
+    lease_s: float | None = None,
 ) -> None:
     job = load(data)
     async with AsyncExitStack() as stack:
@@ -78,7 +81,9 @@ async def run_local(
         if record is None:
             record = await jobs.create(batches, job, LOCAL, backend=backend, batch_id=batch_id)
         if record.ended is None:
-            each = EngineSettings(concurrency=concurrency, per_batch=concurrency, lease_s=lease_s)
+            each = EngineSettings.of(
+                settings.batch, concurrency=concurrency, per_batch=concurrency, lease_s=lease_s
+            )
             engine = Engine(batches, pipeline, each)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_watch, batches, batch_id)

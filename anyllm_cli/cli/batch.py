@@ -272,12 +272,14 @@ def run(
     *,
     backend: Annotated[str, typer.Option(help="The backend to run on (as for `serve`).")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Results [stdout].")] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 64,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Requests in flight [[batch] concurrency, 64].")
+    ] = None,
     base_url: Annotated[str | None, typer.Option(help="Upstream base URL.")] = None,
     model: Annotated[str | None, typer.Option(help="Use this model for every request.")] = None,
     config: Annotated[str | None, typer.Option(help="TOML file with [backends.NAME].")] = None,
     env_file: Annotated[str | None, typer.Option(help="Env file [.anyllm.env].")] = None,
-    lease: Annotated[float, typer.Option(hidden=True, help="Item lease, seconds.")] = 30.0,
+    lease: Annotated[float | None, typer.Option(hidden=True, help="Item lease, seconds.")] = None,
 ) -> None:
     """Run a batch file in-process against a backend; run it again after a crash to resume."""
     import anyio

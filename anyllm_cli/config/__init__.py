@@ -48,6 +48,7 @@ from anyllm_cli.config._backends import (
     _root,
     _toml_backend,
 )
+from anyllm_cli.config._batch import BatchSettings, batch_settings
 from anyllm_cli.config._files import (
     CONFIG_FILE,
     ENV_FILE,
@@ -81,6 +82,7 @@ __all__ = [
     "LOG_LEVELS",
     "THINKING_STYLES",
     "BackendSettings",
+    "BatchSettings",
     "Settings",
     "StoreSettings",
     "config_home",
@@ -118,6 +120,7 @@ class Settings:
     degradation_header: bool = False
     home: Path = field(default_factory=_default_home)
     store: StoreSettings | None = None  # None: no key store (keys off)
+    batch: BatchSettings = field(default_factory=BatchSettings)
 
     def __post_init__(self) -> None:
         if self.default_backend not in self.backends:
@@ -227,7 +230,7 @@ def load_settings(
     envs = {**_read_env_file(given, cwd), **{k: v for k, v in env.items() if v != ""}}
     path = _find_config(given, envs, cwd)
     doc = _Table(_read_toml(path) if path else {}, "", str(path) if path else CONFIG_FILE)
-    doc.only(frozenset({"default_backend", "server", "backends", "store", "prices"}))
+    doc.only(frozenset({"default_backend", "server", "backends", "store", "prices", "batch"}))
     backends, default = _build_backends(doc, given, envs)
     server = _merge_server(doc, given, envs)
     _check_exposure({**server, "store_keys": store_keys})
@@ -236,5 +239,6 @@ def load_settings(
         default_backend=default,
         home=data_home(envs, cwd),
         store=store_settings(doc, given, envs, data_home(envs, cwd)),
+        batch=batch_settings(doc),
         **server,
     )

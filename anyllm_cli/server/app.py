@@ -171,7 +171,7 @@ class Proxy:
         self.resolver: KeyResolver | None = None
         self._ids = catalog.model_ids(settings.backends.values())
         self.startup_error: AnyllmError | None = None
-        self.batch_api = batches.BatchAPI(settings.backends)
+        self.batch_api = batches.BatchAPI(settings.backends, settings.batch)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:

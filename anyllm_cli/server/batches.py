@@ -35,6 +35,7 @@ from starlette.routing import Route
 from anyllm_cli.batch import anthropic, jobs, openai
 from anyllm_cli.batch.engine import Engine, EngineSettings, Runner
 from anyllm_cli.batch.job import BatchJob
+from anyllm_cli.config import BatchSettings
 from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound, StoreError
 from anyllm_cli.models.batches import BatchCreate, DeletedMessageBatch, FileDeleted, FileList
 from anyllm_cli.pipeline.seams import ANONYMOUS, ClientRequest, Principal, Router
@@ -64,9 +65,9 @@ def _limit(request: Request) -> int:
 class BatchAPI:
     """The handlers and what they share once started: the store and the engine."""
 
-    def __init__(self, backends: Mapping[str, Any], settings: EngineSettings | None = None) -> None:
+    def __init__(self, backends: Mapping[str, Any], config: BatchSettings | None = None) -> None:
         self._backends = backends
-        self._settings = settings or EngineSettings()
+        self._settings = EngineSettings.of(config or BatchSettings())
         self.batches: Batches | None = None
         self.engine: Engine | None = None
         self._router: Router | None = None
