@@ -1,4 +1,5 @@
-"""Crash safety: `anyllm batch run` killed with SIGKILL at random points, then run again to the end.
+"""Crash safety: `anyllm batch run` killed with SIGKILL at random points, then run again to the end;
+and `anyllm serve` killed with SIGKILL mid-batch, then restarted on the same store.
 
 Every custom_id ends with exactly one result; items in flight at a kill may reach the upstream
 twice (at-least-once sending), so the upstream may see more requests than the batch has items.
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +117,58 @@ def test_sigkill_then_resume_leaves_exactly_one_result_per_item(
         assert x["response"]["body"]["choices"][0]["message"]["content"] == f"mock reply: crash {n}"
     sent = len(upstream.bodies("mock-crash")) - before
     assert sent >= ITEMS  # at least once each; a few were re-sent after a kill
+
+
+def test_a_proxy_killed_mid_batch_finishes_it_after_a_restart(
+    tmp_path: Path, upstream: MockUpstream
+) -> None:
+    import anthropic
+
+    from tests.e2e.conftest import PROXY_KEY, ProxyProcess
+
+    config = main_config(upstream.url) + "\n[batch]\nlease_seconds = 1\nconcurrency = 4\n"
+    requests: Any = [
+        {
+            "custom_id": f"p{i}",
+            "params": {
+                "model": "mock-serve-crash",
+                "max_tokens": 10,
+                "messages": [{"role": "user", "content": f"serve crash {i}"}],
+            },
+        }
+        for i in range(ITEMS)
+    ]
+    before = len(upstream.bodies("mock-serve-crash"))
+    proxy = ProxyProcess.start(tmp_path, config)
+    try:
+        with anthropic.Anthropic(
+            base_url=proxy.url, api_key=PROXY_KEY, max_retries=0, timeout=10
+        ) as c:
+            batch = c.messages.batches.create(requests=requests)
+        deadline = time.monotonic() + 20
+        while (
+            len(upstream.bodies("mock-serve-crash")) - before < 20 and time.monotonic() < deadline
+        ):
+            time.sleep(0.005)
+    finally:
+        proxy.proc.send_signal(signal.SIGKILL)
+        proxy.proc.wait(10)
+        proxy.stop()
+    served_at_kill = len(upstream.bodies("mock-serve-crash")) - before
+    assert 0 < served_at_kill < ITEMS, "the kill did not land mid-batch"
+
+    again = ProxyProcess.start(tmp_path, config)
+    try:
+        with anthropic.Anthropic(
+            base_url=again.url, api_key=PROXY_KEY, max_retries=0, timeout=10
+        ) as c:
+            deadline = time.monotonic() + 60
+            while c.messages.batches.retrieve(batch.id).processing_status != "ended":
+                assert time.monotonic() < deadline, "the batch did not end after the restart"
+                time.sleep(0.1)
+            results = list(c.messages.batches.results(batch.id))
+    finally:
+        assert again.stop() == 0
+    ids = [r.custom_id for r in results]
+    assert sorted(ids) == sorted(r["custom_id"] for r in requests) and len(set(ids)) == ITEMS
+    assert {r.result.type for r in results} == {"succeeded"}
