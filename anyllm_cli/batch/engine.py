@@ -63,6 +63,7 @@ class EngineSettings:
     max_rate_limited: int = 60  # sends of one item refused with 429 (per claim)
     backoff_s: float = 0.5
     backoff_max_s: float = 30.0
+    max_wait_s: float = 300.0  # a 429 asking to wait longer (a spent budget) ends the item
     retention_s: float = 29 * 86400.0
 
     @classmethod
@@ -197,10 +198,7 @@ class Engine:
                 else:
                     failures += 1
                     spent = failures >= s.max_attempts
-                retryable = exc.kind == ErrorKind.RATE_LIMIT or (
-                    isinstance(exc, UpstreamError) and exc.kind in RETRYABLE
-                )
-                if spent or not retryable:
+                if spent or not _retryable(exc, s.max_wait_s):
                     return _errored(exc)
                 await self._sleep(self._backoff(max(failures, limited), exc))
                 continue
@@ -284,6 +282,17 @@ class Engine:
             await self._flush()
             await self.store.release(self.worker, list(self._held))
             self._held.clear()
+
+
+def _retryable(exc: AnyllmError, max_wait_s: float) -> bool:
+    """An upstream's 429/5xx/timeout, or a guard's rate limit that lifts soon. A key's spent
+    budget (no retry-after, or one hours away) is final: waiting would only stall the batch."""
+    after = getattr(exc, "retry_after", None)
+    if exc.kind == ErrorKind.RATE_LIMIT:
+        if after is not None:
+            return float(after) <= max_wait_s
+        return isinstance(exc, UpstreamError)
+    return isinstance(exc, UpstreamError) and exc.kind in RETRYABLE
 
 
 def _errored(exc: AnyllmError) -> ItemResult:

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from anyllm_cli.batch.engine import Engine, EngineSettings
-from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
+from anyllm_cli.errors import ErrorKind, InvalidInput, Refused, UpstreamError
 from anyllm_cli.pipeline.seams import ClientRequest
 from anyllm_cli.stores import open_store
 from anyllm_cli.stores.batches import Batches, BatchRecord, NewItem, batches_of
@@ -81,6 +81,9 @@ async def test_every_item_runs_as_its_owner_and_gets_one_result(batches: Batches
             "c1": [UpstreamError(ErrorKind.RATE_LIMIT, "slow", status=429, retry_after=0.001)] * 2,
             "c2": [UpstreamError(ErrorKind.OVERLOADED, "busy", status=529)] * 9,
             "c3": [InvalidInput("bad body", "messages")],
+            "c4": [Refused(ErrorKind.RATE_LIMIT, "budget used up")],
+            "c5": [Refused(ErrorKind.RATE_LIMIT, "budget used up", retry_after=86400)],
+            "c6": [Refused(ErrorKind.RATE_LIMIT, "rpm", retry_after=0.001)],
         }
     )
     with anyio.fail_after(20):
@@ -98,12 +101,15 @@ async def test_every_item_runs_as_its_owner_and_gets_one_result(batches: Batches
     sent = [r.request_id for r in runner.seen]
     assert sent.count("batch_1:c1") == 3 and sent.count("batch_1:c2") == FAST.max_attempts
     assert sent.count("batch_1:c3") == 1
+    assert sent.count("batch_1:c4") == sent.count("batch_1:c5") == 1  # a spent budget is final
+    assert results["c4"]["status"] == 429 and results["c5"]["message"] == "budget used up"
+    assert sent.count("batch_1:c6") == 2 and results["c6"]["type"] == "succeeded"
     first = runner.seen[0]
     assert (first.api, first.stream, first.backend) == ("chat", False, "mock")
     assert (first.principal.id, first.principal.kind) == ("key_a", "virtual")
     record = await batches.get_batch("batch_1")
     assert record is not None and record.end_reason == "completed"
-    assert (record.counts.succeeded, record.counts.errored) == (18, 2)
+    assert (record.counts.succeeded, record.counts.errored) == (16, 4)
 
 
 async def test_cancel_abandons_items_in_flight(batches: Batches) -> None:
