@@ -34,7 +34,7 @@ import anyio
 
 from anyllm_cli.batch.job import ItemResult
 from anyllm_cli.config import BatchSettings
-from anyllm_cli.errors import AnyllmError, ErrorKind, UpstreamError, anthropic_error
+from anyllm_cli.errors import AnyllmError, ErrorKind, StoreError, UpstreamError, anthropic_error
 from anyllm_cli.pipeline.seams import ClientAPI, ClientRequest, Principal, PrincipalKind
 from anyllm_cli.stores.batches import BatchRecord, BatchStore, ClaimedItem, EndReason
 
@@ -44,6 +44,7 @@ RETRYABLE = frozenset(
     {ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED, ErrorKind.API_ERROR, ErrorKind.TIMEOUT}
 )
 Key = tuple[str, str]  # (batch id, custom_id)
+STORE_RETRY_S = 1.0
 
 
 class Runner(Protocol):
@@ -117,14 +118,25 @@ class Engine:
         self._until = until
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._keeper)
-                tg.start_soon(self._flusher)
-                tg.start_soon(self._renewer)
-                tg.start_soon(self._claimer, tg)
+                tg.start_soon(self._survive, self._keeper)
+                tg.start_soon(self._survive, self._flusher)
+                tg.start_soon(self._survive, self._renewer)
+                tg.start_soon(self._survive, lambda: self._claimer(tg))
                 await self._stop.wait()
                 tg.cancel_scope.cancel()
         finally:
             await self._give_back()
+
+    async def _survive(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run one of the engine's loops; a store that is briefly away (a restarting PostgreSQL, a
+        locked SQLite file) pauses it instead of ending the engine and the server with it."""
+        while True:
+            try:
+                await loop()
+                return
+            except StoreError as exc:
+                log.warning("batch engine: %s; retrying in %.0f s", exc, STORE_RETRY_S)
+                await self._sleep(STORE_RETRY_S)
 
     # -- claiming and running ---------------------------------------------------------------------
 
@@ -234,8 +246,14 @@ class Engine:
         grouped: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
         for batch_id, custom_id, result in taken:
             grouped.setdefault(batch_id, []).append((custom_id, result))
-        for batch_id, results in grouped.items():
-            await self.store.complete(batch_id, results)
+        pending = list(grouped.items())
+        for i, (batch_id, results) in enumerate(pending):
+            try:
+                await self.store.complete(batch_id, results)
+            except BaseException:  # not written: keep them for the next flush, then re-raise
+                unwritten = {b for b, _ in pending[i:]}
+                self._results[:0] = [r for r in taken if r[0] in unwritten]
+                raise
 
     async def _renewer(self) -> None:
         s = self.settings
@@ -279,8 +297,11 @@ class Engine:
     async def _give_back(self) -> None:
         """On shutdown: write what is buffered, hand leases back so a restart need not wait."""
         with anyio.CancelScope(shield=True):
-            await self._flush()
-            await self.store.release(self.worker, list(self._held))
+            try:
+                await self._flush()
+                await self.store.release(self.worker, list(self._held))
+            except StoreError as exc:  # safe: unwritten items run again once their leases expire
+                log.warning("batch engine: could not hand back its work (%s)", exc)
             self._held.clear()
 
 

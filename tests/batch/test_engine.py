@@ -235,3 +235,32 @@ async def test_two_instances_share_one_postgres_queue(pg_schema: str) -> None:
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_a_store_that_fails_for_a_moment_does_not_stop_the_engine(
+    batches: Batches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anyllm_cli.batch import engine as engine_module
+    from anyllm_cli.errors import StoreError
+
+    monkeypatch.setattr(engine_module, "STORE_RETRY_S", 0.01)
+    await _create(batches, 10)
+    failures = {"claim": 1, "complete": 1}
+
+    class Flaky:
+        def __getattr__(self, name: str) -> Any:
+            real = getattr(batches, name)
+
+            async def call(*args: Any, **kw: Any) -> Any:
+                if failures.get(name):
+                    failures[name] -= 1
+                    raise StoreError("database is locked")
+                return await real(*args, **kw)
+
+            return call
+
+    with anyio.fail_after(20):
+        await Engine(Flaky(), Runner(), FAST).run(until="batch_1")  # type: ignore[arg-type]
+    assert failures == {"claim": 0, "complete": 0}
+    results = await _results(batches)
+    assert len(results) == 10 and {r["type"] for r in results.values()} == {"succeeded"}
