@@ -208,3 +208,18 @@ async def test_a_model_no_backend_serves_is_refused_up_front(tmp_path: Path) -> 
             refused = await client.post("/v1/messages/batches", json=body)
             assert refused.status_code == 404 and "nope" in refused.json()["error"]["message"]
             assert (await client.get("/v1/messages/batches")).json()["data"] == []
+
+
+async def test_lists_page_with_after_id(served: tuple[httpx.AsyncClient, Runner]) -> None:
+    client, _ = served
+    made = []
+    for n in range(3):
+        body = {"requests": [{"custom_id": f"x{n}", "params": PARAMS}]}
+        made.append((await client.post("/v1/messages/batches", json=body)).json()["id"])
+    first = (await client.get("/v1/messages/batches?limit=2")).json()
+    assert [b["id"] for b in first["data"]] == made[::-1][:2] and first["has_more"] is True
+    rest = (await client.get(f"/v1/messages/batches?limit=2&after_id={first['last_id']}")).json()
+    assert [b["id"] for b in rest["data"]] == [made[0]] and rest["has_more"] is False
+    assert (await client.get("/v1/batches")).json()[
+        "data"
+    ] == []  # an Anthropic batch is not OpenAI's
