@@ -12,8 +12,9 @@
 
 A batch and a file belong to the principal that created them: anyone else gets a 404, as if it did
 not exist. The engine starts in `start()`, called from the app's lifespan with the store it opened;
-until then (or without a store) the routes answer with an error. Bad input is a 4xx in the caller's API format,
-with the line numbers of every bad line.
+until then (or without a store) the routes answer with an error. Bad input is a 4xx in the caller's
+API format, with the line numbers of every bad line; a model the router cannot place, or a virtual
+key's allow-lists refuse, refuses the batch before it is stored.
 
 What it gives up: Anthropic's `before_id` paging is not supported (only `after_id`); a file is held
 in memory while it is validated (the server's body limit applies to uploads).
@@ -25,7 +26,8 @@ import time
 import uuid
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from typing import Any
+from fnmatch import fnmatchcase
+from typing import Any, cast
 
 import anyio
 from starlette.requests import Request
@@ -36,11 +38,12 @@ from anyllm_cli.batch import anthropic, jobs, openai
 from anyllm_cli.batch.engine import Engine, EngineSettings, Runner
 from anyllm_cli.batch.job import BatchJob
 from anyllm_cli.config import BatchSettings
-from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound, StoreError
+from anyllm_cli.errors import AnyllmError, ErrorKind, InvalidInput, NotFound, Refused, StoreError
 from anyllm_cli.models.batches import BatchCreate, DeletedMessageBatch, FileDeleted, FileList
-from anyllm_cli.pipeline.seams import ANONYMOUS, ClientRequest, Principal, Router
+from anyllm_cli.pipeline.seams import ANONYMOUS, Candidate, ClientRequest, Principal, Router
 from anyllm_cli.server.context import PRINCIPAL_KEY, context
 from anyllm_cli.server.formats import ClientFormat, dump_json, render_error
+from anyllm_cli.stores import KeyStore
 from anyllm_cli.stores.batches import Batches, BatchRecord, FileRecord, batches_of
 
 MAX_LIST = 1000
@@ -71,12 +74,14 @@ class BatchAPI:
         self.batches: Batches | None = None
         self.engine: Engine | None = None
         self._router: Router | None = None
+        self._keys: KeyStore | None = None
 
     async def start(self, stack: AsyncExitStack, store: object | None, runner: Runner) -> None:
         """Run the engine over the app's store until the stack closes (before the store closes)."""
         if store is None:
             return
         self.batches = batches_of(store)
+        self._keys = cast(KeyStore, store) if hasattr(store, "get_key") else None
         self.engine = Engine(self.batches, runner, self._settings)
         self._router = getattr(runner, "router", None)
         tg = await stack.enter_async_context(anyio.create_task_group())
@@ -105,14 +110,34 @@ class BatchAPI:
 
     async def _create(self, request: Request, job: BatchJob, **kw: Any) -> BatchRecord:
         principal, backend = _principal(request), self._backend(request)
-        if self._router is not None:  # a model no backend serves is refused up front
+        if self._router is not None:  # a model no backend serves, or the key may not use
             probe = ClientRequest(api=job.api, body=b"", backend=backend, principal=principal)
             for model in sorted(job.models):
-                self._router.candidates(probe, model)
+                for candidate in self._router.candidates(probe, model)[:1]:
+                    await self._check_key(principal, candidate)
         record = await jobs.create(self._store(), job, principal, backend=backend, **kw)
         if self.engine is not None:
             self.engine.wake()
         return record
+
+    async def _check_key(self, principal: Principal, candidate: Candidate) -> None:
+        """A virtual key's allow-lists, checked before the batch is accepted (the guard checks
+        them again, with limits and budget, when each item runs)."""
+        if self._keys is None or principal.kind != "virtual":
+            return
+        record = await self._keys.get_key(principal.id)
+        if record is None:
+            return
+        names = (candidate.requested_model, candidate.upstream_model)
+        if record.models and not any(fnmatchcase(n, p) for p in record.models for n in names):
+            raise Refused(
+                ErrorKind.PERMISSION,
+                f"this API key may not use model {candidate.requested_model!r}",
+            )
+        if record.backends and not any(fnmatchcase(candidate.backend, p) for p in record.backends):
+            raise Refused(
+                ErrorKind.PERMISSION, f"this API key may not use backend {candidate.backend!r}"
+            )
 
     async def _page(
         self, request: Request, fmt: str, after: str | None

@@ -22,10 +22,10 @@ from tests.e2e.mock_upstream import MockUpstream
 pytestmark = pytest.mark.e2e
 
 
-def _key(tmp: Path, name: str) -> str:
+def _key(tmp: Path, name: str, *flags: str) -> str:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "ANYLLM_HOME": str(tmp / "home")}
     done = subprocess.run(
-        [sys.executable, "-m", "anyllm_cli", "keys", "create", name, "--json"],
+        [sys.executable, "-m", "anyllm_cli", "keys", "create", name, "--json", *flags],
         env=env,
         cwd=tmp,
         capture_output=True,
@@ -39,16 +39,17 @@ def _key(tmp: Path, name: str) -> str:
 @pytest.fixture(scope="module")
 def keyed(
     upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[ProxyProcess, str, str]]:
+) -> Iterator[tuple[ProxyProcess, str, str, str]]:
     tmp = tmp_path_factory.mktemp("keyed")
     alice, bob = _key(tmp, "alice"), _key(tmp, "bob")
+    carol = _key(tmp, "carol", "--models", "claude-*")
     proxy = ProxyProcess.start(tmp, main_config(upstream.url))
-    yield proxy, alice, bob
+    yield proxy, alice, bob, carol
     assert proxy.stop() == 0, "\n".join(proxy.lines[-30:])
 
 
-def test_another_key_cannot_touch_a_batch(keyed: tuple[ProxyProcess, str, str]) -> None:
-    proxy, alice, bob = keyed
+def test_another_key_cannot_touch_a_batch(keyed: tuple[ProxyProcess, str, str, str]) -> None:
+    proxy, alice, bob, _ = keyed
     params: Any = {
         "model": "claude-sonnet-4-6",
         "max_tokens": 20,
@@ -95,3 +96,25 @@ def test_another_key_cannot_touch_a_batch(keyed: tuple[ProxyProcess, str, str]) 
         with pytest.raises(openai.NotFoundError):
             ob.batches.retrieve(made.id)
         assert made.id not in [x.id for x in ob.batches.list()]
+
+
+def test_a_model_the_key_may_not_use_refuses_the_batch_up_front(
+    keyed: tuple[ProxyProcess, str, str, str], upstream: MockUpstream
+) -> None:
+    proxy, _, _, carol = keyed
+    line = {
+        "custom_id": "z",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "mock-forbidden", "messages": [{"role": "user", "content": "no"}]},
+    }
+    with openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=carol, max_retries=0, timeout=10) as c:
+        uploaded = c.files.create(file=("in.jsonl", json.dumps(line).encode()), purpose="batch")
+        with pytest.raises(
+            openai.PermissionDeniedError, match="may not use model 'mock-forbidden'"
+        ):
+            c.batches.create(
+                input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+            )
+        assert c.batches.list().data == []
+    assert upstream.bodies("mock-forbidden") == []
