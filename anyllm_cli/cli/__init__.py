@@ -12,6 +12,7 @@ import sys
 import typer
 
 from anyllm_cli import __version__
+from anyllm_cli.cli.batch import app as batch_app
 from anyllm_cli.cli.keys import keys_app
 from anyllm_cli.cli.serve import serve
 from anyllm_cli.cli.translate import translate
@@ -57,6 +58,7 @@ def _root(
 
 app.command()(translate)
 app.command()(serve)
+app.add_typer(batch_app)
 app.add_typer(keys_app)
 
 

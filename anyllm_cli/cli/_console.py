@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,6 +29,61 @@ def panel(console: Console, title: str, lines: list[str]) -> None:
     from rich.text import Text
 
     console.print(Panel(Text("\n".join(lines)), title=title, title_align="left", expand=False))
+
+
+class BatchProgress:
+    """A batch's progress on stderr: a Rich bar (done, failed, total, rate, ETA) on a terminal, a
+    plain line every `every` seconds when piped."""
+
+    def __init__(self, label: str, *, every: float = 5.0) -> None:
+        import time
+
+        self._label = label
+        self._every = every
+        self._clock = time.monotonic
+        self._last = 0.0
+        self._start = self._clock()
+        self._bar: Any = None
+        self._task: Any = None
+        console = stderr()
+        if console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[failed]} failed"),
+                TextColumn("{task.fields[rate]}/s"),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            self._task = self._bar.add_task(label, total=None, failed=0, rate="0.0")
+            self._bar.start()
+
+    def update(self, done: int, failed: int, total: int) -> None:
+        elapsed = max(self._clock() - self._start, 1e-9)
+        rate = f"{done / elapsed:.1f}"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total, failed=failed, rate=rate)
+            return
+        now = self._clock()
+        if now - self._last >= self._every or done >= total:
+            self._last = now
+            stderr().print(f"{self._label}: {done}/{total} done, {failed} failed, {rate}/s")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def table(console: Console, columns: list[str], rows: list[list[str]]) -> None:

@@ -50,6 +50,7 @@ from anyllm_cli.config._backends import (
     _toml_backend,
     backend_names,
 )
+from anyllm_cli.config._batch import BatchSettings, batch_settings
 from anyllm_cli.config._files import (
     CONFIG_FILE,
     ENV_FILE,
@@ -90,6 +91,7 @@ __all__ = [
     "LOG_LEVELS",
     "THINKING_STYLES",
     "BackendSettings",
+    "BatchSettings",
     "Settings",
     "StoreSettings",
     "backend_names",
@@ -132,6 +134,7 @@ class Settings:
     store_keys: int = 0  # active keys in the store when serve started (they count for exposure)
     config_file: Path | None = None  # the TOML file read, for the banner
     env_file: Path | None = None  # the env file read, for the banner
+    batch: BatchSettings = field(default_factory=BatchSettings)
 
     def __post_init__(self) -> None:
         if self.default_backend not in self.backends:
@@ -242,7 +245,9 @@ def load_settings(
     envs = {**from_env_file, **{k: v for k, v in env.items() if v != ""}}
     path = _find_config(given, envs, cwd)
     doc = _Table(_read_toml(path) if path else {}, "", str(path) if path else CONFIG_FILE)
-    doc.only(frozenset({"default_backend", "server", "backends", "store", "prices", "webhooks"}))
+    doc.only(
+        frozenset({"default_backend", "server", "backends", "store", "prices", "webhooks", "batch"})
+    )
     backends, default = _build_backends(doc, given, envs)
     server = _merge_server(doc, given, envs)
     _check_exposure({**server, "store_keys": store_keys})
@@ -254,5 +259,6 @@ def load_settings(
         store_keys=store_keys,
         config_file=path,
         env_file=env_file,
+        batch=batch_settings(doc),
         **server,
     )

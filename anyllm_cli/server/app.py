@@ -11,6 +11,8 @@
 | POST [/NAME]/v1/chat/completions        | api "chat"                                            |
 | POST [/NAME]/v1beta/models/{m}:{action} | api "gemini" / "gemini_count" (Gemini clients; also  |
 |                                         | under /v1/models/, Gemini's v1 API)                   |
+| /v1/messages/batches*, /v1/files*,      | batches.py: Message Batches, Files, Batches over   |
+| /v1/batches*                            | the store and the batch engine (started here)      |
 | any  [/NAME]/v1/...                     | api "forward": passed through to OpenAI-compatible    |
 |                                         | backends                                              |
 | anything else                           | 404 in the caller's format                            |
@@ -62,7 +64,7 @@ from anyllm_cli.pipeline import (
 )
 from anyllm_cli.pipeline.seams import ClientAPI
 from anyllm_cli.routing import StaticRouter
-from anyllm_cli.server import catalog
+from anyllm_cli.server import batches, catalog
 from anyllm_cli.server.access import AccessLog
 from anyllm_cli.server.admin import Admin, admin_routes
 from anyllm_cli.server.context import PRINCIPAL_KEY, RequestContext, context
@@ -171,6 +173,7 @@ class Proxy:
         self.observers = (AccessLog(self.metrics), *observers)
         self._pipeline: Pipeline | None = None
         self.startup_error: AnyllmError | None = None
+        self.batch_api = batches.BatchAPI(settings.backends, settings.batch)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -197,6 +200,7 @@ class Proxy:
                 pricer=pricer,
             )
             stack.callback(setattr, self, "_pipeline", None)
+            await self.batch_api.start(stack, self.store, self._pipeline)
             yield
 
     async def _open_keys(self, stack: AsyncExitStack) -> tuple[Guard | None, Pricer | None]:
@@ -388,6 +392,7 @@ def _routes(proxy: Proxy) -> list[Route]:
         Route("/", proxy.root, methods=["GET", "HEAD"]),
         Route("/health", proxy.health, methods=["GET", "HEAD"]),
         Route("/metrics", proxy.metrics_page, methods=["GET"]),
+        *batches.routes(proxy.batch_api),
         *both("/v1/messages", proxy.messages, ["POST"], "messages"),
         *both("/v1/messages/count_tokens", proxy.count_tokens, ["POST"], "count_tokens"),
         *both("/v1/models", proxy.models, ["GET"], "models"),

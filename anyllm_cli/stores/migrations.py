@@ -89,6 +89,61 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    (
+        "005_batches",
+        (
+            """CREATE TABLE batches (
+                id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                owner_kind TEXT NOT NULL,
+                format TEXT NOT NULL,
+                api TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                backend TEXT,
+                created DOUBLE PRECISION NOT NULL,
+                expires DOUBLE PRECISION NOT NULL,
+                completion_window TEXT NOT NULL,
+                input_file_id TEXT,
+                metadata TEXT NOT NULL,
+                cancel_requested DOUBLE PRECISION,
+                ended DOUBLE PRECISION,
+                end_reason TEXT,
+                total BIGINT NOT NULL,
+                succeeded BIGINT NOT NULL DEFAULT 0,
+                errored BIGINT NOT NULL DEFAULT 0,
+                canceled BIGINT NOT NULL DEFAULT 0,
+                expired BIGINT NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX batches_owner ON batches (owner, created)",
+            "CREATE INDEX batches_open ON batches (ended, created)",
+            """CREATE TABLE batch_items (
+                batch_id TEXT NOT NULL,
+                custom_id TEXT NOT NULL,
+                line BIGINT NOT NULL,
+                body TEXT NOT NULL,
+                state TEXT NOT NULL,
+                lease_owner TEXT,
+                lease_expires DOUBLE PRECISION NOT NULL,
+                attempts INTEGER NOT NULL,
+                result_type TEXT,
+                result TEXT,
+                PRIMARY KEY (batch_id, custom_id)
+            )""",
+            "CREATE INDEX batch_items_claim ON batch_items (batch_id, state, lease_expires, line)",
+            "CREATE INDEX batch_items_line ON batch_items (batch_id, line)",
+            """CREATE TABLE files (
+                id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                filename TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                bytes BIGINT NOT NULL,
+                created DOUBLE PRECISION NOT NULL,
+                expires DOUBLE PRECISION,
+                content TEXT NOT NULL
+            )""",
+            "CREATE INDEX files_owner ON files (owner, created)",
+        ),
+    ),
 )
 
 CREATE_LEDGER = (
