@@ -12,6 +12,7 @@ import sys
 import typer
 
 from anyllm_cli import __version__
+from anyllm_cli.cli.replay import replay
 from anyllm_cli.cli.serve import serve
 from anyllm_cli.cli.translate import translate
 from anyllm_cli.errors import AnyllmError, ConfigError, InvalidInput, LossyTranslation
@@ -55,6 +56,7 @@ def _root(
 
 app.command()(translate)
 app.command()(serve)
+app.command()(replay)
 
 
 def exit_code(exc: AnyllmError) -> int:

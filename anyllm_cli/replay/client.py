@@ -1,0 +1,252 @@
+"""The senders: one recorded request out again, to a proxy by URL or through an in-process pipeline.
+
+    Exchange ──HTTPSender (httpx, the proxy's routes, ANYLLM_API_KEY)──────────┐
+             └─PipelineSender (the same Pipeline `serve` builds, no server)──────┴──> Sent
+
+Both send the request in its original API, streaming when it was recorded streaming, and return a
+`Sent`: the status, the reply (a stream folded into its final message, `fold.py`), the error kind
+(an `ErrorKind` value, or `connection` when nothing answered), the latency (to the last byte) and
+the time to the first body byte of a stream. Neither raises for a failed call: a failure is a
+result to count. What it gives up: the client's own headers are not replayed except
+`anthropic-version`/`anthropic-beta` (credentials were never recorded).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from anyllm_cli.errors import (
+    ANTHROPIC_ERRORS,
+    AnyllmError,
+    ErrorKind,
+    UpstreamError,
+    parse_error_body,
+)
+from anyllm_cli.pipeline import Call, JSONReply, Pipeline, Reply
+from anyllm_cli.replay.cassette import Exchange
+from anyllm_cli.replay.fold import fold
+from anyllm_cli.translate.streams.sse import SSEDecoder
+
+_PASS_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
+CONNECTION = "connection"
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    status: int  # 0 when nothing answered
+    response: dict[str, Any] | None
+    error: str | None
+    error_message: str
+    latency_s: float
+    ttft_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Sender(Protocol):
+    name: str
+
+    async def send(self, exchange: Exchange) -> Sent: ...
+
+
+class _Stream:
+    """Times and folds one stream of SSE bytes."""
+
+    def __init__(self, api: str, clock: Callable[[], float], start: float) -> None:
+        self.api = api
+        self.clock = clock
+        self.start = start
+        self.ttft: float | None = None
+        self.events: list[dict[str, Any]] = []
+        self._decoder = SSEDecoder()
+
+    def feed(self, chunk: bytes) -> None:
+        if self.ttft is None and chunk:
+            self.ttft = self.clock() - self.start
+        self._take(self._decoder.decode(chunk))
+
+    def _take(self, events: list[Any]) -> None:
+        for event in events:
+            if not event.data or event.data == "[DONE]":
+                continue
+            try:
+                parsed = json.loads(event.data)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(parsed, dict):
+                self.events.append(parsed)
+
+    def sent(self, status: int, problem: tuple[str, str] | None = None) -> Sent:
+        self._take(self._decoder.flush())
+        folded = fold(self.api, self.events)
+        latency = self.clock() - self.start
+        if problem is not None:
+            return Sent(status, folded.response, problem[0], problem[1], latency, self.ttft)
+        if folded.error is not None:
+            kind, message = parse_error_body(folded.error, status)
+            return Sent(status, folded.response, kind.value, message, latency, self.ttft)
+        return Sent(status, folded.response, None, "", latency, self.ttft)
+
+
+def _failed(status: int, body: Any, latency: float) -> Sent:
+    kind, message = parse_error_body(body, status)
+    return Sent(status, None, kind.value, message, latency)
+
+
+class HTTPSender:
+    """Re-sends to a running proxy (or any server with the same routes)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client: httpx.AsyncClient,
+        *,
+        api_key: str | None = None,
+        timeout: float = 600.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._timeout = timeout
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.name = self.base_url
+        self._client = client
+        self._key = api_key
+        self._clock = clock
+
+    def _headers(self, exchange: Exchange) -> dict[str, str]:
+        headers = {k: exchange.headers[k] for k in _PASS_HEADERS if k in exchange.headers}
+        headers["content-type"] = "application/json"
+        if self._key:
+            if exchange.api == "messages":
+                headers["x-api-key"] = self._key
+            elif exchange.api == "gemini":
+                headers["x-goog-api-key"] = self._key
+            else:
+                headers["authorization"] = f"Bearer {self._key}"
+        return headers
+
+    async def send(self, exchange: Exchange) -> Sent:
+        url = self.base_url + exchange.path()
+        content = json.dumps(exchange.body, separators=(",", ":")).encode()
+        headers = self._headers(exchange)
+        start = self._clock()
+        try:
+            if exchange.stream:
+                return await self._stream(exchange, url, content, headers, start)
+            reply = await self._client.post(
+                url, content=content, headers=headers, timeout=self._timeout
+            )
+        except httpx.TimeoutException as exc:
+            return Sent(0, None, ErrorKind.TIMEOUT.value, str(exc), self._clock() - start)
+        except httpx.HTTPError as exc:
+            return Sent(0, None, CONNECTION, str(exc) or type(exc).__name__, self._clock() - start)
+        latency = self._clock() - start
+        body = _json(reply.content)
+        if reply.status_code >= 400:
+            return _failed(reply.status_code, body, latency)
+        return Sent(reply.status_code, body if isinstance(body, dict) else None, None, "", latency)
+
+    async def _stream(
+        self, exchange: Exchange, url: str, content: bytes, headers: Mapping[str, str], start: float
+    ) -> Sent:
+        request = self._client.stream(
+            "POST", url, content=content, headers=headers, timeout=self._timeout
+        )
+        async with request as reply:
+            if reply.status_code >= 400:
+                body = _json(await reply.aread())
+                return _failed(reply.status_code, body, self._clock() - start)
+            stream = _Stream(exchange.api, self._clock, start)
+            try:
+                async for chunk in reply.aiter_raw():
+                    stream.feed(chunk)
+            except httpx.HTTPError as exc:
+                return stream.sent(reply.status_code, (CONNECTION, f"stream cut: {exc}"))
+            return stream.sent(reply.status_code)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw.decode("utf-8", "replace")
+
+
+Run = Callable[[Exchange, Call], Awaitable[Reply]]
+
+
+class PipelineSender:
+    """Re-sends through an in-process `Pipeline` (the backends `serve` would build), no server.
+
+    `backend` pins every request to one configured backend; None keeps each request's recorded
+    backend when it is configured, else the default."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        backend: str | None,
+        default: str,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.name = backend or default
+        self._pipeline = pipeline
+        self._backend = backend
+        self._default = default
+        self._clock = clock
+
+    def _pick(self, exchange: Exchange) -> str:
+        if self._backend is not None:
+            return self._backend
+        if exchange.backend and exchange.backend in self._pipeline.backends:
+            return exchange.backend
+        return self._default
+
+    async def _run(self, exchange: Exchange, call: Call) -> Reply:
+        """The current Pipeline's entry point per client API (an adapter until `Pipeline.run`)."""
+        backend = self._pipeline.backends[self._pick(exchange)]
+        request = exchange.to_request()
+        if exchange.api == "messages":
+            return await self._pipeline.messages(backend, request.body, request.headers, call)
+        if exchange.api == "chat":
+            return await self._pipeline.chat(backend, request.body, request.headers, call)
+        return await self._pipeline.gemini(
+            backend,
+            request.body,
+            request.headers,
+            call,
+            model=exchange.model,
+            stream=exchange.stream,
+        )
+
+    async def send(self, exchange: Exchange) -> Sent:
+        start = self._clock()
+        try:
+            reply = await self._run(exchange, Call())
+            if isinstance(reply, JSONReply):
+                return Sent(200, reply.body, None, "", self._clock() - start)
+            stream = _Stream(exchange.api, self._clock, start)
+            async with reply:
+                try:
+                    async for chunk in _chunks(reply):
+                        stream.feed(chunk)
+                except AnyllmError as exc:
+                    stream.feed(reply.fail(exc.kind, exc.message))
+            return stream.sent(200)
+        except UpstreamError as exc:
+            return Sent(exc.status, None, exc.kind.value, exc.message, self._clock() - start)
+        except AnyllmError as exc:
+            status = ANTHROPIC_ERRORS[exc.kind][0]
+            return Sent(status, None, exc.kind.value, exc.message, self._clock() - start)
+
+
+async def _chunks(reply: Any) -> AsyncIterator[bytes]:
+    async for chunk in reply.chunks():
+        yield chunk
