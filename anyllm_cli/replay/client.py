@@ -165,7 +165,7 @@ class HTTPSender:
                 return _failed(reply.status_code, body, self._clock() - start)
             stream = _Stream(exchange.api, self._clock, start)
             try:
-                async for chunk in reply.aiter_raw():
+                async for chunk in reply.aiter_bytes():
                     stream.feed(chunk)
             except httpx.HTTPError as exc:
                 return stream.sent(reply.status_code, (CONNECTION, f"stream cut: {exc}"))

@@ -114,7 +114,12 @@ async def replay(
                     await sleep(wait)
             on_result(await one(index, exchange))
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(concurrency):
-            group.create_task(worker())
+    # gather, not a TaskGroup: the first error (a bad line in the file) surfaces as itself
+    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     return next(counter)
