@@ -48,6 +48,19 @@ def serve(
     open_: Annotated[
         bool, typer.Option("--open", help="Allow listening beyond loopback without keys.")
     ] = False,
+    record: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR_OR_FILE",
+            help="Record every exchange as JSONL (a directory, or NAME.jsonl), secrets redacted.",
+        ),
+    ] = None,
+    record_bodies: Annotated[
+        str | None, typer.Option(help="What to keep: none, requests or all [all].")
+    ] = None,
+    record_sample: Annotated[
+        float | None, typer.Option(help="Share of calls recorded, in (0, 1] [1].")
+    ] = None,
 ) -> None:
     """Run the proxy: Anthropic and OpenAI clients in front of any OpenAI-compatible backend."""
     from anyllm_cli.config import load_settings
@@ -67,6 +80,9 @@ def serve(
         "log_level": log_level,
         "log_format": log_format,
         "open": open_ or None,
+        "record": record,
+        "record_bodies": record_bodies,
+        "record_sample": record_sample,
     }
     flags = {k: v for k, v in given.items() if v is not None}
     settings = load_settings(flags, os.environ, cwd=Path.cwd())

@@ -24,7 +24,8 @@ networks are allowed, and there a key is optional. Serving beyond loopback needs
 explicit `--open`.
 
 Layout: `_files` reads the env file, the TOML file and the user dirs (`_Table` checks each key);
-`_urls` normalises base URLs; `_backends` builds each backend; `_server` merges `[server]`; this
+`_urls` normalises base URLs; `_backends` builds each backend; `_server` merges `[server]`; `_record`
+reads `[record]` and the `--record*` flags (recording is off without a path); this
 module assembles them, picks the default backend and applies the overrides.
 
 What it gives up: no hot reload, no per-backend server options, no config-file writing.
@@ -60,6 +61,7 @@ from anyllm_cli.config._files import (
     data_home,
     parse_env_file,
 )
+from anyllm_cli.config._record import RECORD_BODIES, RecordSettings, _merge_record
 from anyllm_cli.config._server import LOG_FORMATS, LOG_LEVELS, _check_exposure, _merge_server
 from anyllm_cli.config._urls import is_local_url, is_loopback_host, normalize_base_url
 from anyllm_cli.errors import ConfigError
@@ -73,8 +75,10 @@ __all__ = [
     "KINDS",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "RECORD_BODIES",
     "THINKING_STYLES",
     "BackendSettings",
+    "RecordSettings",
     "Settings",
     "config_home",
     "data_home",
@@ -108,6 +112,7 @@ class Settings:
     metrics_auth: bool = False
     degradation_header: bool = False
     home: Path = field(default_factory=_default_home)
+    record: RecordSettings | None = None  # `serve --record` / [record]: off when None
 
     def __post_init__(self) -> None:
         if self.default_backend not in self.backends:
@@ -214,7 +219,7 @@ def load_settings(flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path
     envs = {**_read_env_file(given, cwd), **{k: v for k, v in env.items() if v != ""}}
     path = _find_config(given, envs, cwd)
     doc = _Table(_read_toml(path) if path else {}, "", str(path) if path else CONFIG_FILE)
-    doc.only(frozenset({"default_backend", "server", "backends"}))
+    doc.only(frozenset({"default_backend", "server", "backends", "record"}))
     backends, default = _build_backends(doc, given, envs)
     server = _merge_server(doc, given, envs)
     _check_exposure(server)
@@ -222,5 +227,6 @@ def load_settings(flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path
         backends=MappingProxyType(backends),
         default_backend=default,
         home=data_home(envs, cwd),
+        record=_merge_record(doc, given, cwd),
         **server,
     )
