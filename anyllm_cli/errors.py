@@ -4,6 +4,7 @@
      ├── InvalidInput        the caller's body is malformed; carries a JSON path ("messages[3].content[0]")
      ├── LossyTranslation    a translation had to drop or degrade something and the caller forbade it
      ├── ConfigError         settings cannot be loaded; names the file, key and fix
+     ├── NotFound            no such backend, route or model for this proxy
      └── UpstreamError       the upstream answered with an error, or could not be reached
 
 Every error has a kind (an `ErrorKind`). One table maps an upstream HTTP status to a kind; one table
@@ -67,6 +68,12 @@ class ConfigError(AnyllmError):
     """Settings cannot be loaded or are inconsistent."""
 
     kind = ErrorKind.INVALID_REQUEST
+
+
+class NotFound(AnyllmError):
+    """What the caller asked for does not exist here (a backend name, a route, a method)."""
+
+    kind = ErrorKind.NOT_FOUND
 
 
 class UpstreamError(AnyllmError):

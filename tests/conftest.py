@@ -15,6 +15,8 @@ import pytest
 
 from anyllm_cli.backends.base import NO_HEADERS, StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.config import BackendSettings, Settings
+from anyllm_cli.errors import UpstreamError, parse_error_body
+from anyllm_cli.pipeline.seams import Admission, Candidate, ClientRequest, Outcome
 
 UPSTREAM_URL = "http://upstream.test/v1"
 
@@ -85,6 +87,9 @@ class FakeBackend:
         self.sent.append((path, body, dict(headers)))
         if self.error is not None:
             raise self.error
+        if self.reply_status >= 400:  # as real backends do: error statuses raise, classified
+            kind, message = parse_error_body(self.reply, self.reply_status)
+            raise UpstreamError(kind, message, status=self.reply_status)
         return UpstreamReply(self.reply_status, self.reply_headers, self.reply)
 
     def stream(
@@ -175,3 +180,40 @@ class MockChat:
 
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(r.content) for r in self.requests if r.content]
+
+
+# -- a guard and an observer that record what the completion point tells them ------------------------
+
+
+@dataclass
+class Recorder:
+    """A `Guard` and a `CallObserver` at once: every admit, settle and outcome, in order."""
+
+    wants_bodies: bool = False
+    refuse: Exception | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    admitted: list[Candidate] = field(default_factory=list)
+    settled: list[tuple[Admission, Outcome]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    async def admit(self, request: ClientRequest, candidate: Candidate) -> Admission:
+        if self.refuse is not None:
+            raise self.refuse
+        self.admitted.append(candidate)
+        return Admission(headers=self.headers, ticket=len(self.admitted))
+
+    async def settle(self, admission: Admission, outcome: Outcome) -> None:
+        self.settled.append((admission, outcome))
+
+    async def on_complete(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+    def one(self) -> Outcome:
+        """The single outcome, checked to have been settled exactly once too (when admitted)."""
+        assert len(self.outcomes) == 1, self.outcomes
+        if self.admitted:
+            assert len(self.settled) == 1
+            assert self.settled[0][1] is self.outcomes[0]
+        else:
+            assert self.settled == []
+        return self.outcomes[0]

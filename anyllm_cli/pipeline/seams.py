@@ -53,6 +53,7 @@ class ClientRequest:
     method: str = "POST"
     query: str = ""
     request_id: str = ""
+    route: str = ""  # the caller's route template, for logs and metrics ("/v1/messages")
 
 
 @dataclass(frozen=True, slots=True)

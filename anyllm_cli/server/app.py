@@ -5,25 +5,29 @@
 | GET/HEAD /                              | a small JSON hello (Claude Code probes the base URL)  |
 | GET /health                             | `{"status": "ok"}`, no auth                          |
 | GET /metrics                            | Prometheus text (auth only with `metrics_auth`)      |
-| POST [/NAME]/v1/messages                | pipeline.messages (stream or not; `?beta=true` ok)    |
-| POST [/NAME]/v1/messages/count_tokens   | pipeline.count_tokens, answered locally               |
+| POST [/NAME]/v1/messages                | api "messages" (stream or not; `?beta=true` ok)       |
+| POST [/NAME]/v1/messages/count_tokens   | api "count_tokens"                                    |
 | GET  [/NAME]/v1/models[/{id}]           | the catalog, Anthropic or OpenAI shape by headers     |
-| POST [/NAME]/v1/chat/completions        | pipeline.chat                                         |
-| POST [/NAME]/v1beta/models/{m}:{action} | pipeline.gemini / gemini_count (Gemini clients; also |
+| POST [/NAME]/v1/chat/completions        | api "chat"                                            |
+| POST [/NAME]/v1beta/models/{m}:{action} | api "gemini" / "gemini_count" (Gemini clients; also  |
 |                                         | under /v1/models/, Gemini's v1 API)                   |
-| any  [/NAME]/v1/...                     | passed through to OpenAI-compatible backends          |
+| any  [/NAME]/v1/...                     | api "forward": passed through to OpenAI-compatible    |
+|                                         | backends                                              |
 | anything else                           | 404 in the caller's format                            |
 
-`create_app(settings)` builds everything from its arguments, registers nothing globally, and opens
-the HTTP client and backends in the lifespan (closing them after). Handlers parse nothing themselves:
-they hand the raw body to the pipeline and render what comes back; errors render in the caller's
-format through one path (`_failure`).
+Every model call is one `ClientRequest` handed to `Pipeline.run` (the caller's principal comes from
+the ASGI scope key `anyllm.principal` when an auth middleware set one); handlers parse nothing
+themselves and render what comes back; errors render in the caller's format through one path
+(`_failure`). `create_app(settings, guard=..., observers=..., pricer=...)` builds everything from its
+arguments, registers nothing globally, and opens the HTTP client and backends in the lifespan, in
+one exit stack (closed in reverse order).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -39,10 +43,24 @@ from anyllm_cli.backends import build_backend
 from anyllm_cli.backends._http import build_client
 from anyllm_cli.backends.base import Backend
 from anyllm_cli.config import Settings
-from anyllm_cli.errors import AnyllmError, ErrorKind, InvalidInput, UpstreamError
-from anyllm_cli.pipeline import JSONReply, Pipeline, Reply
+from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound, UpstreamError
+from anyllm_cli.pipeline import (
+    ANONYMOUS,
+    CallObserver,
+    ClientRequest,
+    ForwardReply,
+    Guard,
+    JSONReply,
+    Pipeline,
+    Pricer,
+    Principal,
+    StreamReply,
+)
+from anyllm_cli.pipeline.seams import ClientAPI
+from anyllm_cli.routing import StaticRouter
 from anyllm_cli.server import catalog
-from anyllm_cli.server.context import RequestContext, context
+from anyllm_cli.server.access import AccessLog
+from anyllm_cli.server.context import PRINCIPAL_KEY, RequestContext, context
 from anyllm_cli.server.formats import (
     ClientFormat,
     Headers,
@@ -51,14 +69,15 @@ from anyllm_cli.server.formats import (
     json_headers,
     render_error,
 )
+from anyllm_cli.server.headers import SECRET_HEADERS
 from anyllm_cli.server.metrics import Metrics
 from anyllm_cli.server.middleware import Auth, BodyLimit, ConcurrencyLimit, RequestScope
 from anyllm_cli.server.streaming import StreamDriver
 
+log = logging.getLogger("anyllm.server")
 Handler = Callable[[Request], Awaitable[Response]]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-# Headers a passthrough keeps in each direction; credentials and hop-by-hop headers never pass.
-_FORWARD_REQUEST = ("content-type", "accept", "openai-beta")
+# Headers a passthrough hands back; credentials and hop-by-hop headers never pass.
 _OWN_ROUTES = frozenset({"messages", "chat", "models"})
 _FORWARD_RESPONSE = ("content-type", "retry-after", "openai-processing-ms", "openai-version")
 _GEMINI_ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
@@ -104,7 +123,7 @@ def _ctx(request: Request) -> RequestContext:
 
 
 def _failure(ctx: RequestContext, exc: AnyllmError, *, param: str | None = None) -> Response:
-    retry_after = exc.retry_after if isinstance(exc, UpstreamError) else None
+    retry_after = getattr(exc, "retry_after", None)
     message = exc.message
     status, headers, body = render_error(
         ctx.fmt, exc.kind, message, param=param, retry_after=retry_after
@@ -117,32 +136,50 @@ def _failure(ctx: RequestContext, exc: AnyllmError, *, param: str | None = None)
 class Proxy:
     """The handlers, with what they share: settings, metrics, and (once started) the pipeline."""
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None,
+        *,
+        guard: Guard | None = None,
+        observers: Sequence[CallObserver] = (),
+        pricer: Pricer | None = None,
+    ) -> None:
         self.settings = settings
         self.transport = transport
         self.metrics = Metrics()
+        self.guard = guard
+        self.observers = (AccessLog(self.metrics), *observers)
+        self.pricer = pricer
         self._pipeline: Pipeline | None = None
         self._ids = catalog.model_ids(settings.backends.values())
         self.startup_error: AnyllmError | None = None
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        client = build_client(transport=self.transport)
-        backends: dict[str, Backend] = {}
-        try:
+        """Every resource opens here and closes in reverse order through one exit stack."""
+        async with AsyncExitStack() as stack:
+            client = build_client(transport=self.transport)
+            stack.push_async_callback(client.aclose)
+            backends: dict[str, Backend] = {}
             for name, backend_settings in self.settings.backends.items():
                 try:
-                    backends[name] = build_backend(backend_settings, client)
+                    backend = build_backend(backend_settings, client)
                 except AnyllmError as exc:  # the runner reports it as one line, not a traceback
                     self.startup_error = exc
                     raise
-            self._pipeline = Pipeline(backends)
+                stack.push_async_callback(backend.aclose)
+                backends[name] = backend
+            router = StaticRouter(self.settings.backends, self.settings.default_backend)
+            self._pipeline = Pipeline(
+                backends,
+                router=router,
+                guard=self.guard,
+                observers=self.observers,
+                pricer=self.pricer,
+            )
+            stack.callback(setattr, self, "_pipeline", None)
             yield
-        finally:
-            self._pipeline = None
-            for backend in backends.values():
-                await backend.aclose()
-            await client.aclose()
 
     @property
     def pipeline(self) -> Pipeline:
@@ -150,86 +187,83 @@ class Proxy:
             raise RuntimeError("the app's lifespan has not started")
         return self._pipeline
 
-    def _backend(self, request: Request) -> Backend:
-        name = request.path_params.get("backend") or self.settings.default_backend
-        backend = self.pipeline.backends.get(name)
-        if backend is None:
-            known = ", ".join(self.settings.backends)
-            raise _NotFound(f"no backend named {name!r} (configured: {known})")
-        return backend
-
-    # -- Anthropic and OpenAI calls ------------------------------------------------------------------
-
-    async def messages(self, request: Request) -> Response:
-        return await self._call(request, "/v1/messages", self.pipeline.messages)
-
-    async def chat(self, request: Request) -> Response:
-        return await self._call(request, "/v1/chat/completions", self.pipeline.chat)
-
-    async def _call(
-        self,
-        request: Request,
-        route: str,
-        run: Callable[..., Awaitable[Reply]],
-    ) -> Response:
+    async def _run(self, request: Request, api: ClientAPI, route: str, **extra: Any) -> Response:
+        """Hand the request to the pipeline and render its reply (or its error)."""
         ctx = _ctx(request)
         ctx.route = route
+        headers = {k: v for k, v in request.headers.items() if k not in SECRET_HEADERS}
+        principal = request.scope.get(PRINCIPAL_KEY)
+        client_request = ClientRequest(
+            api=api,
+            body=await request.body(),
+            headers=headers,
+            backend=request.path_params.get("backend"),
+            principal=principal if isinstance(principal, Principal) else ANONYMOUS,
+            request_id=ctx.request_id,
+            route=route,
+            **extra,
+        )
+        ctx.piped = True
         try:
-            backend = self._backend(request)
-            raw = await request.body()
-            reply = await run(backend, raw, request.headers, ctx.call)
+            reply = await self.pipeline.run(client_request)
         except InvalidInput as exc:
             return _failure(ctx, exc, param=exc.path or None)
-        except (UpstreamError, _NotFound) as exc:
+        except AnyllmError as exc:
             return _failure(ctx, exc)
+        ctx.call = reply.call
         if isinstance(reply, JSONReply):
             return _json(reply.body)
-        driver = StreamDriver(reply, ctx, ping_interval=self.settings.ping_interval)
-        return _ASGI(driver)
+        if isinstance(reply, StreamReply):
+            return _ASGI(StreamDriver(reply, ctx, ping_interval=self.settings.ping_interval))
+        return _ASGI(_Forwarding(reply, ctx))
+
+    # -- Anthropic, OpenAI and Gemini calls ----------------------------------------------------------
+
+    async def messages(self, request: Request) -> Response:
+        return await self._run(request, "messages", "/v1/messages")
+
+    async def chat(self, request: Request) -> Response:
+        return await self._run(request, "chat", "/v1/chat/completions")
+
+    async def count_tokens(self, request: Request) -> Response:
+        return await self._run(request, "count_tokens", "/v1/messages/count_tokens")
 
     async def gemini(self, request: Request) -> Response:
         """`POST /v1beta/models/{model}:{generateContent|streamGenerateContent|countTokens}`."""
         ctx = _ctx(request)
         model, _, action = request.path_params["target"].rpartition(":")
-        ctx.route = f"/v1beta/models:{action}"
-        try:
-            if not model or action not in _GEMINI_ACTIONS:
-                raise _NotFound(
-                    f"no method {action or request.path_params['target']!r}; "
-                    f"served: {', '.join(_GEMINI_ACTIONS)}"
-                )
-            backend = self._backend(request)
-            raw = await request.body()
-            if action == "countTokens":
-                count = await self.pipeline.gemini_count(raw, model=model)
-                return _json({"totalTokens": count})
-            stream = action == "streamGenerateContent"
-            if stream and request.query_params.get("alt") != "sse":
-                raise InvalidInput(
-                    "streamGenerateContent is served as SSE only: add ?alt=sse", "alt"
-                )
-            reply = await self.pipeline.gemini(
-                backend, raw, request.headers, ctx.call, model=model, stream=stream
+        route = f"/v1beta/models:{action}"
+        ctx.route = route
+        if not model or action not in _GEMINI_ACTIONS:
+            message = (
+                f"no method {action or request.path_params['target']!r}; "
+                f"served: {', '.join(_GEMINI_ACTIONS)}"
             )
-        except InvalidInput as exc:
-            return _failure(ctx, exc, param=exc.path or None)
-        except (UpstreamError, _NotFound) as exc:
-            return _failure(ctx, exc)
-        if isinstance(reply, JSONReply):
-            return _json(reply.body)
-        return _ASGI(StreamDriver(reply, ctx, ping_interval=self.settings.ping_interval))
+            return _failure(ctx, NotFound(message))
+        if action == "countTokens":
+            return await self._run(request, "gemini_count", route, model=model)
+        stream = action == "streamGenerateContent"
+        if stream and request.query_params.get("alt") != "sse":
+            error = InvalidInput("streamGenerateContent is served as SSE only: add ?alt=sse", "alt")
+            return _failure(ctx, error, param="alt")
+        return await self._run(request, "gemini", route, model=model, stream=stream)
 
-    async def count_tokens(self, request: Request) -> Response:
+    async def passthrough(self, request: Request) -> Response:
+        """Any other `/v1/*`, to an OpenAI-compatible backend, through the pipeline (`forward`)."""
         ctx = _ctx(request)
-        ctx.route = "/v1/messages/count_tokens"
-        try:
-            backend = self._backend(request)
-            count = await self.pipeline.count_tokens(backend, await request.body(), request.headers)
-        except InvalidInput as exc:
-            return _failure(ctx, exc, param=exc.path or None)
-        except (UpstreamError, _NotFound) as exc:
-            return _failure(ctx, exc)
-        return _json({"input_tokens": count})
+        ctx.route = "/v1/*"
+        rest = request.path_params["rest"]
+        if rest.split("/", 1)[0] in _OWN_ROUTES:  # ours, with another method
+            message = f"{request.method} is not allowed on {request.url.path}"
+            return _failure(ctx, NotFound(message))
+        return await self._run(
+            request,
+            "forward",
+            "/v1/*",
+            path="/" + rest,
+            method=request.method,
+            query=request.url.query,
+        )
 
     # -- listings and probes -------------------------------------------------------------------------
 
@@ -245,7 +279,7 @@ class Proxy:
         ctx.route = "/v1/models/{id}"
         model_id = request.path_params["model_id"]
         if model_id not in self._ids:
-            return _failure(ctx, _NotFound(f"model {model_id!r} is not one this proxy lists"))
+            return _failure(ctx, NotFound(f"model {model_id!r} is not one this proxy lists"))
         if ctx.fmt is ClientFormat.ANTHROPIC:
             return _json(catalog.anthropic_model(model_id))
         return _json(catalog.openai_model(model_id))
@@ -270,55 +304,41 @@ class Proxy:
     async def not_found(self, request: Request) -> Response:
         ctx = _ctx(request)
         message = f"{request.method} {request.url.path} is not a route of this proxy"
-        return _failure(ctx, _NotFound(message))
+        return _failure(ctx, NotFound(message))
 
-    # -- passthrough ---------------------------------------------------------------------------------
 
-    async def passthrough(self, request: Request) -> Response:
-        ctx = _ctx(request)
-        ctx.route = "/v1/*"
+class _Forwarding:
+    """A passthrough reply to the client: the upstream's status, kept headers and bytes."""
+
+    def __init__(self, reply: ForwardReply, ctx: RequestContext) -> None:
+        self.reply = reply
+        self.ctx = ctx
+
+    async def __call__(self, receive: Receive, send: Send) -> None:
+        started = False
         try:
-            backend = self._backend(request)
-        except _NotFound as exc:
-            return _failure(ctx, exc)
-        rest = request.path_params["rest"]
-        if rest.split("/", 1)[0] in _OWN_ROUTES:  # ours, with another method
-            message = f"{request.method} is not allowed on {request.url.path}"
-            return _failure(ctx, _NotFound(message))
-        if backend.api != "chat" or backend.settings.kind == "echo":
-            message = f"{request.url.path} is not served by backend {backend.settings.name!r}"
-            return _failure(ctx, _NotFound(message))
-        ctx.call.backend = backend.settings.name
-        path = "/" + rest
-        if request.url.query:
-            path += "?" + request.url.query
-        headers = {k: request.headers[k] for k in _FORWARD_REQUEST if k in request.headers}
-        content = await request.body()
-        upstream = backend.forward(request.method, path, content, headers)
-
-        async def run(receive: Receive, send: Send) -> None:
-            try:
-                async with upstream as stream:
-                    ctx.call.upstream_headers = stream.headers
-                    kept = [
-                        (k.lower().encode(), v.encode("latin-1", "replace"))
-                        for k, v in stream.headers.items()
-                        if k.lower() in _FORWARD_RESPONSE
-                    ]
-                    await send(
-                        {"type": "http.response.start", "status": stream.status, "headers": kept}
-                    )
-                    async for chunk in stream:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    await send({"type": "http.response.body", "body": b""})
-            except UpstreamError as exc:
-                await _failure(ctx, exc)(request.scope, receive, send)
-
-        return _ASGI(run)
-
-
-class _NotFound(AnyllmError):
-    kind = ErrorKind.NOT_FOUND
+            async with self.reply as reply:
+                kept = [
+                    (k.lower().encode(), v.encode("latin-1", "replace"))
+                    for k, v in reply.headers.items()
+                    if k.lower() in _FORWARD_RESPONSE
+                ]
+                await send({"type": "http.response.start", "status": reply.status, "headers": kept})
+                started = True
+                async for chunk in reply.chunks():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+        except UpstreamError as exc:
+            if started:  # the status is out: end the body; the completion point has the error
+                log.warning("passthrough failed after its first byte: %s", exc.message)
+                await send({"type": "http.response.body", "body": b""})
+                return
+            status, headers, body = render_error(
+                self.ctx.fmt, exc.kind, exc.message, retry_after=exc.retry_after
+            )
+            self.ctx.error_type = error_type(self.ctx.fmt, exc.kind)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
 
 
 def _routes(proxy: Proxy) -> list[Route]:
@@ -345,10 +365,16 @@ def _routes(proxy: Proxy) -> list[Route]:
 
 
 def create_app(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    guard: Guard | None = None,
+    observers: Sequence[CallObserver] = (),
+    pricer: Pricer | None = None,
 ) -> Starlette:
-    """The proxy as an ASGI app. `transport` replaces the network (tests)."""
-    proxy = Proxy(settings, transport)
+    """The proxy as an ASGI app. `transport` replaces the network (tests); `guard`, `observers`
+    and `pricer` plug features into the pipeline's seams (the access log is always an observer)."""
+    proxy = Proxy(settings, transport, guard=guard, observers=observers, pricer=pricer)
 
     app = Starlette(
         routes=_routes(proxy),

@@ -1,9 +1,11 @@
 """The record one request carries through the middleware and its handler.
 
 The outermost middleware creates it (request id, the caller's API format, the start time) and puts it
-in the ASGI scope under `anyllm`; the handler fills in what the pipeline learned (`call`) and when the
-first byte went out; the middleware reads it back for response headers, the access log and metrics.
-A plain mutable record: one request, one task, no locking needed.
+in the ASGI scope under `anyllm`; the handler hands the request to the pipeline (`piped`) and keeps
+the pipeline's `Call` record; the middleware reads it back for response headers. A request the
+pipeline saw is logged and metered at the pipeline's completion point (`access.AccessLog`); one it
+never saw (auth, limits, listings, 404s) by the middleware. A plain mutable record: one request, one
+task, no locking needed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from anyllm_cli.pipeline import Call
 from anyllm_cli.server.formats import ClientFormat
 
 SCOPE_KEY = "anyllm"
+PRINCIPAL_KEY = "anyllm.principal"  # set by an auth middleware that resolves keys to a Principal
 
 
 @dataclass(slots=True)
@@ -25,7 +28,7 @@ class RequestContext:
     start: float  # perf_counter at arrival
     route: str = ""  # the route template, for metrics ("/v1/messages")
     call: Call = field(default_factory=Call)
-    ttft_s: float | None = None  # first body byte of a stream, after the start
+    piped: bool = False  # handed to the pipeline: its completion point logs and meters it
     error_type: str | None = None  # the error `type` the client got, if any
     error_message: str | None = None
 

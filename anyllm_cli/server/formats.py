@@ -47,6 +47,15 @@ def client_format(path: str, headers: Headers) -> ClientFormat:
     return ClientFormat.OPENAI if marker >= 0 else ClientFormat.ANTHROPIC
 
 
+def format_of_api(api: str) -> ClientFormat:
+    """The error format of a pipeline request's API (`ClientRequest.api`)."""
+    if api in ("messages", "count_tokens"):
+        return ClientFormat.ANTHROPIC
+    if api in ("gemini", "gemini_count"):
+        return ClientFormat.GEMINI
+    return ClientFormat.OPENAI
+
+
 def error_body(
     fmt: ClientFormat, kind: ErrorKind, message: str, *, param: str | None = None
 ) -> tuple[int, dict[str, Any]]:

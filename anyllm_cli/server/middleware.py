@@ -2,8 +2,9 @@
 
     RequestScope     x-request-id (echoed or made), the caller's API format, response headers
                      (x-request-id, x-anyllm-overhead-ms, anthropic-ratelimit-*, retry-after,
-                     x-anyllm-degradation), any unexpected exception -> 500 in the caller's format,
-                     then one access-log line and one metrics observation per request
+                     x-anyllm-degradation, the guard's headers), any unexpected exception -> 500 in
+                     the caller's format, then one access-log line and one metrics observation for
+                     a request the pipeline never saw (the pipeline's completion point does the rest)
     Auth             PROXY_API_KEYS from x-api-key, x-goog-api-key or Authorization: Bearer, compared
                      in constant time
     ConcurrencyLimit requests in flight beyond the limit -> 529 overloaded (503 for OpenAI clients)
@@ -28,7 +29,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anyllm_cli.errors import ErrorKind
-from anyllm_cli.server.access import access_fields, access_line
+from anyllm_cli.server.access import access_fields, log_access
 from anyllm_cli.server.context import SCOPE_KEY, RequestContext, context
 from anyllm_cli.server.formats import ClientFormat, client_format, error_type, render_error
 from anyllm_cli.server.headers import (
@@ -39,7 +40,6 @@ from anyllm_cli.server.headers import (
 )
 from anyllm_cli.server.metrics import Metrics
 
-access_log = logging.getLogger("anyllm.access")
 log = logging.getLogger("anyllm.server")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -142,34 +142,39 @@ class RequestScope:
                 extra += openai_ratelimit(call.upstream_headers)
             if not any(k == b"retry-after" for k, _ in message.get("headers", ())):
                 extra += upstream_retry_after(call.upstream_headers)
+        if call.reply_headers:
+            extra += call.reply_headers.items()
         if self.degradation_header and call.degradations:
             extra.append(("x-anyllm-degradation", degradation_header(call.degradations)))
         out.extend((k.encode(), v.encode("latin-1", "replace")) for k, v in extra)
         return out
 
     def _record(self, scope: Scope, ctx: RequestContext, status: int) -> None:
+        if ctx.piped:  # the pipeline's completion point logged and metered it
+            return
         latency = self._clock() - ctx.start
-        call = ctx.call
         fields = access_fields(
             method=scope["method"],
             path=scope["path"],
             status=status,
-            ctx=ctx,
+            request_id=ctx.request_id,
             latency_s=latency,
+            error_type=ctx.error_type,
+            error=ctx.error_message,
         )
-        access_log.info(access_line(fields), extra={"fields": fields})
+        log_access(fields)
         if scope["path"] in UNLIMITED_PATHS:
             return
         self.metrics.observe(
-            backend=call.backend or "-",
-            model=call.requested_model or "-",
+            backend="-",
+            model="-",
             route=ctx.route or "other",
             status=status,
             error_type=ctx.error_type,
             latency_s=latency,
-            ttft_s=ctx.ttft_s,
-            tokens_in=call.tokens_in,
-            tokens_out=call.tokens_out,
+            ttft_s=None,
+            tokens_in=0,
+            tokens_out=0,
         )
 
 

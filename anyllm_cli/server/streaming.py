@@ -5,6 +5,7 @@
     producer task: upstream bytes ──StreamReply.chunks()──> a small in-memory queue
     delivery:      queue ──> client; the status goes out with the first chunk (or the first ping)
     watcher task:  http.disconnect ──> cancel everything; leaving the reply closes the upstream
+    what the client saw (first byte, failure, disconnect) ──> the reply ──> the pipeline's completion
 
 The status is committed only after the upstream answered and its first chunk arrived (or
 `ping_interval` passed in silence), so an upstream that fails at once still gets a proper HTTP error.
@@ -62,6 +63,7 @@ class StreamDriver:
         self.ping_interval = ping_interval
         self._clock = clock
         self.committed = False
+        self.ended = False  # the last byte is on its way: a disconnect now is the normal end
         self.disconnected = False
 
     async def __call__(self, receive: Receive, send: Send) -> None:
@@ -101,7 +103,10 @@ class StreamDriver:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                if self.ended:
+                    return
                 self.disconnected = True
+                self.reply.client_left(committed=self.committed)
                 scope.cancel()
                 return
 
@@ -116,6 +121,7 @@ class StreamDriver:
                 continue
             if item is None:
                 await self._commit(send)
+                self.ended = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
             if isinstance(item, _Failure):
@@ -124,13 +130,13 @@ class StreamDriver:
             assert isinstance(item, bytes)
             body, tail = self._drain(rx, item)
             await self._commit(send)
-            if self.ctx.ttft_s is None:
-                self.ctx.ttft_s = self._clock() - self.ctx.start
+            self.reply.first_byte()
             await send({"type": "http.response.body", "body": body, "more_body": True})
             if isinstance(tail, _Failure):
                 await self._fail(send, tail)
                 return
             if tail:
+                self.ended = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
 
@@ -177,7 +183,6 @@ class StreamDriver:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
 
     async def _fail(self, send: Send, failure: _Failure) -> None:
-        self._record(failure)
         if not self.committed:
             await self._send_error(send, failure)
             return
@@ -186,18 +191,22 @@ class StreamDriver:
             self.ctx.request_id,
             failure.message,
         )
+        self._record(failure, 200)
         body = self.reply.fail(failure.kind, failure.message)
+        self.ended = True
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _send_error(self, send: Send, failure: _Failure) -> None:
         self.committed = True
-        self._record(failure)
         status, headers, body = render_error(
             self.ctx.fmt, failure.kind, failure.message, retry_after=failure.retry_after
         )
+        self._record(failure, status)
+        self.ended = True
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _record(self, failure: _Failure) -> None:
+    def _record(self, failure: _Failure, status: int) -> None:
         self.ctx.error_type = error_type(self.ctx.fmt, failure.kind)
         self.ctx.error_message = failure.message
+        self.reply.failed(failure.kind, failure.message, status)

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
-from anyllm_cli.pipeline import Call, JSONReply, Pipeline, StreamReply
+from anyllm_cli.pipeline import ClientRequest, JSONReply, Pipeline, Reply, StreamReply
+from anyllm_cli.pipeline.seams import ClientAPI
 from tests.conftest import FakeBackend, backend_settings, chat_chunk, chat_response, sse
 
 pytestmark = pytest.mark.anyio
@@ -33,6 +34,12 @@ def _pipeline(backend: FakeBackend) -> Pipeline:
     return Pipeline({backend.settings.name: backend}, count=lambda req: 42)
 
 
+async def _run(
+    backend: FakeBackend, api: ClientAPI, body: bytes, headers: dict[str, str] | None = None
+) -> Reply:
+    return await _pipeline(backend).run(ClientRequest(api, body, headers or {}))
+
+
 async def _read(reply: StreamReply) -> bytes:
     async with reply:
         return b"".join([chunk async for chunk in reply.chunks()])
@@ -53,10 +60,8 @@ async def test_messages_are_translated_mapped_and_clamped() -> None:
         reply=chat_response("hey", "big-up"),
         reply_headers={"x-ratelimit-limit-requests": "9"},
     )
-    call = Call()
-    reply = await _pipeline(backend).messages(
-        backend, _messages(), {"x-claude-code-session-id": "sess-1"}, call
-    )
+    reply = await _run(backend, "messages", _messages(), {"x-claude-code-session-id": "sess-1"})
+    call = reply.call
     assert isinstance(reply, JSONReply)
     assert reply.body["content"] == [{"type": "text", "text": "hey"}]
     assert reply.body["model"] == "claude-sonnet-4-6"
@@ -67,16 +72,19 @@ async def test_messages_are_translated_mapped_and_clamped() -> None:
     assert sent["prompt_cache_key"] == "sess-1"
     assert headers == {}
     assert call.backend == "mock"
-    assert (call.requested_model, call.upstream_model) == ("claude-sonnet-4-6", "big-up")
-    assert (call.tokens_in, call.tokens_out) == (10, 3)
+    assert (reply.call.requested_model, reply.call.upstream_model) == (
+        "claude-sonnet-4-6",
+        "big-up",
+    )
+    assert (reply.call.tokens_in, reply.call.tokens_out) == (10, 3)
     assert call.upstream_headers == {"x-ratelimit-limit-requests": "9"}
     assert "max_tokens_clamped" in {d.code for d in call.degradations}
 
 
 async def test_client_credentials_are_not_passed_on() -> None:
     backend = FakeBackend(backend_settings(), reply=chat_response())
-    await _pipeline(backend).messages(
-        backend, _messages(), {"x-api-key": "client", "authorization": "Bearer client"}, Call()
+    await _run(
+        backend, "messages", _messages(), {"x-api-key": "client", "authorization": "Bearer client"}
     )
     assert backend.sent[0][2] == {}
 
@@ -94,8 +102,7 @@ async def test_stream_estimates_input_and_meters_usage() -> None:
             ),
         ],
     )
-    call = Call()
-    reply = await _pipeline(backend).messages(backend, _messages(stream=True), {}, call)
+    reply = await _run(backend, "messages", _messages(stream=True), {})
     assert isinstance(reply, StreamReply)
     events = _events(await _read(reply))
     assert events[0]["type"] == "message_start"
@@ -103,21 +110,21 @@ async def test_stream_estimates_input_and_meters_usage() -> None:
     text = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
     assert text == "hey"
     assert events[-1] == {"type": "message_stop"}
-    assert (call.tokens_in, call.tokens_out) == (12, 2)
+    assert (reply.call.tokens_in, reply.call.tokens_out) == (12, 2)
     assert backend.sent[0][1]["stream_options"] == {"include_usage": True}
     assert backend.closed == 1
 
 
 async def test_stream_options_omitted_when_the_backend_says_so() -> None:
     backend = FakeBackend(backend_settings(omit_stream_options=True), chunks=[sse("[DONE]")])
-    reply = await _pipeline(backend).messages(backend, _messages(stream=True), {}, Call())
+    reply = await _run(backend, "messages", _messages(stream=True), {})
     await _read(reply)  # type: ignore[arg-type]
     assert "stream_options" not in backend.sent[0][1]
 
 
 async def test_stream_fail_is_an_anthropic_error_event() -> None:
     backend = FakeBackend(backend_settings(), chunks=[sse(chat_chunk({"content": "a"}))])
-    reply = await _pipeline(backend).messages(backend, _messages(stream=True), {}, Call())
+    reply = await _run(backend, "messages", _messages(stream=True), {})
     assert isinstance(reply, StreamReply)
     async with reply:
         async for _ in reply.chunks():
@@ -130,7 +137,7 @@ async def test_stream_fail_is_an_anthropic_error_event() -> None:
 async def test_stream_open_errors_raise_before_any_byte() -> None:
     error = UpstreamError(ErrorKind.RATE_LIMIT, "slow down", status=429, retry_after=3)
     backend = FakeBackend(backend_settings(), error=error)
-    reply = await _pipeline(backend).messages(backend, _messages(stream=True), {}, Call())
+    reply = await _run(backend, "messages", _messages(stream=True), {})
     with pytest.raises(UpstreamError) as info:
         await _read(reply)  # type: ignore[arg-type]
     assert info.value.retry_after == 3
@@ -140,7 +147,7 @@ async def test_error_status_replies_raise_upstream_errors() -> None:
     body = {"error": {"message": "nope", "type": "invalid_request_error"}}
     backend = FakeBackend(backend_settings(), reply=body, reply_status=400)
     with pytest.raises(UpstreamError) as info:
-        await _pipeline(backend).messages(backend, _messages(), {}, Call())
+        await _run(backend, "messages", _messages(), {})
     assert info.value.kind is ErrorKind.INVALID_REQUEST
     assert info.value.status == 400
 
@@ -148,25 +155,24 @@ async def test_error_status_replies_raise_upstream_errors() -> None:
 async def test_an_upstream_body_that_does_not_parse_is_the_upstreams_fault() -> None:
     backend = FakeBackend(backend_settings(), reply={"choices": "no"})
     with pytest.raises(UpstreamError) as info:
-        await _pipeline(backend).messages(backend, _messages(), {}, Call())
+        await _run(backend, "messages", _messages(), {})
     assert info.value.kind is ErrorKind.API_ERROR
 
 
 async def test_bad_client_bodies_are_invalid_input() -> None:
     backend = FakeBackend(backend_settings())
     with pytest.raises(InvalidInput) as info:
-        await _pipeline(backend).messages(backend, b'{"model": "m", "messages": []}', {}, Call())
+        await _run(backend, "messages", b'{"model": "m", "messages": []}', {})
     assert info.value.path == "max_tokens"
     with pytest.raises(InvalidInput):
-        await _pipeline(backend).chat(backend, b"{nope", {}, Call())
+        await _run(backend, "chat", b"{nope", {})
     assert backend.sent == []
 
 
 async def test_chat_passes_through_with_the_model_mapped_and_clamped() -> None:
     settings = backend_settings(model_map={"gpt-x": "up-x"}, max_output_tokens={"*": 100})
     backend = FakeBackend(settings, reply=chat_response("ok", "up-x"))
-    call = Call()
-    reply = await _pipeline(backend).chat(backend, _chat(max_tokens=5000, seed=3), {}, call)
+    reply = await _run(backend, "chat", _chat(max_tokens=5000, seed=3), {})
     assert isinstance(reply, JSONReply)
     assert reply.body == chat_response("ok", "up-x")
     sent = backend.sent[0][1]
@@ -176,8 +182,8 @@ async def test_chat_passes_through_with_the_model_mapped_and_clamped() -> None:
         "max_tokens": 100,
         "seed": 3,
     }
-    assert [d.code for d in call.degradations] == ["max_tokens_clamped"]
-    assert (call.tokens_in, call.tokens_out) == (10, 3)
+    assert [d.code for d in reply.call.degradations] == ["max_tokens_clamped"]
+    assert (reply.call.tokens_in, reply.call.tokens_out) == (10, 3)
 
 
 async def test_chat_stream_hides_the_usage_it_asked_for() -> None:
@@ -191,13 +197,12 @@ async def test_chat_stream_hides_the_usage_it_asked_for() -> None:
         )
     ]
     backend = FakeBackend(backend_settings(), chunks=chunks)
-    call = Call()
-    reply = await _pipeline(backend).chat(backend, _chat(stream=True), {}, call)
+    reply = await _run(backend, "chat", _chat(stream=True), {})
     data = await _read(reply)  # type: ignore[arg-type]
     assert backend.sent[0][1]["stream_options"] == {"include_usage": True}
     assert b'"usage"' not in data
     assert data.endswith(b"data: [DONE]\n\n")
-    assert (call.tokens_in, call.tokens_out) == (5, 1)
+    assert (reply.call.tokens_in, reply.call.tokens_out) == (5, 1)
 
 
 async def test_chat_stream_keeps_usage_the_client_asked_for() -> None:
@@ -205,13 +210,13 @@ async def test_chat_stream_keeps_usage_the_client_asked_for() -> None:
     chunks = [sse({**chat_chunk({}), "choices": [], "usage": usage}, "[DONE]")]
     backend = FakeBackend(backend_settings(), chunks=chunks)
     body = _chat(stream=True, stream_options={"include_usage": True})
-    data = await _read(await _pipeline(backend).chat(backend, body, {}, Call()))  # type: ignore[arg-type]
+    data = await _read(await _run(backend, "chat", body, {}))  # type: ignore[arg-type]
     assert _events(data)[-1]["usage"] == usage
 
 
 async def test_chat_stream_fail_is_an_openai_error_chunk() -> None:
     backend = FakeBackend(backend_settings(), chunks=[])
-    reply = await _pipeline(backend).chat(backend, _chat(stream=True), {}, Call())
+    reply = await _run(backend, "chat", _chat(stream=True), {})
     assert isinstance(reply, StreamReply)
     assert _events(reply.fail(ErrorKind.API_ERROR, "gone"))[0]["error"]["message"] == "gone"
 
@@ -227,14 +232,13 @@ async def test_messages_backends_get_the_body_relayed() -> None:
         "usage": {"input_tokens": 4, "output_tokens": 2},
     }
     backend = FakeBackend(backend_settings(big_model="claude-up"), api="messages", reply=message)
-    call = Call()
     headers = {"anthropic-beta": "x", "x-api-key": "client-secret"}
-    reply = await _pipeline(backend).messages(backend, _messages(), headers, call)
+    reply = await _run(backend, "messages", _messages(), headers)
     assert isinstance(reply, JSONReply)
     assert reply.body["content"] == [{"type": "text", "text": "hi"}]
     path, sent, passed = backend.sent[0]
     assert (path, sent["model"], passed) == ("/messages", "claude-up", {"anthropic-beta": "x"})
-    assert (call.tokens_in, call.tokens_out) == (4, 2)
+    assert (reply.call.tokens_in, reply.call.tokens_out) == (4, 2)
 
 
 async def test_chat_clients_of_messages_backends_are_translated() -> None:
@@ -248,7 +252,7 @@ async def test_chat_clients_of_messages_backends_are_translated() -> None:
         "usage": {"input_tokens": 4, "output_tokens": 2},
     }
     backend = FakeBackend(backend_settings(), api="messages", reply=message)
-    reply = await _pipeline(backend).chat(backend, _chat(), {}, Call())
+    reply = await _run(backend, "chat", _chat(), {})
     assert isinstance(reply, JSONReply)
     assert reply.body["choices"][0]["message"]["content"] == "hi"
     assert backend.sent[0][0] == "/messages"
@@ -258,13 +262,13 @@ async def test_chat_clients_of_messages_backends_are_translated() -> None:
 async def test_count_tokens_is_local_for_chat_backends() -> None:
     backend = FakeBackend(backend_settings())
     raw = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
-    assert await _pipeline(backend).count_tokens(backend, raw, {}) == 42
+    assert (await _run(backend, "count_tokens", raw)).body == {"input_tokens": 42}
     assert backend.sent == []
 
 
 async def test_count_tokens_asks_a_messages_backend_first() -> None:
     backend = FakeBackend(backend_settings(), api="messages", reply={"input_tokens": 7})
     raw = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
-    assert await _pipeline(backend).count_tokens(backend, raw, {}) == 7
+    assert (await _run(backend, "count_tokens", raw)).body == {"input_tokens": 7}
     backend.error = UpstreamError(ErrorKind.NOT_FOUND, "no such endpoint")
-    assert await _pipeline(backend).count_tokens(backend, raw, {}) == 42
+    assert (await _run(backend, "count_tokens", raw)).body == {"input_tokens": 42}

@@ -9,9 +9,13 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
+from anyllm_cli.errors import ErrorKind, UpstreamError
+from anyllm_cli.pipeline import ANONYMOUS, Candidate, Principal
 from anyllm_cli.server.app import create_app
-from tests.conftest import MockChat, backend_settings, make_settings
+from anyllm_cli.server.context import PRINCIPAL_KEY
+from tests.conftest import MockChat, Recorder, backend_settings, make_settings
 
 pytestmark = pytest.mark.anyio
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
@@ -190,3 +194,108 @@ async def test_passthrough_keeps_upstream_error_statuses(
     r = await client.post("/v1/embeddings", json={"model": "bad", "input": "hi"})
     assert r.status_code == 400
     assert json.loads(r.content) == {"error": {"message": "no"}}
+
+
+# -- the seams: a guard and an observer see every call once -----------------------------------------
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder(headers={"x-guard": "ok"})
+
+
+@pytest.fixture
+async def guarded(upstream: MockChat, recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(backend_settings(big_model="big-up"))
+    app = create_app(settings, transport=upstream.transport(), guard=recorder, observers=[recorder])
+    async with _serving(app) as c:
+        yield c
+
+
+async def test_a_json_call_is_admitted_then_settled_once(
+    guarded: httpx.AsyncClient, recorder: Recorder
+) -> None:
+    r = await guarded.post("/v1/messages", json=MESSAGE, headers=ANTHROPIC)
+    assert r.status_code == 200
+    assert r.headers["x-guard"] == "ok"
+    outcome = recorder.one()
+    assert outcome.candidate == Candidate("mock", "claude-sonnet-4-6", "big-up")
+    assert (outcome.status, outcome.error, outcome.stream) == (200, None, False)
+    assert (outcome.usage.input_tokens, outcome.usage.output_tokens) == (10, 3)
+    assert outcome.request.principal == ANONYMOUS
+    assert outcome.request.request_id == r.headers["x-request-id"]
+    assert outcome.response is None  # nobody asked for bodies
+
+
+async def test_a_stream_completes_once_after_its_last_byte(
+    guarded: httpx.AsyncClient, recorder: Recorder
+) -> None:
+    r = await guarded.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.text.endswith("data: [DONE]\n\n")
+    outcome = recorder.one()
+    assert (outcome.status, outcome.stream, outcome.disconnected) == (200, True, False)
+    assert outcome.ttft_s is not None and outcome.duration_s >= outcome.ttft_s
+
+
+async def test_an_upstream_error_before_the_first_byte_completes_once(
+    guarded: httpx.AsyncClient, upstream: MockChat, recorder: Recorder
+) -> None:
+    upstream.script["busy"] = lambda body: httpx.Response(
+        429, json={"error": {"message": "slow", "type": "rate_limit_error"}}
+    )
+    r = await guarded.post("/v1/chat/completions", json={**CHAT, "model": "busy", "stream": True})
+    assert r.status_code == 429
+    outcome = recorder.one()
+    assert (outcome.status, outcome.error) == (429, ErrorKind.RATE_LIMIT)
+
+
+async def test_a_passthrough_goes_through_the_guard(
+    guarded: httpx.AsyncClient, upstream: MockChat, recorder: Recorder
+) -> None:
+    usage = {"prompt_tokens": 4, "total_tokens": 4}
+    upstream.script["embed"] = lambda body: httpx.Response(
+        200, json={"object": "list", "data": [], "usage": usage}
+    )
+    r = await guarded.post("/v1/embeddings", json={"model": "embed", "input": "hi"})
+    assert r.status_code == 200
+    assert r.headers["x-guard"] == "ok"
+    outcome = recorder.one()
+    assert outcome.request.api == "forward"
+    assert outcome.candidate == Candidate("mock", "embed", "embed")
+    assert (outcome.status, outcome.usage.input_tokens) == (200, 4)
+
+
+async def test_a_refusal_is_rendered_and_observed_but_not_settled(
+    guarded: httpx.AsyncClient, recorder: Recorder
+) -> None:
+    recorder.refuse = UpstreamError(ErrorKind.RATE_LIMIT, "key over its rpm", retry_after=3)
+    r = await guarded.post("/v1/messages", json=MESSAGE, headers=ANTHROPIC)
+    assert r.status_code == 429
+    assert r.headers["retry-after"] == "3"
+    outcome = recorder.one()
+    assert recorder.settled == []
+    assert (outcome.status, outcome.error) == (429, ErrorKind.RATE_LIMIT)
+
+
+async def test_bad_input_is_observed_without_a_candidate(
+    guarded: httpx.AsyncClient, recorder: Recorder
+) -> None:
+    r = await guarded.post("/v1/messages", json={"model": "m"}, headers=ANTHROPIC)
+    assert r.status_code == 400
+    outcome = recorder.one()
+    assert outcome.candidate is None
+    assert (outcome.status, outcome.error) == (400, ErrorKind.INVALID_REQUEST)
+
+
+async def test_the_principal_comes_from_the_scope(upstream: MockChat, recorder: Recorder) -> None:
+    app = create_app(make_settings(), transport=upstream.transport(), observers=[recorder])
+    principal = Principal("key_1", "ci", "virtual")
+
+    async def auth(scope: Scope, receive: Receive, send: Send) -> None:
+        scope[PRINCIPAL_KEY] = principal
+        await app(scope, receive, send)
+
+    async with _serving(app) as c:
+        c._transport = httpx.ASGITransport(app=auth)
+        await c.post("/v1/chat/completions", json=CHAT)
+    assert recorder.one().request.principal == principal

@@ -14,13 +14,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from anyllm_cli.backends.base import UpstreamStream
 from anyllm_cli.errors import ErrorKind, UpstreamError
-from anyllm_cli.pipeline import Call, StreamReply
+from anyllm_cli.pipeline import Call, ClientRequest, StreamReply
+from anyllm_cli.pipeline.completion import Completion
+from anyllm_cli.pipeline.seams import ClientAPI
 from anyllm_cli.server.context import RequestContext
 from anyllm_cli.server.formats import ClientFormat
 from anyllm_cli.server.streaming import StreamDriver
 from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
 from anyllm_cli.translate.streams.sse import KEEPALIVE_COMMENT, PING, encode_anthropic
-from tests.conftest import chat_chunk, sse
+from tests.conftest import Recorder, chat_chunk, sse
 
 pytestmark = pytest.mark.anyio
 
@@ -105,16 +107,25 @@ class Client:
 
 
 def _driver(
-    upstream: Upstream, *, fmt: ClientFormat = ClientFormat.ANTHROPIC, keepalive: bytes = PING
+    upstream: Upstream,
+    *,
+    fmt: ClientFormat = ClientFormat.ANTHROPIC,
+    keepalive: bytes = PING,
+    recorder: Recorder | None = None,
 ) -> tuple[StreamDriver, RequestContext]:
     ctx = RequestContext(request_id="req_t", fmt=fmt, start=0.0)
+    api: ClientAPI = "messages" if fmt is ClientFormat.ANTHROPIC else "chat"
+    observers = (recorder,) if recorder is not None else ()
+    completion = Completion(ClientRequest(api, b""), observers=observers)
+    completion.call.stream = True
     reply = StreamReply(
         upstream.open,
         MessagesViaChatStream(requested_model="claude-x", input_tokens=5),
         encode_anthropic,  # type: ignore[arg-type]
-        ctx.call,
+        completion,
         keepalive=keepalive,
     )
+    ctx.call = reply.call
     return StreamDriver(reply, ctx, ping_interval=0.01), ctx
 
 
@@ -127,7 +138,8 @@ async def test_a_whole_stream() -> None:
     upstream, client = Upstream(), Client()
     upstream.push(FIRST, REST)
     upstream.end()
-    driver, ctx = _driver(upstream)
+    recorder = Recorder()
+    driver, _ = _driver(upstream, recorder=recorder)
     await _run(driver, client)
     assert client.status == 200
     assert client.headers[b"content-type"].startswith(b"text/event-stream")
@@ -135,35 +147,47 @@ async def test_a_whole_stream() -> None:
     assert types[0] == "message_start"
     assert types[-1] == "message_stop"
     assert client.messages[-1]["more_body"] is False
-    assert ctx.ttft_s is not None
     assert upstream.closed
+    outcome = recorder.one()
+    assert (outcome.status, outcome.error, outcome.disconnected) == (200, None, False)
+    assert outcome.ttft_s is not None and outcome.stream
 
 
 async def test_an_upstream_refusal_is_an_http_error_with_retry_after() -> None:
     error = UpstreamError(ErrorKind.RATE_LIMIT, "slow down", status=429, retry_after=4)
     upstream, client = Upstream(open_error=error), Client()
-    driver, ctx = _driver(upstream)
+    recorder = Recorder()
+    driver, ctx = _driver(upstream, recorder=recorder)
     await _run(driver, client)
     assert client.status == 429
     assert client.headers[b"retry-after"] == b"4"
     assert json.loads(client.body)["error"]["type"] == "rate_limit_error"
     assert ctx.error_type == "rate_limit_error"
+    outcome = recorder.one()
+    assert (outcome.status, outcome.error, outcome.ttft_s) == (429, ErrorKind.RATE_LIMIT, None)
 
 
 async def test_a_failure_before_the_first_byte_is_still_an_http_error() -> None:
     upstream, client = Upstream(), Client()
     upstream.push(UpstreamError(ErrorKind.API_ERROR, "dropped"))
-    driver, _ = _driver(upstream)
+    recorder = Recorder()
+    driver, _ = _driver(upstream, recorder=recorder)
     await _run(driver, client)
     assert client.status == 500
     assert json.loads(client.body)["error"]["message"] == "dropped"
+    outcome = recorder.one()
+    assert (outcome.status, outcome.error_message) == (500, "dropped")
 
 
 async def test_a_failure_after_the_first_byte_is_an_error_event() -> None:
     upstream, client = Upstream(), Client()
     upstream.push(FIRST, UpstreamError(ErrorKind.TIMEOUT, "idle for 1s"))
-    driver, ctx = _driver(upstream)
+    recorder = Recorder()
+    driver, ctx = _driver(upstream, recorder=recorder)
     await _run(driver, client)
+    outcome = recorder.one()
+    assert (outcome.status, outcome.error) == (200, ErrorKind.TIMEOUT)
+    assert outcome.ttft_s is not None
     assert client.status == 200
     events = client.events()
     assert events[-1] == {
@@ -228,10 +252,26 @@ async def test_a_disconnect_closes_the_upstream() -> None:
             client.gone.set()
 
     client.on_body = on_body
-    driver, _ = _driver(upstream)
+    recorder = Recorder()
+    driver, _ = _driver(upstream, recorder=recorder)
     await _run(driver, client)
     assert driver.disconnected
     assert upstream.closed
+    outcome = recorder.one()
+    assert (outcome.status, outcome.disconnected, outcome.error) == (200, True, None)
+
+
+async def test_a_disconnect_before_the_first_byte_is_a_499() -> None:
+    upstream, client = Upstream(), Client()
+    recorder = Recorder()
+    driver, _ = _driver(upstream, recorder=recorder)
+    driver.ping_interval = 5.0
+    client.gone.set()
+    await _run(driver, client)
+    assert client.messages == []
+    assert upstream.closed
+    outcome = recorder.one()
+    assert (outcome.status, outcome.disconnected) == (499, True)
 
 
 async def test_degradations_of_the_stream_reach_the_call() -> None:

@@ -1,0 +1,122 @@
+"""The completion point: one Outcome per call, settle once, observers isolated, bodies on demand."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
+from anyllm_cli.pipeline import ClientRequest, JSONReply, Outcome, Pipeline, StreamReply
+from anyllm_cli.pipeline.completion import Completion, status_for
+from anyllm_cli.pipeline.seams import Candidate, Usage
+from tests.conftest import FakeBackend, Recorder, backend_settings, chat_chunk, chat_response, sse
+
+pytestmark = pytest.mark.anyio
+
+MESSAGE = {"model": "claude-x", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]}
+
+
+class _Broken:
+    wants_bodies = False
+
+    async def on_complete(self, outcome: Outcome) -> None:
+        raise RuntimeError("observer bug")
+
+
+class _Pricer:
+    def price(self, backend: str, model: str, usage: Usage) -> float | None:
+        return usage.input_tokens * 0.5
+
+
+def test_status_for_each_api() -> None:
+    assert status_for("messages", ErrorKind.OVERLOADED) == 529
+    assert status_for("chat", ErrorKind.OVERLOADED) == 503
+    assert status_for("gemini", ErrorKind.RATE_LIMIT) == 429
+
+
+async def test_finish_counts_once_and_a_broken_observer_hides_nothing() -> None:
+    recorder = Recorder()
+    done = Completion(ClientRequest("chat", b""), guard=recorder, observers=[_Broken(), recorder])
+    await done.admit(Candidate("mock", "m", "m"))
+    first = await done.finish(status=200)
+    again = await done.finish(status=500, error=ErrorKind.API_ERROR)
+    assert first is again
+    assert recorder.one().status == 200
+
+
+async def test_fail_renders_the_status_of_the_callers_api() -> None:
+    recorder = Recorder()
+    done = Completion(ClientRequest("messages", b""), observers=[recorder])
+    await done.fail(InvalidInput("Field required", "max_tokens"))
+    outcome = recorder.one()
+    assert (outcome.status, outcome.error) == (400, ErrorKind.INVALID_REQUEST)
+    assert outcome.error_message == "max_tokens: Field required"
+
+
+async def test_a_forward_keeps_the_upstream_status() -> None:
+    recorder = Recorder()
+    done = Completion(ClientRequest("forward", b""), observers=[recorder])
+    await done.fail(UpstreamError(ErrorKind.API_ERROR, "unreachable", status=502))
+    assert recorder.one().status == 502
+
+
+def _pipeline(backend: FakeBackend, recorder: Recorder) -> Pipeline:
+    return Pipeline(
+        {"mock": backend}, guard=recorder, observers=[recorder], pricer=_Pricer(), count=lambda r: 1
+    )
+
+
+async def test_bodies_are_kept_when_an_observer_asks() -> None:
+    recorder = Recorder(wants_bodies=True)
+    backend = FakeBackend(backend_settings(), reply=chat_response("hey"))
+    reply = await _pipeline(backend, recorder).run(
+        ClientRequest("messages", json.dumps(MESSAGE).encode())
+    )
+    assert isinstance(reply, JSONReply)
+    outcome = recorder.one()
+    assert outcome.response == reply.body
+    assert outcome.upstream_body is not None
+    assert json.loads(outcome.upstream_body)["messages"][-1]["content"] == "hi"
+    assert outcome.cost_usd == 5.0  # 10 input tokens at 0.5
+
+
+async def test_a_stream_keeps_the_accumulated_message() -> None:
+    recorder = Recorder(wants_bodies=True)
+    chunks: list[Any] = [
+        sse(
+            chat_chunk({"role": "assistant", "content": "he"}),
+            chat_chunk({"content": "y"}),
+            chat_chunk({}, "stop"),
+            "[DONE]",
+        )
+    ]
+    backend = FakeBackend(backend_settings(), chunks=chunks)
+    body = json.dumps({**MESSAGE, "stream": True}).encode()
+    reply = await _pipeline(backend, recorder).run(ClientRequest("messages", body))
+    assert isinstance(reply, StreamReply)
+    assert recorder.outcomes == []  # not before the stream is left
+    async with reply:
+        async for _ in reply.chunks():
+            pass
+    outcome = recorder.one()
+    assert outcome.response is not None
+    assert outcome.response["content"] == [{"type": "text", "text": "hey"}]
+    assert outcome.stream
+
+
+async def test_an_upstream_error_completes_with_its_status() -> None:
+    recorder = Recorder()
+    body = {"error": {"message": "no", "type": "invalid_request_error"}}
+    backend = FakeBackend(backend_settings(), reply=body, reply_status=400)
+    with pytest.raises(UpstreamError):
+        await _pipeline(backend, recorder).run(
+            ClientRequest("messages", json.dumps(MESSAGE).encode())
+        )
+    outcome = recorder.one()
+    assert (outcome.status, outcome.error, outcome.error_message) == (
+        400,
+        ErrorKind.INVALID_REQUEST,
+        "no",
+    )
