@@ -14,6 +14,8 @@ One JSON object per line (a "cassette"); `v` marks it as ours:
 | upstream_request   | the body as sent upstream (null unless the pipeline kept it)            |
 | response           | the client's reply body, a stream as its accumulated final message      |
 |                    | (only under `--record-bodies all`)                                      |
+| events             | a stream's events as the client got them, when the pipeline kept them   |
+|                    | (OpenAI and Gemini clients; Anthropic streams keep the message only)    |
 | status, error,     | the status the client got; the error kind and message                   |
 | error_message      |                                                                         |
 | usage, cost_usd    | token counts (input, output, cache read/write, reasoning); USD or null  |
@@ -24,7 +26,8 @@ Readers (`read`): a recorded JSONL file (or a directory of them, read in name or
 the order); a plain JSONL file of request bodies (the API told from each body, or `api` given); a
 HAR file (browsers, mitmproxy) keeping only LLM API calls (`/v1/messages`, `/chat/completions`,
 `/models/M:generateContent|streamGenerateContent`), a streamed response folded into its message.
-Lines without a replayable body are counted in `Skipped`, not fatal.
+Lines without a replayable body (not recorded, or count_tokens and passthrough calls) are
+counted in `Skipped`, not fatal.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ class Exchange:
         body = self.body if self.api == "gemini" else {**self.body, "model": model}
         return replace(self, body=body, model=model)
 
-    def to_request(self, backend: str | None = None) -> ClientRequest:
+    def to_request(self, backend: str | None = None, request_id: str = "") -> ClientRequest:
         return ClientRequest(
             api=self.api,  # type: ignore[arg-type]
             body=json.dumps(self.body, separators=(",", ":")).encode(),
@@ -96,7 +99,8 @@ class Exchange:
             backend=backend if backend is not None else self.backend,
             model=self.model if self.api == "gemini" else None,
             stream=self.stream if self.api == "gemini" else None,
-            request_id=self.id,
+            request_id=request_id or self.id,
+            route=self.path().split("?")[0],
         )
 
 
@@ -159,20 +163,20 @@ def _jsonl(path: Path, skipped: Skipped, api: str | None) -> Iterator[Exchange]:
             exchange = (
                 from_record(doc, number) if "v" in doc else _from_body(doc, number, api, path)
             )
-            if exchange is None:
-                skipped.add("body not recorded")
+            if isinstance(exchange, str):
+                skipped.add(exchange)
             else:
                 yield exchange
 
 
-def from_record(doc: Mapping[str, Any], line: int = 0) -> Exchange | None:
-    """A cassette line as an Exchange; None when its body was not recorded."""
+def from_record(doc: Mapping[str, Any], line: int = 0) -> Exchange | str:
+    """A cassette line as an Exchange, or why it cannot be replayed."""
     body = doc.get("body")
     api = doc.get("api")
-    if not isinstance(body, dict):
-        return None
-    if api not in APIS:
-        raise InvalidInput(f"api {api!r} is not one of {', '.join(APIS)}", f"line {line}")
+    if api not in APIS:  # count_tokens, passthroughs: recorded, not replayed
+        return f"api {api} not replayed"
+    if not isinstance(body, dict) or set(body) == {"_text"}:
+        return "body not recorded"
     response = doc.get("response")
     usage = doc.get("usage")
     return Exchange(

@@ -1,7 +1,7 @@
 """The senders: one recorded request out again, to a proxy by URL or through an in-process pipeline.
 
     Exchange ──HTTPSender (httpx, the proxy's routes, ANYLLM_API_KEY)──────────┐
-             └─PipelineSender (the same Pipeline `serve` builds, no server)──────┴──> Sent
+             └─PipelineSender (`Pipeline.run`, as `serve` builds it, no server)──┴──> Sent
 
 Both send the request in its original API, streaming when it was recorded streaming, and return a
 `Sent`: the status, the reply (a stream folded into its final message, `fold.py`), the error kind
@@ -13,10 +13,11 @@ result to count. What it gives up: the client's own headers are not replayed exc
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
@@ -25,10 +26,11 @@ from anyllm_cli.errors import (
     ANTHROPIC_ERRORS,
     AnyllmError,
     ErrorKind,
+    InvalidInput,
     UpstreamError,
     parse_error_body,
 )
-from anyllm_cli.pipeline import Call, JSONReply, Pipeline, Reply
+from anyllm_cli.pipeline import ClientRequest, JSONReply, Outcome, Pipeline, StreamReply
 from anyllm_cli.replay.cassette import Exchange
 from anyllm_cli.replay.fold import fold
 from anyllm_cli.translate.streams.sse import SSEDecoder
@@ -45,6 +47,7 @@ class Sent:
     error_message: str
     latency_s: float
     ttft_s: float | None = None
+    cost_usd: float | None = None  # in-process, from the pipeline's Pricer
 
     @property
     def ok(self) -> bool:
@@ -179,74 +182,80 @@ def _json(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-Run = Callable[[Exchange, Call], Awaitable[Reply]]
+class Outcomes:
+    """A `CallObserver` for in-process replay: each call's Outcome (cost, usage), by request id."""
+
+    wants_bodies = False
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Outcome] = {}
+
+    async def on_complete(self, outcome: Outcome) -> None:
+        self._seen[outcome.request.request_id] = outcome
+
+    def pop(self, request_id: str) -> Outcome | None:
+        return self._seen.pop(request_id, None)
 
 
 class PipelineSender:
-    """Re-sends through an in-process `Pipeline` (the backends `serve` would build), no server.
+    """Re-sends through an in-process `Pipeline.run` (the backends `serve` would build), no server.
 
     `backend` pins every request to one configured backend; None keeps each request's recorded
-    backend when it is configured, else the default."""
+    backend when it is configured, else the router's default. The cost comes from the call's
+    Outcome (the pipeline's Pricer), when `outcomes` observes the pipeline."""
 
     def __init__(
         self,
         pipeline: Pipeline,
         *,
         backend: str | None,
-        default: str,
+        name: str,
+        outcomes: Outcomes | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.name = backend or default
+        self.name = name
         self._pipeline = pipeline
         self._backend = backend
-        self._default = default
+        self._outcomes = outcomes
         self._clock = clock
+        self._ids = itertools.count()
 
-    def _pick(self, exchange: Exchange) -> str:
-        if self._backend is not None:
-            return self._backend
-        if exchange.backend and exchange.backend in self._pipeline.backends:
-            return exchange.backend
-        return self._default
-
-    async def _run(self, exchange: Exchange, call: Call) -> Reply:
-        """The current Pipeline's entry point per client API (an adapter until `Pipeline.run`)."""
-        backend = self._pipeline.backends[self._pick(exchange)]
-        request = exchange.to_request()
-        if exchange.api == "messages":
-            return await self._pipeline.messages(backend, request.body, request.headers, call)
-        if exchange.api == "chat":
-            return await self._pipeline.chat(backend, request.body, request.headers, call)
-        return await self._pipeline.gemini(
-            backend,
-            request.body,
-            request.headers,
-            call,
-            model=exchange.model,
-            stream=exchange.stream,
-        )
+    def _request(self, exchange: Exchange) -> ClientRequest:
+        backend = self._backend
+        if backend is None and exchange.backend in self._pipeline.backends:
+            backend = exchange.backend
+        request_id = f"replay-{next(self._ids)}-{self.name}"
+        return replace(exchange.to_request(request_id=request_id), backend=backend)
 
     async def send(self, exchange: Exchange) -> Sent:
+        request = self._request(exchange)
         start = self._clock()
         try:
-            reply = await self._run(exchange, Call())
+            reply = await self._pipeline.run(request)
             if isinstance(reply, JSONReply):
-                return Sent(200, reply.body, None, "", self._clock() - start)
-            stream = _Stream(exchange.api, self._clock, start)
-            async with reply:
-                try:
-                    async for chunk in _chunks(reply):
-                        stream.feed(chunk)
-                except AnyllmError as exc:
-                    stream.feed(reply.fail(exc.kind, exc.message))
-            return stream.sent(200)
+                sent = Sent(200, reply.body, None, "", self._clock() - start)
+            elif isinstance(reply, StreamReply):
+                sent = await self._read(exchange, reply, start)
+            else:  # a passthrough: never built from an Exchange
+                raise InvalidInput(f"api {exchange.api!r} cannot be replayed")
         except UpstreamError as exc:
-            return Sent(exc.status, None, exc.kind.value, exc.message, self._clock() - start)
+            sent = Sent(exc.status, None, exc.kind.value, exc.message, self._clock() - start)
         except AnyllmError as exc:
             status = ANTHROPIC_ERRORS[exc.kind][0]
-            return Sent(status, None, exc.kind.value, exc.message, self._clock() - start)
+            sent = Sent(status, None, exc.kind.value, exc.message, self._clock() - start)
+        outcome = self._outcomes.pop(request.request_id) if self._outcomes else None
+        if outcome is not None and outcome.cost_usd is not None:
+            sent = replace(sent, cost_usd=outcome.cost_usd)
+        return sent
 
-
-async def _chunks(reply: Any) -> AsyncIterator[bytes]:
-    async for chunk in reply.chunks():
-        yield chunk
+    async def _read(self, exchange: Exchange, reply: StreamReply, start: float) -> Sent:
+        stream = _Stream(exchange.api, self._clock, start)
+        async with reply:
+            try:
+                async for chunk in reply.chunks():
+                    reply.first_byte()
+                    stream.feed(chunk)
+            except AnyllmError as exc:  # after the first byte: an in-stream error, as a client sees
+                reply.failed(exc.kind, exc.message, 200)
+                stream.feed(reply.fail(exc.kind, exc.message))
+        return stream.sent(200)

@@ -33,8 +33,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from anyllm_cli.config import Settings
 from anyllm_cli.pipeline.seams import Outcome
 from anyllm_cli.replay.cassette import VERSION
+from anyllm_cli.replay.fold import fold
 from anyllm_cli.replay.redact import Redactor
 
 log = logging.getLogger("anyllm.record")
@@ -216,7 +218,7 @@ def outcome_line(outcome: Outcome, bodies: Bodies, ended: float) -> dict[str, An
         "upstream_request": _json_or_text(outcome.upstream_body)
         if bodies != "none" and outcome.upstream_body is not None
         else None,
-        "response": outcome.response if bodies == "all" else None,
+        **_reply(request.api, outcome.response if bodies == "all" else None),
         "status": outcome.status,
         "error": outcome.error.value if outcome.error else None,
         "error_message": outcome.error_message,
@@ -233,6 +235,15 @@ def outcome_line(outcome: Outcome, bodies: Bodies, ended: float) -> dict[str, An
         "duration_s": outcome.duration_s,
         "degradations": list(outcome.degradations),
     }
+
+
+def _reply(api: str, response: dict[str, Any] | None) -> dict[str, Any]:
+    """`response` (a stream folded into its final message) and, for streams the pipeline kept as
+    events (`{"events": [...]}`), the `events` themselves."""
+    if response is None or "events" not in response or not set(response) <= {"events", "error"}:
+        return {"response": response, "events": None}
+    events = [e for e in response["events"] if isinstance(e, dict)]
+    return {"response": fold(api, events).response, "events": events}
 
 
 def _json_or_text(raw: bytes) -> Any:
@@ -299,3 +310,20 @@ class _Rotating:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def recorder_for(settings: Settings) -> Recorder:
+    """The Recorder `serve --record` installs: the settings' target, with every key the proxy
+    knows (its own and the backends') named for redaction."""
+    record = settings.record
+    if record is None:
+        raise ValueError("recording is off in these settings")
+    secrets = [*settings.proxy_api_keys]
+    secrets += [b.api_key for b in settings.backends.values() if b.api_key]
+    options = RecordOptions(
+        record.path,
+        bodies=record.bodies,  # type: ignore[arg-type]  # checked by config
+        sample=record.sample,
+        max_bytes=record.max_bytes,
+    )
+    return Recorder(options, secrets=secrets)

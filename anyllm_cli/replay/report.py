@@ -5,7 +5,8 @@
     {"target", "compare_with", "count", "ok", "errors", "error_rate", "max_error_rate", "passed",
      "elapsed_s", "requests_per_s", "skipped": {reason: n}, "status": {"200": n, ...},
      "errors_by_type": {kind: n}, "latency_s": {"p50", "p95", "p99", "max"},
-     "ttft_s": {... } or null, "tokens": {"input", "output"}, "cost_usd": float or null,
+     "ttft_s": {... } or null, "tokens": {"input", "output"},
+     "cost_usd": float or null (in-process, when the pipeline has a Pricer for the model),
      "recorded": {"count", "errors", "tokens": {...}, "cost_usd"} (what the recording itself saw),
      "compare": null or {"compared", "stop_reason_changed", "tool_calls_changed",
                          "text_similarity": {"mean", "min"}, "usage_delta": {"input", "output"},
@@ -53,6 +54,7 @@ class Summary:
     ttfts: list[float] = field(default_factory=list)
     tokens_in: int = 0
     tokens_out: int = 0
+    cost: float | None = None
     recorded_count: int = 0
     recorded_errors: int = 0
     recorded_in: int = 0
@@ -81,6 +83,8 @@ class Summary:
         got = answer(sent.response)
         self.tokens_in += got.input_tokens
         self.tokens_out += got.output_tokens
+        if sent.cost_usd is not None:
+            self.cost = (self.cost or 0.0) + sent.cost_usd
         self._recorded(result)
         if result.diff is not None:
             diff = result.diff
@@ -147,7 +151,7 @@ class Summary:
             "latency_s": percentiles(self.latencies),
             "ttft_s": percentiles(self.ttfts),
             "tokens": {"input": self.tokens_in, "output": self.tokens_out},
-            "cost_usd": None,
+            "cost_usd": None if self.cost is None else round(self.cost, 6),
             "recorded": {
                 "count": self.recorded_count,
                 "errors": self.recorded_errors,
@@ -165,6 +169,7 @@ def _sent_json(sent: Sent) -> dict[str, Any]:
         "error_message": sent.error_message or None,
         "latency_s": round(sent.latency_s, 6),
         "ttft_s": None if sent.ttft_s is None else round(sent.ttft_s, 6),
+        "cost_usd": sent.cost_usd,
         "response": sent.response,
     }
 

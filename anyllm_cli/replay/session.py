@@ -27,9 +27,10 @@ from anyllm_cli.config import Settings
 from anyllm_cli.errors import ConfigError, InvalidInput
 from anyllm_cli.pipeline import Pipeline
 from anyllm_cli.replay.cassette import Skipped, read
-from anyllm_cli.replay.client import HTTPSender, PipelineSender, Sender
+from anyllm_cli.replay.client import HTTPSender, Outcomes, PipelineSender, Sender
 from anyllm_cli.replay.engine import Result, replay, select
 from anyllm_cli.replay.report import Summary, result_line
+from anyllm_cli.routing import StaticRouter
 
 RECORDED = "recorded"
 
@@ -64,7 +65,9 @@ def _is_url(target: str | None) -> bool:
 
 
 @asynccontextmanager
-async def _pipeline(settings: Settings, stack: AsyncExitStack) -> AsyncIterator[Pipeline]:
+async def _pipeline(
+    settings: Settings, stack: AsyncExitStack, outcomes: Outcomes
+) -> AsyncIterator[Pipeline]:
     client = build_client()
     stack.push_async_callback(client.aclose)
     backends: dict[str, Backend] = {}
@@ -72,7 +75,8 @@ async def _pipeline(settings: Settings, stack: AsyncExitStack) -> AsyncIterator[
         backend = build_backend(backend_settings, client)
         stack.push_async_callback(backend.aclose)
         backends[name] = backend
-    yield Pipeline(backends)
+    router = StaticRouter(settings.backends, settings.default_backend)
+    yield Pipeline(backends, router=router, observers=[outcomes])
 
 
 class _Senders:
@@ -80,6 +84,7 @@ class _Senders:
         self.plan = plan
         self.stack = stack
         self._pipeline: Pipeline | None = None
+        self._outcomes = Outcomes()
         self._client: Any = None
 
     async def pipeline(self) -> Pipeline:
@@ -87,7 +92,7 @@ class _Senders:
             if self.plan.settings is None:
                 raise ConfigError("in-process replay needs settings")
             self._pipeline = await self.stack.enter_async_context(
-                _pipeline(self.plan.settings, self.stack)
+                _pipeline(self.plan.settings, self.stack, self._outcomes)
             )
         return self._pipeline
 
@@ -105,7 +110,8 @@ class _Senders:
         if target is not None and target not in settings.backends:
             known = ", ".join(settings.backends)
             raise ConfigError(f"no backend named {target!r} (configured: {known})")
-        return PipelineSender(pipeline, backend=target, default=settings.default_backend)
+        name = target or settings.default_backend
+        return PipelineSender(pipeline, backend=target, name=name, outcomes=self._outcomes)
 
 
 def _exchanges(plan: Plan, skipped: Skipped) -> Any:

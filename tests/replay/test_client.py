@@ -12,8 +12,10 @@ import pytest
 
 from anyllm_cli.backends import build_backend
 from anyllm_cli.pipeline import Pipeline
+from anyllm_cli.pipeline.seams import Usage
 from anyllm_cli.replay.cassette import Exchange
-from anyllm_cli.replay.client import HTTPSender, PipelineSender
+from anyllm_cli.replay.client import HTTPSender, Outcomes, PipelineSender
+from anyllm_cli.routing import StaticRouter
 from tests.conftest import MockChat, backend_settings, chat_chunk, chat_response, sse
 
 ANTHROPIC = {
@@ -112,36 +114,46 @@ async def test_failures_are_results() -> None:
     assert (refused.status, refused.error) == (0, "connection")
 
 
+class HalfCent:
+    def price(self, backend: str, model: str, usage: Usage) -> float | None:
+        return 0.005 if backend == "mock" else None
+
+
 @pytest.mark.anyio
 async def test_in_process_through_echo_and_a_chat_upstream() -> None:
     upstream = MockChat()
     async with httpx.AsyncClient(transport=upstream.transport()) as client:
-        backends = {
-            "echo": build_backend(
-                backend_settings("echo", kind="echo", base_url="", api_key=None), client
-            ),
-            "mock": build_backend(
-                backend_settings("mock", model_map={"claude-sonnet-4-6": "up-model"}), client
-            ),
+        settings = {
+            "echo": backend_settings("echo", kind="echo", base_url="", api_key=None),
+            "mock": backend_settings("mock", model_map={"claude-sonnet-4-6": "up-model"}),
         }
-        pipeline = Pipeline(backends)
-        echo = PipelineSender(pipeline, backend="echo", default="mock")
-        by_record = PipelineSender(pipeline, backend=None, default="mock")
+        backends = {name: build_backend(b, client) for name, b in settings.items()}
+        outcomes = Outcomes()
+        pipeline = Pipeline(
+            backends,
+            router=StaticRouter(settings, "mock"),
+            observers=[outcomes],
+            pricer=HalfCent(),
+        )
+        echo = PipelineSender(pipeline, backend="echo", name="echo", outcomes=outcomes)
+        by_record = PipelineSender(pipeline, backend=None, name="mock", outcomes=outcomes)
         plain = await echo.send(Exchange(api="messages", body=ANTHROPIC))
         streamed = await echo.send(Exchange(api="chat", body={**CHAT, "stream": True}, stream=True))
         mocked = await by_record.send(
             Exchange(
-                api="messages", body={**ANTHROPIC, "stream": True}, stream=True, backend="nowhere"
+                api="messages", body={**ANTHROPIC, "stream": True}, stream=True, backend="gone"
             )
         )
+        recorded_backend = await by_record.send(Exchange(api="chat", body=CHAT, backend="echo"))
         bad = await by_record.send(Exchange(api="messages", body={"model": "x"}))
     assert plain.ok and plain.response is not None and plain.response["content"][0]["text"] == "hi"
+    assert plain.cost_usd is None  # echo has no price
     assert streamed.ok and streamed.ttft_s is not None
-    assert (
-        streamed.response is not None
-        and streamed.response["choices"][0]["message"]["content"] == "hi"
-    )
-    assert mocked.ok and mocked.response is not None
+    assert streamed.response is not None
+    assert streamed.response["choices"][0]["message"]["content"] == "hi"
+    assert mocked.ok and mocked.response is not None and mocked.cost_usd == 0.005
     assert [b["text"] for b in mocked.response["content"]] == ["streamed"]
     assert upstream.bodies()[0]["model"] == "up-model"
+    assert recorded_backend.ok and len(upstream.requests) == 1  # the recorded backend, echo
     assert (bad.status, bad.error) == (400, "invalid_request")
+    assert outcomes.pop("anything") is None  # every outcome was taken by its sender

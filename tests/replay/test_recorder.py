@@ -150,3 +150,52 @@ def test_a_full_queue_drops_and_counts_never_blocks(tmp_path: Path) -> None:
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="bodies"):
         Recorder(RecordOptions(Path("x"), bodies="some"))  # type: ignore[arg-type]
+
+
+def test_a_stream_kept_as_events_is_folded_and_kept() -> None:
+    events = [
+        {"id": "c", "choices": [{"index": 0, "delta": {"content": "he"}}]},
+        {"id": "c", "choices": [{"index": 0, "delta": {"content": "y"}, "finish_reason": "stop"}]},
+    ]
+    chat = ClientRequest(api="chat", body=b'{"model": "m", "stream": true, "messages": []}')
+    line = outcome_line(outcome(request=chat, response={"events": events}), "all", 0.0)
+    assert line["events"] == events
+    assert line["response"]["choices"][0]["message"]["content"] == "hey"
+    assert outcome_line(outcome(), "all", 0.0)["events"] is None
+
+
+def test_calls_that_cannot_be_replayed_are_recorded_and_skipped(tmp_path: Path) -> None:
+    target = tmp_path / "f.jsonl"
+    forward = ClientRequest(api="forward", body=b"\x00binary", path="/embeddings")
+    with Recorder(RecordOptions(target)) as rec:
+        rec.observe(outcome(request=forward, response=None))
+        rec.observe(outcome(1))
+    assert lines(target)[0]["body"] == {"_text": "\x00binary"}
+    skipped = Skipped()
+    assert [e.id for e in read(target, skipped)] == ["req_1"]
+    assert skipped.reasons == {"api forward not replayed": 1}
+
+
+def test_recorder_for_names_every_key_the_proxy_knows(tmp_path: Path) -> None:
+    from anyllm_cli.config import RecordSettings
+    from anyllm_cli.replay.recorder import recorder_for
+    from tests.conftest import backend_settings, make_settings
+
+    settings = make_settings(
+        backend_settings("a", api_key="upstream-key-123"),
+        proxy_api_keys=("proxy-key-456",),
+        record=RecordSettings(tmp_path / "r.jsonl", "requests", 0.5, 4096),
+    )
+    rec = recorder_for(settings)
+    assert (rec.options.bodies, rec.options.sample, rec.options.max_bytes) == (
+        "requests",
+        0.5,
+        4096,
+    )
+    body = json.dumps({"messages": [{"role": "user", "content": "upstream-key-123 proxy-key-456"}]})
+    with rec:
+        rec.observe(outcome(request=ClientRequest(api="chat", body=body.encode())))
+    text = (tmp_path / "r.jsonl").read_text()
+    assert "upstream-key-123" not in text and "proxy-key-456" not in text
+    with pytest.raises(ValueError, match="off"):
+        recorder_for(make_settings())
