@@ -48,6 +48,7 @@ class Sent:
     latency_s: float
     ttft_s: float | None = None
     cost_usd: float | None = None  # in-process, from the pipeline's Pricer
+    tokens: tuple[int, int] | None = None  # in-process: (in, out) as the pipeline metered them
 
     @property
     def ok(self) -> bool:
@@ -244,8 +245,10 @@ class PipelineSender:
             status = ANTHROPIC_ERRORS[exc.kind][0]
             sent = Sent(status, None, exc.kind.value, exc.message, self._clock() - start)
         outcome = self._outcomes.pop(request.request_id) if self._outcomes else None
-        if outcome is not None and outcome.cost_usd is not None:
-            sent = replace(sent, cost_usd=outcome.cost_usd)
+        if outcome is not None:
+            usage = outcome.usage
+            tokens = (usage.input_tokens, usage.output_tokens)
+            sent = replace(sent, cost_usd=outcome.cost_usd, tokens=tokens)
         return sent
 
     async def _read(self, exchange: Exchange, reply: StreamReply, start: float) -> Sent:

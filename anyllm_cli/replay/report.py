@@ -80,9 +80,13 @@ class Summary:
         self.latencies.append(sent.latency_s)
         if sent.ttft_s is not None:
             self.ttfts.append(sent.ttft_s)
-        got = answer(sent.response)
-        self.tokens_in += got.input_tokens
-        self.tokens_out += got.output_tokens
+        if sent.tokens is not None:
+            self.tokens_in += sent.tokens[0]
+            self.tokens_out += sent.tokens[1]
+        else:
+            got = answer(sent.response)
+            self.tokens_in += got.input_tokens
+            self.tokens_out += got.output_tokens
         if sent.cost_usd is not None:
             self.cost = (self.cost or 0.0) + sent.cost_usd
         self._recorded(result)

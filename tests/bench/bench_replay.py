@@ -8,8 +8,10 @@ pinned to core 1; `anyllm replay` runs pinned to core 0, as a user would run it:
   (b) `--backend mock`: in-process through the pipeline, OpenAI Chat requests (passed through);
   (c) `--backend mock`: in-process, Anthropic Messages requests (translated to Chat and back).
 The recording is written here: half Chat, half Messages lines in the cassette format, non-streaming.
-Printed: requests/s of each (from `--json`), with the goal from issue 11 (>= 500 req/s) checked.
-Figures move with other work on the machine; rerun when in doubt.
+Printed: requests/s of each (from `--json`), with the goal from issue 11 (>= 500 req/s) checked,
+and the CPU seconds the replay process used (start-up included): requests per CPU second is what
+replay reaches on a core of its own, a figure other work on a shared machine moves much less than
+the wall-clock rate. Rerun when in doubt.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -60,12 +63,15 @@ def _replay(workdir: Path, file: Path, *args: str) -> dict[str, Any]:
         env.pop(name, None)
     command = ["taskset", "-c", bench_proxy.PROXY_CORE, *bench_proxy._anyllm_command(), "replay"]
     command += [str(file), "--json", "--max-error-rate", "0", *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     run = subprocess.run(
         command, check=False, capture_output=True, text=True, cwd=workdir, env=env, timeout=600
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if run.returncode not in (0, 1):
         raise SystemExit(f"anyllm replay failed ({run.returncode}):\n{run.stderr[-2000:]}")
     summary: dict[str, Any] = json.loads(run.stdout)
+    summary["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return summary
 
 
@@ -108,7 +114,8 @@ def main() -> int:
             ),
         ]
         print(
-            f"{'replay of recorded non-streaming requests':<48}{'count':>7}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+            f"{'replay of recorded non-streaming requests':<48}{'count':>7}{'errors':>8}{'req/s':>9}"
+            f"{'p50 ms':>9}{'p99 ms':>9}{'CPU s':>8}{'req/CPU s':>11}"
         )
         rates: dict[str, float] = {}
         for label, extra in runs:
@@ -117,7 +124,8 @@ def main() -> int:
             rates[label] = summary["requests_per_s"] or 0.0
             print(
                 f"{label:<48}{summary['count']:>7}{summary['errors']:>8}{rates[label]:>9.0f}"
-                f"{latency['p50'] * 1000:>9.2f}{latency['p99'] * 1000:>9.2f}",
+                f"{latency['p50'] * 1000:>9.2f}{latency['p99'] * 1000:>9.2f}"
+                f"{summary['cpu_s']:>8.2f}{summary['count'] / summary['cpu_s']:>11.0f}",
                 flush=True,
             )
         print()

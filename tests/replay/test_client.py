@@ -148,6 +148,7 @@ async def test_in_process_through_echo_and_a_chat_upstream() -> None:
         bad = await by_record.send(Exchange(api="messages", body={"model": "x"}))
     assert plain.ok and plain.response is not None and plain.response["content"][0]["text"] == "hi"
     assert plain.cost_usd is None  # echo has no price
+    assert plain.tokens is not None and plain.tokens[1] > 0  # as the pipeline metered it
     assert streamed.ok and streamed.ttft_s is not None
     assert streamed.response is not None
     assert streamed.response["choices"][0]["message"]["content"] == "hi"

@@ -122,3 +122,10 @@ def test_a_results_line_carries_both_sides() -> None:
     )
     assert line["index"] == 3 and line["id"] == "r3" and line["response"] == REPLY
     assert line["other"]["error"] == "api_error" and line["diff"] is None
+
+
+def test_metered_tokens_win_over_the_reply_s_usage() -> None:
+    summary = Summary("x")
+    summary.add(result(0, Sent(200, REPLY, None, "", 0.1, tokens=(40, 9), cost_usd=0.5)))
+    out = summary.to_json()
+    assert out["tokens"] == {"input": 40, "output": 9} and out["cost_usd"] == 0.5
