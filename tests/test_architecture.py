@@ -21,6 +21,22 @@ IO_MODULES = {
     "socket",
 }
 PURE = ["translate", "models"]
+# Top imports bottom only (ARCHITECTURE.md). Modules at the package root sit in a layer too.
+LAYERS: list[set[str]] = [
+    {"__main__", "__init__"},
+    {"cli"},
+    {"server"},
+    {"batch", "replay"},
+    {"pipeline"},
+    {"keys", "routing"},
+    {"backends", "stores"},
+    {"translate", "tokens"},
+    {"models"},
+    {"config"},
+    {"errors"},
+]
+# The seams are the pipeline's contract: the policies below it implement them with its types.
+SEAMS = "anyllm_cli.pipeline.seams"
 
 
 def _imports(path: Path) -> set[str]:
@@ -70,3 +86,74 @@ def test_tests_mirror_the_source_tree() -> None:
             PACKAGE / rel.parent / stem.removesuffix(".py") / "__init__.py",
         ]
         assert any(c.exists() for c in candidates), f"{rel} mirrors no module under anyllm_cli/"
+
+
+def _rank(package: str) -> int:
+    for rank, layer in enumerate(LAYERS):
+        if package in layer:
+            return rank
+    raise AssertionError(f"anyllm_cli/{package} is in no layer of tests/test_architecture.py")
+
+
+def _package_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _anyllm_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            found.update(n for n in names if n.startswith("anyllm_cli.") and n.count(".") <= 2)
+            if node.module.startswith("anyllm_cli"):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("anyllm_cli"))
+    return found
+
+
+def test_nothing_imports_upward() -> None:
+    """cli -> server -> batch, replay -> pipeline -> keys, routing -> backends, stores -> translate
+    -> models -> config -> errors; a package imports only itself and the layers below it."""
+    offenders: list[str] = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        own = rel.parts[0].removesuffix(".py")
+        for module in _anyllm_imports(path):
+            other = _package_of(module)
+            if (
+                module == "anyllm_cli"
+                or other == own
+                or (not (PACKAGE / other).exists() and not (PACKAGE / f"{other}.py").exists())
+            ):
+                continue
+            if module.startswith(SEAMS) and _rank(own) > _rank("pipeline"):
+                continue
+            if _rank(own) >= _rank(other):
+                offenders.append(f"{rel} imports {module}")
+    assert sorted(set(offenders)) == []
+
+
+def _defines_something(path: Path) -> bool:
+    tree = ast.parse(path.read_text())
+    return any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        for node in tree.body
+    )
+
+
+def test_every_module_has_its_test_module() -> None:
+    """The mirror the other way: anyllm_cli/x/y.py has tests/x/test_y.py. Private modules (`_y.py`)
+    are tested through the public module that uses them; a package `__init__.py` that defines
+    nothing (a docstring, re-exports) needs no test of its own."""
+    missing: list[str] = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        if rel.name == "__main__.py" or (rel.name.startswith("_") and rel.name != "__init__.py"):
+            continue
+        if rel.name == "__init__.py" and not _defines_something(path):
+            continue
+        if not (ROOT / "tests" / rel.parent / f"test_{rel.name}").exists():
+            missing.append(str(rel))
+    assert sorted(missing) == []

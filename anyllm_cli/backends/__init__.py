@@ -1,10 +1,10 @@
 """Upstreams behind one Protocol: `build_backend(settings, client)` picks the module by kind.
 
-`openai` is any OpenAI-compatible Chat Completions server (the presets in `presets.py` are data for
-it); `anthropic` is the Anthropic API or a server speaking its format; `azure` is Azure OpenAI;
-`gemini` and `vertex` are Google's generateContent APIs; `bedrock` is Amazon Bedrock; `echo` is the offline backend. All network I/O goes through `_http.py` and the one shared client
-that `build_client()` makes. Modules here import `config` for types only, so `config` can read the
-presets without an import cycle.
+`openai` is any OpenAI-compatible Chat Completions server (the presets in `config/presets.py` are
+data for it); `anthropic` is the Anthropic API or a server speaking its format; `azure` is Azure
+OpenAI; `gemini` and `vertex` are Google's generateContent APIs; `bedrock` is Amazon Bedrock; `echo`
+is the offline backend. All network I/O goes through `_http.py` and the one shared client that
+`build_client()` makes.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Input is FILE or stdin, in one of three shapes (told from the first bytes, trans
 one JSON document (written back indented, or on one line with --compact); JSON Lines (one body per
 line, translated line by line in constant memory, written as JSON Lines; the first line decides the
 API and kind of all lines); or SSE text as `curl -N` prints it (translated chunk by chunk as it
-arrives, so a live stream stays live). The route itself is one row of translate/routes.py.
+arrives, so a live stream stays live). The route itself is one row of translate/dispatch.py.
 
 Every lossy step is a `warning: <code>...` line on stderr. Under --strict they make the exit code 1:
 a JSON body or line is then not written; a stream, already written, cannot be taken back. Exit codes:
@@ -41,7 +41,7 @@ from anyllm_cli.translate.detect import (
 
 if TYPE_CHECKING:
     from anyllm_cli.translate.degradation import Degradation, Translated
-    from anyllm_cli.translate.routes import RouteKey, RouteOptions
+    from anyllm_cli.translate.dispatch import RouteKey, RouteOptions
 
 CHUNK = 64 * 1024
 Read = Callable[[int], bytes]
@@ -85,8 +85,8 @@ def translate(
     API from FILE (or stdin) and writes it in the other API to stdout, each lossy step to stderr.
     JSON Lines in, JSON Lines out.
     """
-    from anyllm_cli.translate.model_map import ModelMap, parse_model_map
-    from anyllm_cli.translate.routes import RouteOptions
+    from anyllm_cli.config.model_map import ModelMap, parse_model_map
+    from anyllm_cli.translate.dispatch import RouteOptions
 
     try:
         explicit = parse_model_map(model_map or [])
@@ -143,7 +143,7 @@ class _Job:
             raise LossyTranslation(list(dict.fromkeys(self.codes)))
 
     def translate(self, body: Any, found: Detected | None) -> tuple[Detected, Translated[Any]]:
-        from anyllm_cli.translate.routes import translate
+        from anyllm_cli.translate.dispatch import translate
 
         found = found or detect(body, source=self.source, target=self.target, kind=self.kind)
         return found, translate(body, (found.source, found.target, found.kind), self.options)
@@ -170,7 +170,7 @@ class _Job:
             self.out.write(_dumps(result.body, compact=True) + b"\n")
 
     def stream(self, source: Api | None, chunks: Iterator[bytes]) -> None:
-        from anyllm_cli.translate.routes import open_stream
+        from anyllm_cli.translate.dispatch import open_stream
 
         if self.kind not in (None, "stream"):
             raise InvalidInput(f"--kind {self.kind} expects one JSON body, but the input is SSE")

@@ -39,7 +39,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from anyllm_cli.backends.presets import PRESETS
 from anyllm_cli.config._backends import (
     API_FORMATS,
     ECHO_BASE_URL,
@@ -64,8 +63,9 @@ from anyllm_cli.config._files import (
 from anyllm_cli.config._record import RECORD_BODIES, RecordSettings, _merge_record
 from anyllm_cli.config._server import LOG_FORMATS, LOG_LEVELS, _check_exposure, _merge_server
 from anyllm_cli.config._urls import is_local_url, is_loopback_host, normalize_base_url
+from anyllm_cli.config.model_map import parse_model_map
+from anyllm_cli.config.presets import PRESETS
 from anyllm_cli.errors import ConfigError
-from anyllm_cli.translate.model_map import parse_model_map
 
 __all__ = [
     "API_FORMATS",

@@ -5,7 +5,7 @@ bare `[backends.deepseek]` is that preset. `_kind_values` adds what each kind ne
 and api-version, Vertex project and location, Bedrock region) and the normalised base URL. Keys are
 `api_key = "env:VAR"` (a literal is allowed, discouraged); a preset reads its own variables.
 
-What it gives up: presets are fixed in `backends/presets.py`; a table cannot define a new one.
+What it gives up: presets are fixed in `config/presets.py`; a table cannot define a new one.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from anyllm_cli.backends.presets import PRESETS, Preset
 from anyllm_cli.config._files import _KEY, ENV_FILE, _show, _Table
 from anyllm_cli.config._urls import normalize_base_url
+from anyllm_cli.config.model_map import ModelMap
+from anyllm_cli.config.presets import PRESETS, Preset
 from anyllm_cli.errors import ConfigError
-from anyllm_cli.translate.model_map import ModelMap
 
 KINDS = ("openai", "anthropic", "azure", "gemini", "vertex", "bedrock", "echo")
 API_FORMATS = ("chat", "responses")

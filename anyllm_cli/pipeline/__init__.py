@@ -13,7 +13,7 @@ is the single place a call ends.
 | client    | backend speaks | request                         | reply                              |
 | --------- | -------------- | ------------------------------- | ---------------------------------- |
 | Anthropic | messages       | the body, model mapped          | as is (stream relayed byte by byte)|
-| Anthropic | other          | the backend's hop (routes.py)   | the hop's reply / stream translator|
+| Anthropic | other          | the backend's hop (hops.py)     | the hop's reply / stream translator|
 | OpenAI    | chat           | the body, model mapped, clamped | as is (no double translation)      |
 | OpenAI    | other          | chat_via_messages, then the hop | the hop, then chat_via_messages    |
 | Gemini    | gemini         | the body as it came             | as is                              |
@@ -57,6 +57,7 @@ from anyllm_cli.models.anthropic import CountTokensRequest, MessagesRequest, Mes
 from anyllm_cli.models.gemini import GenerateContentRequest
 from anyllm_cli.models.openai_chat import ChatRequest
 from anyllm_cli.pipeline.completion import Completion
+from anyllm_cli.pipeline.hops import ROUTES, ChainedStream, PassThrough, Target, parse_upstream
 from anyllm_cli.pipeline.replies import Call, ForwardReply, JSONReply, Reply, StreamReply, meter
 from anyllm_cli.pipeline.seams import (
     ANONYMOUS,
@@ -69,20 +70,13 @@ from anyllm_cli.pipeline.seams import (
     Principal,
     Router,
 )
-from anyllm_cli.routes import (
-    ROUTES,
-    ChainedStream,
-    PassThrough,
-    Target,
-    Translator,
-    parse_upstream,
-)
 from anyllm_cli.tokens import count_tokens
 from anyllm_cli.translate import chat_via_messages, gemini_via_messages
 from anyllm_cli.translate.degradation import Degradation, Translated
+from anyllm_cli.translate.hops import clamp_chat_body, gemini_count_body
 from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
 from anyllm_cli.translate.streams.gemini_via_messages import GeminiViaMessagesStream
-from anyllm_cli.translate.streams.pump import OutEvent
+from anyllm_cli.translate.streams.pump import OutEvent, StreamTranslator
 from anyllm_cli.translate.streams.sse import (
     KEEPALIVE_COMMENT,
     PING,
@@ -277,12 +271,9 @@ class Pipeline:
             passed = {k: headers[k] for k in _ANTHROPIC_PASS if k in headers}
             asked = (COUNT_PATH, body, passed, "input_tokens")
         elif backend.api == "gemini":
-            target = Target.of(backend.settings, upstream_model, headers)
-            full = MessagesRequest.parse({**req.dump(), "max_tokens": 1})
-            content = ROUTES["gemini"].request(full, target).body
-            content.pop("generationConfig", None)
+            options = Target.of(backend.settings, upstream_model, headers).options()
             model = upstream_model.removeprefix("models/")
-            body = {"generateContentRequest": {"model": f"models/{model}", **content}}
+            body = gemini_count_body(req, options, model)
             path = f"/models/{quote(model, safe='')}:countTokens"
             asked = (path, body, {}, "totalTokens")
         if asked is not None:
@@ -293,7 +284,7 @@ class Pipeline:
                 log.info("count from the upstream failed (%s); counting locally", exc.message)
             else:
                 value = reply.body.get(field_name) if isinstance(reply.body, dict) else None
-                if reply.status < 400 and isinstance(value, int):
+                if isinstance(value, int):
                     return value
         return self._count(req)
 
@@ -365,7 +356,7 @@ class Pipeline:
         requested_model: str,
         stream: bool,
         input_tokens: int,
-        client_stream: Translator,
+        client_stream: StreamTranslator,
         to_client: Callable[[MessagesResponse], Translated[dict[str, Any]]],
     ) -> Reply:
         """A client of another API through the Anthropic shape: the request goes to a Messages
@@ -380,7 +371,7 @@ class Pipeline:
             call.degradations.extend(hop.degradations)
             body, path = hop.body, route.path(target, stream=stream)
         if stream:
-            first: Translator = PassThrough()
+            first: StreamTranslator = PassThrough()
             if route is not None:
                 first = route.stream(
                     target, requested_model=requested_model, input_tokens=input_tokens
@@ -460,17 +451,7 @@ class Pipeline:
         body = req.dump()
         body["model"] = upstream_model
         limit = backend.settings.output_limit(upstream_model)
-        for key in ("max_completion_tokens", "max_tokens"):
-            asked = body.get(key)
-            if limit is not None and isinstance(asked, int) and asked > limit:
-                body[key] = limit
-                call.degradations.append(
-                    Degradation(
-                        "max_tokens_clamped",
-                        f"{key} {asked} is above {upstream_model}'s output limit; sent {limit}",
-                        key,
-                    )
-                )
+        call.degradations.extend(clamp_chat_body(body, limit, upstream_model))
         return body
 
     # -- passthrough ---------------------------------------------------------------------------------
@@ -520,7 +501,7 @@ class Pipeline:
         body: dict[str, Any],
         headers: Mapping[str, str],
         *,
-        translator: Translator,
+        translator: StreamTranslator,
         done: Completion,
         anthropic: bool,
         verbatim: bool = False,

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from anyllm_cli.backends.base import UpstreamStream
 from anyllm_cli.errors import ErrorKind, kind_from_status
@@ -33,7 +33,6 @@ from anyllm_cli.translate.streams.pump import OutEvent, SSEPump, StreamTranslato
 
 if TYPE_CHECKING:
     from anyllm_cli.pipeline.completion import Completion
-    from anyllm_cli.routes import Translator
 
 
 @dataclass(slots=True)
@@ -77,7 +76,7 @@ class StreamReply:
     def __init__(
         self,
         opener: Callable[[], AbstractAsyncContextManager[UpstreamStream]],
-        translator: Translator,
+        translator: StreamTranslator,
         encode: Callable[[OutEvent], bytes],
         completion: Completion,
         *,
@@ -88,7 +87,7 @@ class StreamReply:
         self._opener = opener
         self._translator = translator
         self._encode = encode
-        self._pump = SSEPump(cast(StreamTranslator, translator), encode)
+        self._pump = SSEPump(translator, encode)
         self.completion = completion
         self.call = completion.call
         self._clock = clock

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from anyllm_cli.errors import InvalidInput
+from anyllm_cli.errors import ErrorKind, InvalidInput
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.streams.sse import SSEDecoder, SSEEvent
 
@@ -21,12 +21,18 @@ OutEvent = dict[str, Any] | None
 
 
 class StreamTranslator(Protocol):
+    """The one shape of a stream translator: events in, events out, and the in-stream error."""
+
     @property
     def degradations(self) -> list[Degradation]: ...
 
-    def feed(self, event: dict[str, Any]) -> Sequence[OutEvent]: ...
+    def feed(self, event: dict[str, Any], /) -> Sequence[OutEvent]: ...
 
     def finish(self) -> Sequence[OutEvent]: ...
+
+    def fail(self, kind: ErrorKind, message: str, /) -> Sequence[OutEvent]:
+        """The events that end the stream with an error after its first byte."""
+        ...
 
 
 class SSEPump:

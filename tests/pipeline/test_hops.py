@@ -1,4 +1,4 @@
-"""The per-API routes the pipeline drives, and chained stream translators."""
+"""The upstream hops bound to a backend: settings into options, paths, parse failures."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import pytest
 
 from anyllm_cli.errors import ErrorKind, UpstreamError
 from anyllm_cli.models.anthropic import MessagesRequest
-from anyllm_cli.routes import ROUTES, ChainedStream, Target, parse_upstream
-from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
-from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
+from anyllm_cli.pipeline.hops import ROUTES, Target, parse_upstream
 from tests.conftest import backend_settings
 
 
@@ -40,39 +38,6 @@ def test_an_upstream_reply_that_does_not_parse_is_a_502() -> None:
     with pytest.raises(UpstreamError) as info:
         parse_upstream(MessagesRequest.parse, {"nonsense": True})
     assert (info.value.status, info.value.kind) == (502, ErrorKind.API_ERROR)
-
-
-def test_chained_streams_translate_twice_and_gather_degradations() -> None:
-    chain = ChainedStream(
-        MessagesViaChatStream(requested_model="claude-x", input_tokens=3),
-        ChatViaMessagesStream(requested_model="gpt-x", created=5, include_usage=True),
-    )
-    out = []
-    for chunk in (
-        _chunk({"role": "assistant", "content": "Hel"}),
-        _chunk({"content": "lo"}),
-        _chunk({}, "stop"),
-    ):
-        out += chain.feed(chunk)
-    out += chain.finish()
-    assert out[-1] is None  # [DONE]
-    text = "".join(
-        (c["choices"][0]["delta"].get("content") or "") for c in out[:-1] if c and c["choices"]
-    )
-    assert text == "Hello"
-    assert out[-2]["usage"]["prompt_tokens"] >= 3
-    assert all(c["model"] == "gpt-x" for c in out[:-1] if c)
-    assert isinstance(chain.degradations, list)
-
-
-def test_a_chained_failure_is_in_the_clients_shape() -> None:
-    chain = ChainedStream(
-        MessagesViaChatStream(requested_model="claude-x"),
-        ChatViaMessagesStream(requested_model="gpt-x", created=5),
-    )
-    chain.feed(_chunk({"role": "assistant", "content": "Hi"}))
-    failure = chain.fail(ErrorKind.TIMEOUT, "upstream went quiet")
-    assert failure[0] is not None and "error" in failure[0]
 
 
 def _thinking_request(**thinking: Any) -> MessagesRequest:

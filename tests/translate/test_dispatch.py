@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from anyllm_cli.config.model_map import ModelMap
 from anyllm_cli.errors import InvalidInput
-from anyllm_cli.translate.model_map import ModelMap
-from anyllm_cli.translate.routes import (
+from anyllm_cli.translate.dispatch import (
     ROUTES,
     BodyRoute,
     RouteKey,

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from anyllm_cli.backends.presets import PRESETS
 from anyllm_cli.config import is_local_url, normalize_base_url
+from anyllm_cli.config.presets import PRESETS
 
 ISSUE_PRESETS = [
     "openai",

@@ -1,5 +1,9 @@
 """The dispatch table of `anyllm translate`: (from, to, kind) -> the pure function that does it.
 
+The rows between Anthropic and an upstream API (openai = chat, responses, gemini, bedrock =
+converse) are the hops of `hops.py`, the same the proxy's pipeline drives; the rows from the other
+clients' APIs (OpenAI Chat and Gemini requests to Anthropic) are the client sides.
+
 | from      | to        | kind     | input model       | translator                                       |
 | --------- | --------- | -------- | ----------------- | ------------------------------------------------ |
 | anthropic | openai    | request  | MessagesRequest   | messages_via_chat.request                        |
@@ -29,32 +33,23 @@ their defaults (an OpenAI request asks for usage in streams; an Anthropic stream
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from anyllm_cli.errors import InvalidInput
+from anyllm_cli.errors import ErrorKind, InvalidInput
 from anyllm_cli.models.anthropic import MessagesRequest, MessagesResponse
-from anyllm_cli.models.gemini import GenerateContentResponse
-from anyllm_cli.models.openai_chat import ChatRequest, ChatResponse
-from anyllm_cli.models.openai_responses import ResponsesResponse
+from anyllm_cli.models.openai_chat import ChatRequest
 from anyllm_cli.translate import (
     chat_via_messages,
     gemini_via_messages,
-    messages_via_chat,
-    messages_via_converse,
-    messages_via_gemini,
-    messages_via_responses,
 )
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.detect import Api, Kind
+from anyllm_cli.translate.hops import HOPS, HopOptions
 from anyllm_cli.translate.streams.chat_via_messages import ChatViaMessagesStream
 from anyllm_cli.translate.streams.gemini_via_messages import GeminiViaMessagesStream
-from anyllm_cli.translate.streams.messages_via_chat import MessagesViaChatStream
-from anyllm_cli.translate.streams.messages_via_converse import MessagesViaConverseStream
-from anyllm_cli.translate.streams.messages_via_gemini import MessagesViaGeminiStream
-from anyllm_cli.translate.streams.messages_via_responses import MessagesViaResponsesStream
-from anyllm_cli.translate.streams.pump import OutEvent, SSEPump
+from anyllm_cli.translate.streams.pump import OutEvent, SSEPump, StreamTranslator
 from anyllm_cli.translate.streams.sse import encode_anthropic, encode_openai
 
 RouteKey = tuple[Api, Api, Kind]
@@ -85,14 +80,32 @@ class StreamRoute:
 # -- bodies ------------------------------------------------------------------------------------------
 
 
-def _anthropic_request(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
-    chat_options = messages_via_chat.ChatOptions(map_model=options.map_model)
-    return messages_via_chat.request(MessagesRequest.parse(body), chat_options)
+def _hop_request(api: str) -> Callable[[Any, RouteOptions], Translated[dict[str, Any]]]:
+    def run(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+        hop_options = HopOptions(map_model=options.map_model)
+        return HOPS[api].request(MessagesRequest.parse(body), hop_options)
+
+    return run
 
 
-def _openai_response(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
-    resp = ChatResponse.parse(body)
-    return messages_via_chat.response(resp, requested_model=options.map_model(resp.model))
+def _hop_response(
+    api: str, model_of: Callable[[Any], str]
+) -> Callable[[Any, RouteOptions], Translated[dict[str, Any]]]:
+    def run(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+        return HOPS[api].response(body, requested_model=options.map_model(model_of(body)))
+
+    return run
+
+
+def _body_model(key: str) -> Callable[[Any], str]:
+    def model_of(body: Any) -> str:
+        return _model(body.get(key)) if isinstance(body, dict) else ""
+
+    return model_of
+
+
+def _no_model(body: Any) -> str:
+    return ""
 
 
 def _openai_request(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
@@ -104,27 +117,6 @@ def _anthropic_response(body: Any, options: RouteOptions) -> Translated[dict[str
     resp = MessagesResponse.parse(body)
     model = options.map_model(resp.model)
     return chat_via_messages.response(resp, requested_model=model, created=options.created)
-
-
-def _to_responses(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
-    opts = messages_via_responses.ResponsesOptions(map_model=options.map_model)
-    return messages_via_responses.request(MessagesRequest.parse(body), opts)
-
-
-def _from_responses(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
-    resp = ResponsesResponse.parse(body)
-    return messages_via_responses.response(resp, requested_model=options.map_model(resp.model))
-
-
-def _to_gemini(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
-    opts = messages_via_gemini.GeminiOptions(map_model=options.map_model)
-    return messages_via_gemini.request(MessagesRequest.parse(body), opts)
-
-
-def _from_gemini(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
-    resp = GenerateContentResponse.parse(body)
-    model = options.map_model(resp.modelVersion or "")
-    return messages_via_gemini.response(resp, requested_model=model)
 
 
 def _gemini_request(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
@@ -142,35 +134,18 @@ def _gemini_response(body: Any, options: RouteOptions) -> Translated[dict[str, A
     return gemini_via_messages.response(resp, model=options.map_model(resp.model))
 
 
-def _to_bedrock(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
-    opts = messages_via_converse.ConverseOptions(map_model=options.map_model)
-    return messages_via_converse.request(MessagesRequest.parse(body), opts)
-
-
-def _from_bedrock(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
-    return messages_via_converse.response(body, requested_model=options.map_model(""))
-
-
 # -- streams -----------------------------------------------------------------------------------------
-
-
-class _Translator(Protocol):
-    degradations: list[Degradation]
-
-    def feed(self, event: dict[str, Any]) -> Sequence[OutEvent]: ...
-
-    def finish(self) -> Sequence[OutEvent]: ...
 
 
 class _OnFirstEvent:
     """A stream translator made when the first event arrives (it names the model)."""
 
-    def __init__(self, make: Callable[[dict[str, Any]], _Translator]) -> None:
+    def __init__(self, make: Callable[[dict[str, Any]], StreamTranslator]) -> None:
         self._make = make
-        self._inner: _Translator | None = None
+        self._inner: StreamTranslator | None = None
         self.degradations: list[Degradation] = []
 
-    def _start(self, event: dict[str, Any]) -> _Translator:
+    def _start(self, event: dict[str, Any]) -> StreamTranslator:
         self._inner = self._make(event)
         self.degradations = self._inner.degradations
         return self._inner
@@ -183,16 +158,13 @@ class _OnFirstEvent:
         inner = self._inner or self._start({})
         return [*inner.finish()]
 
+    def fail(self, kind: ErrorKind, message: str) -> list[OutEvent]:
+        inner = self._inner or self._start({})
+        return [*inner.fail(kind, message)]
+
 
 def _model(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _openai_stream(options: RouteOptions) -> SSEPump:
-    def make(first: dict[str, Any]) -> MessagesViaChatStream:
-        return MessagesViaChatStream(requested_model=options.map_model(_model(first.get("model"))))
-
-    return SSEPump(_OnFirstEvent(make), _encode_anthropic)
 
 
 def _anthropic_stream(options: RouteOptions) -> SSEPump:
@@ -206,23 +178,6 @@ def _anthropic_stream(options: RouteOptions) -> SSEPump:
     return SSEPump(_OnFirstEvent(make), encode_openai)
 
 
-def _responses_stream(options: RouteOptions) -> SSEPump:
-    def make(first: dict[str, Any]) -> MessagesViaResponsesStream:
-        response = first.get("response")
-        model = _model(response.get("model")) if isinstance(response, dict) else ""
-        return MessagesViaResponsesStream(requested_model=options.map_model(model))
-
-    return SSEPump(_OnFirstEvent(make), _encode_anthropic)
-
-
-def _gemini_stream(options: RouteOptions) -> SSEPump:
-    def make(first: dict[str, Any]) -> MessagesViaGeminiStream:
-        model = options.map_model(_model(first.get("modelVersion")))
-        return MessagesViaGeminiStream(requested_model=model)
-
-    return SSEPump(_OnFirstEvent(make), _encode_anthropic)
-
-
 def _to_gemini_stream(options: RouteOptions) -> SSEPump:
     def make(first: dict[str, Any]) -> GeminiViaMessagesStream:
         message = first.get("message")
@@ -232,11 +187,23 @@ def _to_gemini_stream(options: RouteOptions) -> SSEPump:
     return SSEPump(_OnFirstEvent(make), encode_openai)  # `data:` lines; it never ends with [DONE]
 
 
-def _bedrock_stream(options: RouteOptions) -> SSEPump:
-    def make(first: dict[str, Any]) -> MessagesViaConverseStream:
-        return MessagesViaConverseStream(requested_model=options.map_model(""))
+def _hop_stream(
+    api: str, model_of: Callable[[dict[str, Any]], str]
+) -> Callable[[RouteOptions], SSEPump]:
+    """An upstream API's stream to Anthropic events; the model is read from the first event."""
 
-    return SSEPump(_OnFirstEvent(make), _encode_anthropic)
+    def open_pump(options: RouteOptions) -> SSEPump:
+        def make(first: dict[str, Any]) -> StreamTranslator:
+            return HOPS[api].stream(requested_model=options.map_model(model_of(first)))
+
+        return SSEPump(_OnFirstEvent(make), _encode_anthropic)
+
+    return open_pump
+
+
+def _response_model(first: dict[str, Any]) -> str:
+    response = first.get("response")
+    return _model(response.get("model")) if isinstance(response, dict) else ""
 
 
 def _encode_anthropic(event: OutEvent) -> bytes:
@@ -247,24 +214,30 @@ def _encode_anthropic(event: OutEvent) -> bytes:
 # -- the table ---------------------------------------------------------------------------------------
 
 ROUTES: dict[RouteKey, BodyRoute | StreamRoute] = {
-    ("anthropic", "openai", "request"): BodyRoute(_anthropic_request),
-    ("openai", "anthropic", "response"): BodyRoute(_openai_response),
-    ("openai", "anthropic", "stream"): StreamRoute(_openai_stream),
+    ("anthropic", "openai", "request"): BodyRoute(_hop_request("chat")),
+    ("openai", "anthropic", "response"): BodyRoute(_hop_response("chat", _body_model("model"))),
+    ("openai", "anthropic", "stream"): StreamRoute(_hop_stream("chat", _body_model("model"))),
     ("openai", "anthropic", "request"): BodyRoute(_openai_request),
     ("anthropic", "openai", "response"): BodyRoute(_anthropic_response),
     ("anthropic", "openai", "stream"): StreamRoute(_anthropic_stream),
-    ("anthropic", "responses", "request"): BodyRoute(_to_responses),
-    ("responses", "anthropic", "response"): BodyRoute(_from_responses),
-    ("responses", "anthropic", "stream"): StreamRoute(_responses_stream),
-    ("anthropic", "gemini", "request"): BodyRoute(_to_gemini),
-    ("gemini", "anthropic", "response"): BodyRoute(_from_gemini),
-    ("gemini", "anthropic", "stream"): StreamRoute(_gemini_stream),
+    ("anthropic", "responses", "request"): BodyRoute(_hop_request("responses")),
+    ("responses", "anthropic", "response"): BodyRoute(
+        _hop_response("responses", _body_model("model"))
+    ),
+    ("responses", "anthropic", "stream"): StreamRoute(_hop_stream("responses", _response_model)),
+    ("anthropic", "gemini", "request"): BodyRoute(_hop_request("gemini")),
+    ("gemini", "anthropic", "response"): BodyRoute(
+        _hop_response("gemini", _body_model("modelVersion"))
+    ),
+    ("gemini", "anthropic", "stream"): StreamRoute(
+        _hop_stream("gemini", _body_model("modelVersion"))
+    ),
     ("gemini", "anthropic", "request"): BodyRoute(_gemini_request),
     ("anthropic", "gemini", "response"): BodyRoute(_gemini_response),
     ("anthropic", "gemini", "stream"): StreamRoute(_to_gemini_stream),
-    ("anthropic", "bedrock", "request"): BodyRoute(_to_bedrock),
-    ("bedrock", "anthropic", "response"): BodyRoute(_from_bedrock),
-    ("bedrock", "anthropic", "stream"): StreamRoute(_bedrock_stream),
+    ("anthropic", "bedrock", "request"): BodyRoute(_hop_request("converse")),
+    ("bedrock", "anthropic", "response"): BodyRoute(_hop_response("converse", _no_model)),
+    ("bedrock", "anthropic", "stream"): StreamRoute(_hop_stream("converse", _no_model)),
 }
 
 
