@@ -16,8 +16,9 @@ One JSON object per line (a "cassette"); `v` marks it as ours:
 |                    | (only under `--record-bodies all`)                                      |
 | events             | a stream's events as the client got them, when the pipeline kept them   |
 |                    | (OpenAI and Gemini clients; Anthropic streams keep the message only)    |
-| status, error,     | the status the client got; the error kind and message                   |
-| error_message      |                                                                         |
+| status, error,     | the status the client got; the error kind and message; whether the      |
+| error_message,     | client left before the end                                              |
+| disconnected       |                                                                         |
 | usage, cost_usd    | token counts (input, output, cache read/write, reasoning); USD or null  |
 | ttft_s, duration_s | time to first byte (streams), total time                                |
 | degradations       | what translation lost, by code                                          |

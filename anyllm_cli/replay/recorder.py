@@ -292,7 +292,9 @@ class _Rotating:
             raise OSError("the recording file is closed")
         if self._size and self._size + len(data) > self._max:
             self._rotate()
-        os.write(self._fd, data)
+        view = memoryview(data)
+        while view:  # a regular file takes it all at once; a short write is finished, not lost
+            view = view[os.write(self._fd, view) :]
         self._size += len(data)
 
     def _rotate(self) -> None:
