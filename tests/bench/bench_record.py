@@ -9,7 +9,7 @@ every call), started one after the other so they never compete. Each configurati
 streaming (50 chunks), and the median requests/s is kept. Printed: both medians, their ratio, the
 goal from issue 11 (recording costs at most 10% of throughput at c=64), and a check that every
 request the recording proxy answered is a line on disk (none dropped, none lost at shutdown;
-requests still in flight when wrk stops are answered and recorded too, so up to 80 more lines).
+requests still in flight when wrk stops are answered and recorded too, so up to 82 more lines).
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ def main() -> int:
                 )
                 recorded.append(rps)
                 lines = sum(f.read_text().count("\n") for f in target.glob("*.jsonl"))
-                if lines != served:
+                # wrk counts only the requests it saw end; those in flight when it stopped (at
+                # most 16 + 64 connections, give or take wrk's count) were answered and recorded too
+                if not served <= lines <= served + 16 + 64 + 2:
                     ok = False
                     print(
                         f"  WARNING: {served} requests answered, {lines} recorded", file=sys.stderr
