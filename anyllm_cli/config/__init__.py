@@ -227,6 +227,6 @@ def load_settings(flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path
         backends=MappingProxyType(backends),
         default_backend=default,
         home=data_home(envs, cwd),
-        record=_merge_record(doc, given, cwd),
+        record=_merge_record(doc, given, cwd, workers=server.get("workers", 1)),
         **server,
     )

@@ -8,7 +8,8 @@
 
 Flags win over the table (`--record PATH`, `--record-bodies`, `--record-sample`). Recording is off
 unless a path is given; `bodies`/`sample` without a path is a mistake worth a message. A relative
-path is taken from the working directory; `~` is expanded.
+path is taken from the working directory; `~` is expanded. With several workers the path must be a
+directory: one file shared by processes could not rotate safely.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def _share(table: _Table, key: str) -> float | None:
     return sample
 
 
-def _merge_record(doc: _Table, flags: Mapping[str, Any], cwd: Path) -> RecordSettings | None:
+def _merge_record(
+    doc: _Table, flags: Mapping[str, Any], cwd: Path, *, workers: int = 1
+) -> RecordSettings | None:
     table = _Table(doc.data.get("record", {}), "record", doc.file)
     table.only(_RECORD_KEYS)
     names = ("record", "record_bodies", "record_sample")
@@ -56,6 +59,11 @@ def _merge_record(doc: _Table, flags: Mapping[str, Any], cwd: Path) -> RecordSet
             raise table.error("path", "required to record: a directory or a NAME.jsonl file")
         return None
     where = Path(path).expanduser()
+    if workers > 1 and where.suffix == ".jsonl":
+        problem = "with several workers, record to a directory (each worker writes its own files)"
+        raise (given if given.data.get("record") else table).error(
+            "record" if given.data.get("record") else "path", problem
+        )
     return RecordSettings(
         path=where if where.is_absolute() else cwd / where,
         bodies=bodies or "all",

@@ -5,7 +5,8 @@
 
 Both send the request in its original API, streaming when it was recorded streaming, and return a
 `Sent`: the status, the reply (a stream folded into its final message, `fold.py`), the error kind
-(an `ErrorKind` value, or `connection` when nothing answered), the latency (to the last byte) and
+(an `ErrorKind` value; `connection` when nothing answered; `incomplete_stream` for a stream that
+stopped without its end mark: `[DONE]`, `message_stop`, a `finishReason`), the latency (to the last byte) and
 the time to the first body byte of a stream. Neither raises for a failed call: a failure is a
 result to count. What it gives up: the client's own headers are not replayed except
 `anthropic-version`/`anthropic-beta` (credentials were never recorded).
@@ -37,6 +38,7 @@ from anyllm_cli.translate.streams.sse import SSEDecoder
 
 _PASS_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
 CONNECTION = "connection"
+INCOMPLETE = "incomplete_stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class _Stream:
         self.start = start
         self.ttft: float | None = None
         self.events: list[dict[str, Any]] = []
+        self.complete = False  # the API's end mark arrived: [DONE], message_stop, a finishReason
         self._decoder = SSEDecoder()
 
     def feed(self, chunk: bytes) -> None:
@@ -79,6 +82,8 @@ class _Stream:
 
     def _take(self, events: list[Any]) -> None:
         for event in events:
+            if event.data == "[DONE]":
+                self.complete = True
             if not event.data or event.data == "[DONE]":
                 continue
             try:
@@ -87,6 +92,7 @@ class _Stream:
                 continue
             if isinstance(parsed, dict):
                 self.events.append(parsed)
+                self.complete = self.complete or _ends(self.api, parsed)
 
     def sent(self, status: int, problem: tuple[str, str] | None = None) -> Sent:
         self._take(self._decoder.flush())
@@ -97,7 +103,19 @@ class _Stream:
         if folded.error is not None:
             kind, message = parse_error_body(folded.error, status)
             return Sent(status, folded.response, kind.value, message, latency, self.ttft)
+        if not self.complete:  # a stream that stops without its end mark is cut, not answered
+            problem_text = "the stream ended without its end mark"
+            return Sent(status, folded.response, INCOMPLETE, problem_text, latency, self.ttft)
         return Sent(status, folded.response, None, "", latency, self.ttft)
+
+
+def _ends(api: str, event: dict[str, Any]) -> bool:
+    if api == "messages":
+        return event.get("type") == "message_stop"
+    if api == "gemini":
+        candidates = event.get("candidates") or [{}]
+        return isinstance(candidates[0], dict) and bool(candidates[0].get("finishReason"))
+    return False  # chat: only [DONE]
 
 
 def _failed(status: int, body: Any, latency: float) -> Sent:

@@ -30,6 +30,7 @@ def test_the_table_then_the_flags(tmp_path: Path) -> None:
     got = settings(tmp_path, table, record="/abs/x.jsonl", record_bodies="none", record_sample=0.1)
     assert got.record == RecordSettings(Path("/abs/x.jsonl"), "none", 0.1, 2048)
     assert settings(tmp_path, record="r.jsonl").record == RecordSettings(tmp_path / "r.jsonl")
+    assert settings(tmp_path, record="dir", workers=2).record == RecordSettings(tmp_path / "dir")
 
 
 @pytest.mark.parametrize(
@@ -49,6 +50,12 @@ def test_the_table_then_the_flags(tmp_path: Path) -> None:
         ),
         ('[record]\npath = "x"\nwhat = 1\n', {}, "record.what: unknown key"),
         ('[record]\npath = "x"\nsample = 0\n', {}, "record.sample: expected a share"),
+        (
+            "",
+            {"record": "r.jsonl", "workers": 2},
+            "--record: with several workers, record to a directory",
+        ),
+        ('[record]\npath = "r.jsonl"\n', {"workers": 2}, "record.path: with several workers"),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, toml: str, flags: dict[str, Any], message: str) -> None:

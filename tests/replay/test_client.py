@@ -88,6 +88,8 @@ async def test_failures_are_results() -> None:
                     "error": {"type": "rate_limit_error", "message": "slow down"},
                 },
             )
+        if model == "cut":  # a 200 stream that stops without [DONE]
+            return httpx.Response(200, content=sse(chat_chunk({"content": "pa"})))
         if model == "midway":
             body = sse(
                 chat_chunk({"content": "pa"}),
@@ -104,6 +106,7 @@ async def test_failures_are_results() -> None:
             Exchange(api="chat", body={**CHAT, "model": "midway"}, stream=True)
         )
         refused = await sender.send(Exchange(api="chat", body={**CHAT, "model": "down"}))
+        cut = await sender.send(Exchange(api="chat", body={**CHAT, "model": "cut"}, stream=True))
     assert (limited.status, limited.error, limited.error_message) == (
         429,
         "rate_limit",
@@ -112,6 +115,7 @@ async def test_failures_are_results() -> None:
     assert (midway.status, midway.error) == (200, "api_error")
     assert midway.response is not None  # what arrived before the error is kept
     assert (refused.status, refused.error) == (0, "connection")
+    assert (cut.status, cut.error) == (200, "incomplete_stream") and cut.response is not None
 
 
 class HalfCent:
@@ -158,3 +162,43 @@ async def test_in_process_through_echo_and_a_chat_upstream() -> None:
     assert recorded_backend.ok and len(upstream.requests) == 1  # the recorded backend, echo
     assert (bad.status, bad.error) == (400, "invalid_request")
     assert outcomes.pop("anything") is None  # every outcome was taken by its sender
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("api", "events", "error"),
+    [
+        (
+            "messages",
+            [{"type": "message_start", "message": {"id": "m", "content": []}}],
+            "incomplete_stream",
+        ),
+        (
+            "messages",
+            [
+                {"type": "message_start", "message": {"id": "m", "content": []}},
+                {"type": "message_stop"},
+            ],
+            None,
+        ),
+        (
+            "gemini",
+            [{"candidates": [{"content": {"parts": [{"text": "a"}]}}]}],
+            "incomplete_stream",
+        ),
+        (
+            "gemini",
+            [{"candidates": [{"content": {"parts": [{"text": "a"}]}, "finishReason": "STOP"}]}],
+            None,
+        ),
+    ],
+)
+async def test_each_api_s_end_mark(
+    api: str, events: list[dict[str, object]], error: str | None
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=sse(*events))
+
+    async with http_sender(handler) as sender:
+        sent = await sender.send(Exchange(api=api, body={"contents": []}, model="g", stream=True))
+    assert sent.error == error
