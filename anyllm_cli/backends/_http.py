@@ -46,6 +46,7 @@ import httpx
 
 from anyllm_cli.backends.base import StreamContext, UpstreamReply, UpstreamStream
 from anyllm_cli.errors import ErrorKind, UpstreamError, parse_error_body
+from anyllm_cli.models import codec
 
 if TYPE_CHECKING:
     from anyllm_cli.config import BackendSettings
@@ -239,10 +240,10 @@ class HTTPUpstream:
     async def send_json(
         self, path: str, body: dict[str, Any], headers: Mapping[str, str]
     ) -> UpstreamReply:
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        content = codec.dumps(body)
         response = await self.open("POST", path, content, headers, read=True)
         try:
-            data = json.loads(response.content)
+            data = codec.loads(response.content)
         except ValueError:
             raise UpstreamError(
                 ErrorKind.API_ERROR,
@@ -255,7 +256,7 @@ class HTTPUpstream:
     def stream_json(
         self, path: str, body: dict[str, Any], headers: Mapping[str, str]
     ) -> StreamContext:
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        content = codec.dumps(body)
         return StreamContext(self._stream("POST", path, content, headers, raise_status=True))
 
     def stream_raw(

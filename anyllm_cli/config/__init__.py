@@ -61,13 +61,20 @@ from anyllm_cli.config._files import (
     parse_env_file,
 )
 from anyllm_cli.config._record import RECORD_BODIES, RecordSettings, _merge_record
-from anyllm_cli.config._server import LOG_FORMATS, LOG_LEVELS, _check_exposure, _merge_server
+from anyllm_cli.config._server import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    _check_exposure,
+    _merge_server,
+    check_exposure,
+)
 from anyllm_cli.config._urls import is_local_url, is_loopback_host, normalize_base_url
 from anyllm_cli.config.model_map import parse_model_map
 from anyllm_cli.config.presets import PRESETS
 from anyllm_cli.errors import ConfigError
 
 __all__ = [
+    "check_exposure",
     "API_FORMATS",
     "CONFIG_FILE",
     "ECHO_BASE_URL",

@@ -2,7 +2,8 @@
 
 `_merge_server` returns only the values someone set, so `Settings` keeps its defaults for the rest.
 Proxy keys come from a list, `"env:VARIABLE"` (comma-separated) or `PROXY_API_KEYS`, which wins.
-`_check_exposure` refuses a non-loopback host without keys unless `--open` is given.
+`check_exposure` refuses a non-loopback host without keys unless `--open` is given: the one rule,
+applied when settings load and again by the runner before it binds.
 
 What it gives up: no per-backend server options; log level and format are checked, not applied here.
 """
@@ -94,12 +95,21 @@ def _merge_server(doc: _Table, flags: Mapping[str, Any], envs: Mapping[str, str]
     return out
 
 
-def _check_exposure(server: Mapping[str, Any]) -> None:
+def check_exposure(host: str, *, keys: bool, open_: bool) -> None:
     """Off loopback, the proxy needs keys, or an explicit --open."""
-    host = server.get("host", "127.0.0.1")
-    if is_loopback_host(host) or server.get("proxy_api_keys") or server.get("open"):
+    if is_loopback_host(host) or keys or open_:
         return
     raise ConfigError(
-        f"host {host}: refusing to serve beyond this machine without keys; set PROXY_API_KEYS "
-        "(or [server] proxy_api_keys), or pass --open to serve anyone who can connect"
+        f"host {host}: refusing to serve beyond this machine without keys: anyone who can reach it "
+        "could spend your upstream credits. Set PROXY_API_KEYS=key1,key2 (or [server] "
+        "proxy_api_keys; clients send one as their API key), bind to 127.0.0.1, or pass --open "
+        "to serve anyone who can connect"
+    )
+
+
+def _check_exposure(server: Mapping[str, Any]) -> None:
+    check_exposure(
+        server.get("host", "127.0.0.1"),
+        keys=bool(server.get("proxy_api_keys")),
+        open_=bool(server.get("open")),
     )

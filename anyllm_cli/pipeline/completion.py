@@ -21,7 +21,6 @@ client's reply (for an Anthropic stream the message accumulated from its events,
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ from anyllm_cli.errors import (
     gemini_error,
     openai_error,
 )
+from anyllm_cli.models import codec
 from anyllm_cli.pipeline.replies import Call
 from anyllm_cli.pipeline.seams import (
     Admission,
@@ -213,4 +213,4 @@ class Completion:
 def _as_bytes(body: Any) -> bytes | None:
     if body is None or isinstance(body, bytes):
         return body
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return codec.dumps(body)

@@ -82,11 +82,12 @@ class StreamReply:
         *,
         keepalive: bytes,
         verbatim: bool = False,
+        render: Callable[[OutEvent], bytes] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._opener = opener
         self._translator = translator
-        self._encode = encode
+        self._encode = render or encode  # the in-stream error (a verbatim pump encodes nothing)
         self._pump = SSEPump(translator, encode)
         self.completion = completion
         self.call = completion.call

@@ -17,8 +17,8 @@
 
 Every model call is one `ClientRequest` handed to `Pipeline.run` (the caller's principal comes from
 the ASGI scope key `anyllm.principal` when an auth middleware set one); handlers parse nothing
-themselves and render what comes back; errors render in the caller's format through one path
-(`_failure`). `create_app(settings, guard=..., observers=..., pricer=...)` builds everything from its
+themselves and render what comes back; an `AnyllmError` a handler raises renders in the caller's
+format through one Starlette exception handler (`on_error`). `create_app(settings, guard=..., observers=..., pricer=...)` builds everything from its
 arguments, registers nothing globally, and opens the HTTP client and backends in the lifespan, in
 one exit stack (closed in reverse order).
 """
@@ -204,12 +204,7 @@ class Proxy:
             **extra,
         )
         ctx.piped = True
-        try:
-            reply = await self.pipeline.run(client_request)
-        except InvalidInput as exc:
-            return _failure(ctx, exc, param=exc.path or None)
-        except AnyllmError as exc:
-            return _failure(ctx, exc)
+        reply = await self.pipeline.run(client_request)
         ctx.call = reply.call
         if isinstance(reply, JSONReply):
             return _json(reply.body)
@@ -235,17 +230,15 @@ class Proxy:
         route = f"/v1beta/models:{action}"
         ctx.route = route
         if not model or action not in _GEMINI_ACTIONS:
-            message = (
+            raise NotFound(
                 f"no method {action or request.path_params['target']!r}; "
                 f"served: {', '.join(_GEMINI_ACTIONS)}"
             )
-            return _failure(ctx, NotFound(message))
         if action == "countTokens":
             return await self._run(request, "gemini_count", route, model=model)
         stream = action == "streamGenerateContent"
         if stream and request.query_params.get("alt") != "sse":
-            error = InvalidInput("streamGenerateContent is served as SSE only: add ?alt=sse", "alt")
-            return _failure(ctx, error, param="alt")
+            raise InvalidInput("streamGenerateContent is served as SSE only: add ?alt=sse", "alt")
         return await self._run(request, "gemini", route, model=model, stream=stream)
 
     async def passthrough(self, request: Request) -> Response:
@@ -254,8 +247,7 @@ class Proxy:
         ctx.route = "/v1/*"
         rest = request.path_params["rest"]
         if rest.split("/", 1)[0] in _OWN_ROUTES:  # ours, with another method
-            message = f"{request.method} is not allowed on {request.url.path}"
-            return _failure(ctx, NotFound(message))
+            raise NotFound(f"{request.method} is not allowed on {request.url.path}")
         return await self._run(
             request,
             "forward",
@@ -279,7 +271,7 @@ class Proxy:
         ctx.route = "/v1/models/{id}"
         model_id = request.path_params["model_id"]
         if model_id not in self._ids:
-            return _failure(ctx, NotFound(f"model {model_id!r} is not one this proxy lists"))
+            raise NotFound(f"model {model_id!r} is not one this proxy lists")
         if ctx.fmt is ClientFormat.ANTHROPIC:
             return _json(catalog.anthropic_model(model_id))
         return _json(catalog.openai_model(model_id))
@@ -302,9 +294,14 @@ class Proxy:
         return _Raw(200, headers, body)
 
     async def not_found(self, request: Request) -> Response:
-        ctx = _ctx(request)
-        message = f"{request.method} {request.url.path} is not a route of this proxy"
-        return _failure(ctx, NotFound(message))
+        raise NotFound(f"{request.method} {request.url.path} is not a route of this proxy")
+
+    async def on_error(self, request: Request, exc: Exception) -> Response:
+        """Every `AnyllmError` a handler raises, rendered once, in the caller's format."""
+        if not isinstance(exc, AnyllmError):  # registered for AnyllmError only
+            raise exc
+        param = exc.path or None if isinstance(exc, InvalidInput) else None
+        return _failure(_ctx(request), exc, param=param)
 
 
 class _Forwarding:
@@ -387,6 +384,7 @@ def create_app(
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
         lifespan=proxy.lifespan,
+        exception_handlers={AnyllmError: proxy.on_error},
     )
     app.state.proxy = proxy
     return app

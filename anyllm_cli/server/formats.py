@@ -11,11 +11,11 @@ neither a Messages path nor `anthropic-version` gets OpenAI-shaped errors.
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Any
 
 from anyllm_cli.errors import ErrorKind, anthropic_error, gemini_error, openai_error
+from anyllm_cli.models import codec
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -75,7 +75,7 @@ def error_type(fmt: ClientFormat, kind: ErrorKind) -> str:
 
 
 def dump_json(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return codec.dumps(body)
 
 
 def json_headers(length: int, extra: Headers | None = None) -> Headers:

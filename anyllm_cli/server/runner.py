@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import logging
 import os
 import signal
@@ -34,7 +33,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from anyllm_cli.config import Settings
+from anyllm_cli.config import Settings, check_exposure, is_loopback_host
 from anyllm_cli.errors import AnyllmError, ConfigError
 from anyllm_cli.pipeline.seams import CallObserver
 from anyllm_cli.replay.recorder import recorder_for
@@ -46,23 +45,12 @@ BACKLOG = 1024
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def check_bind(settings: Settings) -> None:
-    """Refuse an open proxy on a reachable address."""
-    if is_loopback(settings.host) or settings.proxy_api_keys or settings.open:
-        return
-    raise ConfigError(
-        f"refusing to listen on {settings.host} without PROXY_API_KEYS: anyone who can reach it "
-        "could spend your upstream credits. Set PROXY_API_KEYS=key1,key2 (clients send one as "
-        "their API key), bind to 127.0.0.1, or pass --open to serve without auth."
-    )
+    """Refuse an open proxy on a reachable address (config's one rule, checked again at bind)."""
+    check_exposure(settings.host, keys=bool(settings.proxy_api_keys), open_=settings.open)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -2,8 +2,9 @@
 
     open upstream ──error──> HTTP error in the client's format (429 keeps retry-after)
          │ 2xx
-    producer task: upstream bytes ──StreamReply.chunks()──> a small in-memory queue
-    delivery:      queue ──> client; the status goes out with the first chunk (or the first ping)
+    delivery:      upstream bytes ──StreamReply.chunks()──> client, one write per upstream read;
+                   the status goes out with the first chunk (or the first keepalive)
+    keepalive task: a ping after `ping_interval` without a write (one task, no timer per chunk)
     watcher task:  http.disconnect ──> cancel everything; leaving the reply closes the upstream
     what the client saw (first byte, failure, disconnect) ──> the reply ──> the pipeline's completion
 
@@ -12,9 +13,10 @@ The status is committed only after the upstream answered and its first chunk arr
 While the upstream is silent the client gets a keepalive every `ping_interval` (Anthropic `ping`
 events, `: keepalive` comments for OpenAI clients). After the first byte, any failure (upstream
 error, idle timeout, a stream that does not parse, a bug) becomes the client's in-stream error event:
-a stream never ends silently. Chunks waiting in the queue are sent in one write.
+a stream never ends silently.
 
-What it gives up: at most `_QUEUE` translated chunks are buffered ahead of a slow client.
+What it gives up: no read-ahead: the upstream is read while the client's previous write completes
+(the socket buffers on both sides do the smoothing), so a slow client slows the upstream read.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.types import Receive, Send
 
 from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
@@ -35,18 +36,12 @@ from anyllm_cli.server.formats import Headers, error_type, render_error
 
 log = logging.getLogger("anyllm.server")
 
-_QUEUE = 16
-
 
 @dataclass(frozen=True, slots=True)
 class _Failure:
     kind: ErrorKind
     message: str
     retry_after: float | None = None
-
-
-_SILENCE = object()
-_Item = bytes | _Failure
 
 
 class StreamDriver:
@@ -65,6 +60,9 @@ class StreamDriver:
         self.committed = False
         self.ended = False  # the last byte is on its way: a disconnect now is the normal end
         self.disconnected = False
+        self._last = 0.0  # when the client last got bytes (or the stream opened)
+        self._writing = False  # the delivery is inside send(): no keepalive now
+        self._pinging: anyio.Event | None = None  # set while a keepalive is being sent
 
     async def __call__(self, receive: Receive, send: Send) -> None:
         try:
@@ -77,27 +75,72 @@ class StreamDriver:
             await self._send_error(send, _Failure(exc.kind, exc.message, exc.retry_after))
 
     async def _run(self, receive: Receive, send: Send) -> None:
-        tx, rx = anyio.create_memory_object_stream[_Item](max_buffer_size=_QUEUE)
+        self._last = self._clock()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._produce, tx)
             tg.start_soon(self._watch, receive, tg.cancel_scope)
-            with rx:
-                await self._deliver(rx, send)
+            tg.start_soon(self._keepalive, send)
+            await self._deliver(send)
             tg.cancel_scope.cancel()
 
-    async def _produce(self, tx: MemoryObjectSendStream[_Item]) -> None:
-        async with tx:
+    async def _deliver(self, send: Send) -> None:
+        """Each upstream read, translated, is one write to the client; then the end or the error."""
+        failure: _Failure
+        try:
+            async for chunk in self.reply.chunks():
+                await self._write(send, chunk)
+        except UpstreamError as exc:
+            failure = _Failure(exc.kind, exc.message, exc.retry_after)
+        except InvalidInput as exc:
+            failure = _Failure(ErrorKind.API_ERROR, f"the upstream's stream does not parse: {exc}")
+        except Exception:  # a bug in translation: the client still gets an error, never silence
+            log.exception("stream failed (request %s)", self.ctx.request_id)
+            failure = _Failure(ErrorKind.API_ERROR, "internal error in the proxy")
+        else:
+            await self._quiet()
+            await self._commit(send)
+            self.ended = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await self._quiet()
+        await self._fail(send, failure)
+
+    async def _write(self, send: Send, chunk: bytes) -> None:
+        if self._pinging is not None:
+            await self._quiet()
+        if not self.committed:
+            await self._commit(send)
+            self.reply.first_byte()
+        self._writing = True
+        try:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            self._writing = False
+            self._last = self._clock()
+
+    async def _quiet(self) -> None:
+        """Wait for a keepalive being sent to be out, so two writes never interleave."""
+        while self._pinging is not None:
+            await self._pinging.wait()
+
+    async def _keepalive(self, send: Send) -> None:
+        """One task per stream (no timer per chunk): a keepalive after `ping_interval` of silence
+        (Anthropic `ping`, `: keepalive` for OpenAI clients); the first one commits the status."""
+        interval = self.ping_interval
+        while True:
+            wait = interval if self._writing else self._last + interval - self._clock()
+            await anyio.sleep(max(wait, 0.0))
+            if self.ended or self._writing or self._clock() - self._last < interval:
+                continue
+            pinging = self._pinging = anyio.Event()
             try:
-                async for chunk in self.reply.chunks():
-                    await tx.send(chunk)
-            except UpstreamError as exc:
-                await tx.send(_Failure(exc.kind, exc.message, exc.retry_after))
-            except InvalidInput as exc:
-                message = f"the upstream's stream does not parse: {exc}"
-                await tx.send(_Failure(ErrorKind.API_ERROR, message))
-            except Exception:  # a bug in translation: the client still gets an error, never silence
-                log.exception("stream failed (request %s)", self.ctx.request_id)
-                await tx.send(_Failure(ErrorKind.API_ERROR, "internal error in the proxy"))
+                await self._commit(send)
+                await send(
+                    {"type": "http.response.body", "body": self.reply.keepalive, "more_body": True}
+                )
+            finally:
+                self._last = self._clock()
+                self._pinging = None
+                pinging.set()
 
     async def _watch(self, receive: Receive, scope: anyio.CancelScope) -> None:
         while True:
@@ -109,67 +152,6 @@ class StreamDriver:
                 self.reply.client_left(committed=self.committed)
                 scope.cancel()
                 return
-
-    async def _deliver(self, rx: MemoryObjectReceiveStream[_Item], send: Send) -> None:
-        while True:
-            item = await self._next(rx)
-            if item is _SILENCE:
-                await self._commit(send)
-                await send(
-                    {"type": "http.response.body", "body": self.reply.keepalive, "more_body": True}
-                )
-                continue
-            if item is None:
-                await self._commit(send)
-                self.ended = True
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            if isinstance(item, _Failure):
-                await self._fail(send, item)
-                return
-            assert isinstance(item, bytes)
-            body, tail = self._drain(rx, item)
-            await self._commit(send)
-            self.reply.first_byte()
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-            if isinstance(tail, _Failure):
-                await self._fail(send, tail)
-                return
-            if tail:
-                self.ended = True
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-
-    async def _next(self, rx: MemoryObjectReceiveStream[_Item]) -> object:
-        """The next item, None at the end, or _SILENCE after `ping_interval` without one."""
-        try:
-            return rx.receive_nowait()
-        except anyio.WouldBlock:
-            pass
-        except anyio.EndOfStream:
-            return None
-        with anyio.move_on_after(self.ping_interval):
-            try:
-                return await rx.receive()
-            except anyio.EndOfStream:
-                return None
-        return _SILENCE
-
-    def _drain(
-        self, rx: MemoryObjectReceiveStream[_Item], first: bytes
-    ) -> tuple[bytes, _Failure | bool]:
-        """Join chunks already queued; the tail says the stream ended (True) or failed."""
-        parts = [first]
-        while True:
-            try:
-                item = rx.receive_nowait()
-            except anyio.WouldBlock:
-                return b"".join(parts), False
-            except anyio.EndOfStream:
-                return b"".join(parts), True
-            if isinstance(item, _Failure):
-                return b"".join(parts), item
-            parts.append(item)
 
     async def _commit(self, send: Send) -> None:
         if self.committed:

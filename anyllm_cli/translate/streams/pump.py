@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from anyllm_cli.errors import ErrorKind, InvalidInput
+from anyllm_cli.models import codec
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.streams.sse import SSEDecoder, SSEEvent
 
@@ -76,7 +77,7 @@ class SSEPump:
 
 def decode_event(event: SSEEvent, position: int) -> dict[str, Any]:
     try:
-        obj = json.loads(event.data)
+        obj = codec.loads(event.data)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"not JSON ({exc.msg})", f"event {position}") from None
     if not isinstance(obj, dict):

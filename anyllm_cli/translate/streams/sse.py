@@ -11,9 +11,10 @@ U+2028, which `str.splitlines` would wrongly cut.
 from __future__ import annotations
 
 import codecs
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from anyllm_cli.models import codec
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +90,25 @@ def encode(data: str, event: str | None = None) -> bytes:
 
 def dumps(obj: Any) -> str:
     """Compact JSON as both APIs send it (non-ASCII kept as is)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return codec.dumps(obj).decode()
 
 
 def encode_anthropic(event: dict[str, Any]) -> bytes:
-    """An Anthropic stream event: `event: <type>` then its JSON."""
-    return encode(dumps(event), str(event["type"]))
+    """An Anthropic stream event: `event: <type>` then its JSON (one line: JSON has no raw line
+    break, so no frame splitting is needed)."""
+    kind = event["type"]
+    name = kind.encode() if isinstance(kind, str) else str(kind).encode()
+    if b"\n" in name or b"\r" in name:
+        return encode(dumps(event), str(kind))
+    return b"event: " + name + b"\ndata: " + codec.dumps(event) + b"\n\n"
+
+
+_DONE = b"data: [DONE]\n\n"
 
 
 def encode_openai(chunk: dict[str, Any] | None) -> bytes:
     """An OpenAI chunk, or the `[DONE]` sentinel for None."""
-    return encode("[DONE]" if chunk is None else dumps(chunk))
+    return _DONE if chunk is None else b"data: " + codec.dumps(chunk) + b"\n\n"
 
 
 PING = encode_anthropic({"type": "ping"})

@@ -1,0 +1,127 @@
+"""The two ways a call reaches its backend, and the relay translator for same-API streams.
+
+`send` posts a JSON body and records the upstream's headers and the time spent waiting; `stream`
+makes the `StreamReply` whose events are metered (and kept, when an observer wants bodies) as they
+are encoded for the client. `Relay` passes same-API events through, reading usage on the way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from anyllm_cli.backends.base import Backend, UpstreamReply
+from anyllm_cli.errors import ErrorKind, anthropic_error, gemini_error, openai_error
+from anyllm_cli.pipeline.completion import Completion
+from anyllm_cli.pipeline.replies import Call, StreamReply, meter
+from anyllm_cli.translate.degradation import Degradation
+from anyllm_cli.translate.streams.pump import OutEvent, StreamTranslator
+from anyllm_cli.translate.streams.sse import (
+    KEEPALIVE_COMMENT,
+    PING,
+    encode_anthropic,
+    encode_openai,
+)
+
+
+async def send(
+    backend: Backend,
+    path: str,
+    body: dict[str, Any],
+    headers: Mapping[str, str],
+    *,
+    call: Call,
+    clock: Callable[[], float] = time.perf_counter,
+) -> UpstreamReply:
+    """POST the body; error statuses raise (the backend classifies them)."""
+    call.upstream_body = body
+    start = clock()
+    try:
+        reply = await backend.send(path, body, headers)
+    finally:
+        call.upstream_s += clock() - start
+    call.upstream_headers = reply.headers
+    return reply
+
+
+def stream(
+    backend: Backend,
+    path: str,
+    body: dict[str, Any],
+    headers: Mapping[str, str],
+    *,
+    translator: StreamTranslator,
+    done: Completion,
+    anthropic: bool,
+    verbatim: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
+) -> StreamReply:
+    """The upstream stream, not yet opened, with its events metered as they are encoded."""
+    call = done.call
+    call.upstream_body = body
+    keep = done.events if done.keep_bodies else None
+
+    encode = encode_anthropic if anthropic else encode_openai
+
+    def metered(event: OutEvent) -> bytes:
+        if event is None:
+            return encode_openai(None)
+        meter(event, call)
+        if keep is not None:
+            keep.append(event)
+        return encode(event)
+
+    def observed(event: OutEvent) -> bytes:  # verbatim: the upstream's bytes go out, not these
+        if event is not None:
+            meter(event, call)
+            if keep is not None:
+                keep.append(event)
+        return b""
+
+    def render(event: OutEvent) -> bytes:
+        return encode_openai(None) if event is None else encode(event)
+
+    return StreamReply(
+        lambda: backend.stream(path, body, headers),
+        translator,
+        observed if verbatim else metered,
+        done,
+        keepalive=PING if anthropic else KEEPALIVE_COMMENT,
+        verbatim=verbatim,
+        render=render,
+        clock=clock,
+    )
+
+
+class Relay:
+    """A stream translator for same-API relays: events pass through, usage is read on the way.
+
+    `hide_usage` drops the usage-only chunk (and `usage` fields) the proxy asked for on the client's
+    behalf, so an OpenAI client that did not ask for usage sees the stream it expects."""
+
+    def __init__(self, call: Call, *, anthropic: bool, hide_usage: bool = False) -> None:
+        self.degradations: list[Degradation] = []
+        self._call = call
+        self._anthropic = anthropic
+        self._hide_usage = hide_usage
+
+    def feed(self, event: dict[str, Any]) -> list[OutEvent]:
+        if self._hide_usage and event.get("usage") is not None:
+            meter(event, self._call)
+            del event["usage"]
+            if not event.get("choices"):
+                return []
+        return [event]
+
+    def finish(self) -> list[OutEvent]:
+        return [] if self._anthropic else [None]
+
+    def fail(self, kind: ErrorKind, message: str) -> list[OutEvent]:
+        if self._anthropic:
+            return [anthropic_error(kind, message)[1]]
+        return [openai_error(kind, message)[1]]
+
+
+def gemini_error_chunk(kind: ErrorKind, message: str) -> dict[str, Any]:
+    return gemini_error(kind, message)[1]
