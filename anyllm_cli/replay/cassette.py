@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from anyllm_cli.errors import InvalidInput
+from anyllm_cli.models import codec
 from anyllm_cli.pipeline.seams import ClientRequest
 from anyllm_cli.replay.fold import fold
 from anyllm_cli.replay.redact import Redactor
@@ -95,7 +96,7 @@ class Exchange:
     def to_request(self, backend: str | None = None, request_id: str = "") -> ClientRequest:
         return ClientRequest(
             api=self.api,  # type: ignore[arg-type]
-            body=json.dumps(self.body, separators=(",", ":")).encode(),
+            body=codec.dumps(self.body),
             headers=dict(self.headers),
             backend=backend if backend is not None else self.backend,
             model=self.model if self.api == "gemini" else None,
@@ -156,8 +157,8 @@ def _jsonl(path: Path, skipped: Skipped, api: str | None) -> Iterator[Exchange]:
             if not raw.strip():
                 continue
             try:
-                doc = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                doc = codec.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
                 raise InvalidInput(f"{path}: invalid JSON ({exc})", f"line {number}") from None
             if not isinstance(doc, dict):
                 raise InvalidInput(f"{path}: expected a JSON object", f"line {number}")

@@ -15,7 +15,6 @@ result to count. What it gives up: the client's own headers are not replayed exc
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -31,6 +30,7 @@ from anyllm_cli.errors import (
     UpstreamError,
     parse_error_body,
 )
+from anyllm_cli.models import codec
 from anyllm_cli.pipeline import ClientRequest, JSONReply, Outcome, Pipeline, StreamReply
 from anyllm_cli.replay.cassette import Exchange
 from anyllm_cli.replay.fold import fold
@@ -87,8 +87,8 @@ class _Stream:
             if not event.data or event.data == "[DONE]":
                 continue
             try:
-                parsed = json.loads(event.data)
-            except json.JSONDecodeError:
+                parsed = codec.loads(event.data)
+            except ValueError:
                 continue
             if isinstance(parsed, dict):
                 self.events.append(parsed)
@@ -156,7 +156,7 @@ class HTTPSender:
 
     async def send(self, exchange: Exchange) -> Sent:
         url = self.base_url + exchange.path()
-        content = json.dumps(exchange.body, separators=(",", ":")).encode()
+        content = codec.dumps(exchange.body)
         headers = self._headers(exchange)
         start = self._clock()
         try:
@@ -196,8 +196,8 @@ class HTTPSender:
 
 def _json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return codec.loads(raw)
+    except (ValueError, UnicodeDecodeError):
         return raw.decode("utf-8", "replace")
 
 

@@ -19,7 +19,6 @@ batch in memory (at most `batch` lines, or `flush_s` of traffic).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -34,6 +33,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from anyllm_cli.config import Settings
+from anyllm_cli.models import codec
 from anyllm_cli.pipeline.seams import Outcome
 from anyllm_cli.replay.cassette import VERSION
 from anyllm_cli.replay.fold import fold
@@ -162,18 +162,18 @@ class Recorder:
             self._write(items)
 
     def _write(self, items: list[Any]) -> None:
-        lines: list[str] = []
+        lines: list[bytes] = []
         for outcome, ended in items:
             try:
-                line = json.dumps(outcome_line(outcome, self.options.bodies, ended))
+                line = codec.dumps(outcome_line(outcome, self.options.bodies, ended))
             except (TypeError, ValueError) as exc:  # an unserialisable body: say so, keep going
                 log.warning("recording: a line could not be written (%s)", exc)
                 continue
-            lines.append(self._redactor.text(line) + "\n")
+            lines.append(self._redactor.data(line) + b"\n")
         if not lines:
             return
         try:
-            self._file.write("".join(lines).encode())
+            self._file.write(b"".join(lines))
             self.written += len(lines)
         except OSError as exc:
             self.dropped += len(lines)
@@ -248,8 +248,8 @@ def _reply(api: str, response: dict[str, Any] | None) -> dict[str, Any]:
 
 def _json_or_text(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return codec.loads(raw)
+    except (ValueError, UnicodeDecodeError):
         return {"_text": raw.decode("utf-8", "replace")}
 
 

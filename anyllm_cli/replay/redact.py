@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 REDACTED = "[REDACTED]"
+_REDACTED_BYTES = REDACTED.encode()
 SECRET_HEADERS = frozenset(
     {
         "authorization",
@@ -45,8 +46,10 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         exact = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
         # a secret inside JSON text appears in its escaped form
-        escaped = [re.escape(json.dumps(s)[1:-1]) for s in exact]
-        self._pattern = re.compile("|".join([*escaped, *_PATTERNS]))
+        escaped = [re.escape(json.dumps(s, ensure_ascii=False)[1:-1]) for s in exact]
+        source = "|".join([*escaped, *_PATTERNS])
+        self._pattern = re.compile(source)
+        self._bytes = re.compile(source.encode())
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {
@@ -56,3 +59,7 @@ class Redactor:
 
     def text(self, text: str) -> str:
         return self._pattern.sub(REDACTED, text)
+
+    def data(self, data: bytes) -> bytes:
+        """`text` for UTF-8 JSON bytes, without decoding them."""
+        return self._bytes.sub(_REDACTED_BYTES, data)

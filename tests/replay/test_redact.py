@@ -51,3 +51,10 @@ def test_named_secrets_go_too_even_escaped_in_json() -> None:
 def test_ordinary_text_is_kept() -> None:
     text = "ask-me sk-short skeleton AIza and AKIA lowercase"
     assert Redactor().text(text) == text
+
+
+def test_bytes_are_scrubbed_like_text() -> None:
+    secret = "proxé-secret-key"  # non-ASCII: kept as is in JSON bytes, as orjson writes them
+    data = json.dumps({"k": f"{secret} and {KEYS[0]}"}, ensure_ascii=False).encode()
+    out = Redactor([secret]).data(data)
+    assert json.loads(out) == {"k": f"{REDACTED} and {REDACTED}"}
