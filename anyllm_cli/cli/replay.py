@@ -3,8 +3,9 @@
 Thin: parse the flags, load the same settings as `serve` when a backend is built in-process (flags,
 environment, `.anyllm.env`, TOML; `--backend echo` works offline), read `ANYLLM_API_KEY` for `--url`,
 run `replay.session.run`, render. A progress bar on a terminal (stderr); the summary as a table, or
-as JSON with `--json`. Exit codes: 0 ok; 1 when the error rate is above `--max-error-rate` (so a
-replay gates CI); 2 for bad input or settings (a one-line message).
+as JSON with `--json`. Exit codes: 0 ok; 1 when the error rate is above `--max-error-rate`, or
+under `--fail-on-change` when a compared stop reason or tool call changed (so a replay gates CI);
+2 for bad input or settings (a one-line message).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def replay(
     max_error_rate: Annotated[
         float, typer.Option(help="Exit 1 when more than this share of requests fail.")
     ] = 0.05,
+    fail_on_change: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-change",
+            help="With --compare: exit 1 when a stop reason or tool call changed.",
+        ),
+    ] = False,
     api: Annotated[
         str | None,
         typer.Option(help="The API of a plain JSONL of bodies: messages, chat or gemini."),
@@ -90,6 +98,7 @@ def replay(
         filters=tuple(filter_ or ()),
         compare=compare,
         max_error_rate=max_error_rate,
+        fail_on_change=fail_on_change,
         api=api,
         output=output,
         timeout_s=timeout,

@@ -8,12 +8,14 @@
      "ttft_s": {... } or null, "tokens": {"input", "output"},
      "cost_usd": float or null (in-process, when the pipeline has a Pricer for the model),
      "recorded": {"count", "errors", "tokens": {...}, "cost_usd"} (what the recording itself saw),
-     "compare": null or {"compared", "stop_reason_changed", "tool_calls_changed",
+     "compare": null or {"against", "compared", "errors_by_type" (the second target's),
+                         "stop_reason_changed", "tool_calls_changed", "changed_count",
                          "text_similarity": {"mean", "min"}, "usage_delta": {"input", "output"},
                          "changed": [{"index", "id", "stop_reason", "tool_calls", ...}, ...]}}
 
 Percentiles are nearest-rank over every latency (a list of floats: 10,000 requests are 80 kB).
-`passed` is false when the error rate is above `max_error_rate`; the CLI turns that into exit 1.
+`passed` is false when the error rate is above `max_error_rate`, or with `fail_on_change` when any
+compared pair changed its stop reason or tool calls; the CLI turns that into exit 1.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Summary:
     target: str
     compare_with: str | None = None
     max_error_rate: float = 0.05
+    fail_on_change: bool = False
     count: int = 0
     errors: int = 0
     status: Counter[str] = field(default_factory=Counter)
@@ -61,6 +64,7 @@ class Summary:
     recorded_out: int = 0
     recorded_cost: float | None = None
     compared: int = 0
+    other_errors: Counter[str] = field(default_factory=Counter)
     stop_changed: int = 0
     tools_changed: int = 0
     similarities: list[float] = field(default_factory=list)
@@ -69,6 +73,7 @@ class Summary:
     changed: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    compared_changed: int = 0  # pairs whose stop reason or tool calls changed
 
     def add(self, result: Result) -> None:
         sent = result.sent
@@ -90,6 +95,8 @@ class Summary:
         if sent.cost_usd is not None:
             self.cost = (self.cost or 0.0) + sent.cost_usd
         self._recorded(result)
+        if result.other is not None and not result.other.ok:
+            self.other_errors[result.other.error or "error"] += 1
         if result.diff is not None:
             diff = result.diff
             self.compared += 1
@@ -98,6 +105,7 @@ class Summary:
             self.similarities.append(diff.similarity)
             self.delta_in += diff.input_delta
             self.delta_out += diff.output_delta
+            self.compared_changed += diff.changed
             if diff.changed and len(self.changed) < MAX_CHANGED:
                 self.changed.append(
                     {"index": result.index, "id": result.exchange.id, **diff.to_json()}
@@ -120,7 +128,8 @@ class Summary:
 
     @property
     def passed(self) -> bool:
-        return self.error_rate <= self.max_error_rate
+        changed = self.fail_on_change and self.compared_changed > 0
+        return self.error_rate <= self.max_error_rate and not changed
 
     def to_json(self) -> dict[str, Any]:
         compare = None
@@ -129,8 +138,10 @@ class Summary:
             compare = {
                 "against": self.compare_with,
                 "compared": self.compared,
+                "errors_by_type": dict(self.other_errors.most_common()),  # the second target's
                 "stop_reason_changed": self.stop_changed,
                 "tool_calls_changed": self.tools_changed,
+                "changed_count": self.compared_changed,
                 "text_similarity": {
                     "mean": round(sum(sims) / len(sims), 4) if sims else None,
                     "min": round(min(sims), 4) if sims else None,
@@ -221,6 +232,10 @@ def table(summary: dict[str, Any]) -> list[tuple[str, str]]:
         sim = compare["text_similarity"]
         rows += [
             ("compared with", f"{compare['against']} ({compare['compared']} pairs)"),
+            (
+                "  its errors",
+                ", ".join(f"{k}: {v}" for k, v in compare["errors_by_type"].items()) or "0",
+            ),
             ("stop reason changed", str(compare["stop_reason_changed"])),
             ("tool calls changed", str(compare["tool_calls_changed"])),
             (

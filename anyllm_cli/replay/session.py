@@ -48,6 +48,7 @@ class Plan:
     filters: tuple[str, ...] = ()
     compare: str | None = None
     max_error_rate: float = 0.05
+    fail_on_change: bool = False
     api: str | None = None
     output: Path | None = None
     timeout_s: float = 600.0
@@ -135,7 +136,7 @@ async def run(plan: Plan, progress: Callable[[Result], None] | None = None) -> d
         other = None
         if compare_with not in (None, RECORDED):
             other = await senders.open(compare_with, url=_is_url(compare_with))
-        summary = Summary(sender.name, compare_with, plan.max_error_rate)
+        summary = Summary(sender.name, compare_with, plan.max_error_rate, plan.fail_on_change)
         out: IO[str] | None = None
         if plan.output is not None:
             out = stack.enter_context(plan.output.open("w", encoding="utf-8"))

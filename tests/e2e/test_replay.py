@@ -216,6 +216,12 @@ def test_two_backends_where_one_changes_a_tool_call(
     (changed,) = compare["changed"]
     assert changed["stop_reason"] == ["tool", "end"]
     assert changed["tool_calls"] == ["call 0: get_weather gone"]
+    code, summary, _ = replay(
+        tmp_path, str(recording), "--config", str(config(tmp_path, upstream)),
+        "--backend", "tools", "--compare", "mock", "--model", "claude-sonnet-4-6",
+        "--filter", "model=mock-tools", "--limit", "1", "--fail-on-change",
+    )  # fmt: skip
+    assert code == 1 and summary["passed"] is False and summary["errors"] == 0
 
 
 def test_exit_codes_follow_the_error_rate(

@@ -104,6 +104,15 @@ def test_the_summary_adds_up() -> None:
     assert "  rate_limit" in labels and "tool calls changed" in labels
 
 
+def test_fail_on_change_fails_a_run_whose_tool_calls_changed() -> None:
+    for fail, passed in ((False, True), (True, False)):
+        summary = Summary("a", "recorded", fail_on_change=fail)
+        summary.add(result(0, Sent(200, REPLY, None, "", 0.1), Diff(tools=("call 0: x gone",))))
+        summary.add(result(1, Sent(200, REPLY, None, "", 0.1), Diff(similarity=0.1)))
+        out = summary.to_json()
+        assert out["passed"] is passed and out["compare"]["changed_count"] == 1
+
+
 def test_an_empty_run_passes_and_has_no_percentiles() -> None:
     out = Summary("x").to_json()
     assert out["passed"] is True and out["latency_s"] is None and out["compare"] is None
@@ -111,6 +120,17 @@ def test_an_empty_run_passes_and_has_no_percentiles() -> None:
 
 
 def test_a_results_line_carries_both_sides() -> None:
+    summary = Summary("a", "b")
+    summary.add(
+        Result(
+            0,
+            Exchange(api="chat", body={}),
+            Sent(200, REPLY, None, "", 0.1),
+            Sent(429, None, "rate_limit", "", 0.1),
+        )
+    )
+    assert summary.to_json()["compare"]["errors_by_type"] == {"rate_limit": 1}
+    assert dict(table(summary.to_json()))["  its errors"] == "rate_limit: 1"
     line = result_line(
         Result(
             3,
