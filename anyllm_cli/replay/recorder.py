@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from anyllm_cli.config import Settings
+from anyllm_cli.errors import ConfigError
 from anyllm_cli.models import codec
 from anyllm_cli.pipeline.seams import Outcome
 from anyllm_cli.replay.cassette import VERSION
@@ -103,7 +104,11 @@ class Recorder:
     # -- life ----------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._file.open()
+        """Open the first file (a ConfigError when it cannot be), then start the writer."""
+        try:
+            self._file.open()
+        except OSError as exc:
+            raise ConfigError(f"--record {self.options.path}: cannot write there ({exc})") from None
         self._thread = threading.Thread(target=self._run, name="anyllm-recorder", daemon=True)
         self._thread.start()
 

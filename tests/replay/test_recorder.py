@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from anyllm_cli.errors import ErrorKind
+from anyllm_cli.errors import ConfigError, ErrorKind
 from anyllm_cli.pipeline.seams import Candidate, ClientRequest, Outcome, Usage
 from anyllm_cli.replay.cassette import Skipped, read
 from anyllm_cli.replay.recorder import Recorder, RecordOptions, outcome_line
@@ -145,6 +145,12 @@ def test_a_full_queue_drops_and_counts_never_blocks(tmp_path: Path) -> None:
     rec.start()
     rec.close()
     assert rec.written == 2 and len(lines(tmp_path / "q.jsonl")) == 2
+
+
+def test_an_unwritable_target_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="cannot write there"):
+        Recorder(RecordOptions(tmp_path / "file" / "under-a-file.jsonl")).start()
 
 
 def test_bad_options_are_refused() -> None:
