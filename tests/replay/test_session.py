@@ -97,6 +97,32 @@ async def test_two_backends_side_by_side_with_a_filter_and_model(tmp_path: Path)
 
 
 @pytest.mark.anyio
+async def test_gemini_requests_replay_in_process_both_ways(tmp_path: Path) -> None:
+    contents = {"contents": [{"role": "user", "parts": [{"text": "hola"}]}]}
+    lines = [
+        {"v": 1, "id": "g1", "api": "gemini", "model": "gemini-2.5-flash", "body": contents},
+        {
+            "v": 1,
+            "id": "g2",
+            "api": "gemini",
+            "model": "gemini-2.5-flash",
+            "stream": True,
+            "body": contents,
+        },
+    ]
+    path = tmp_path / "g.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out.jsonl"
+    summary = await run(Plan(path, backend="echo", output=out, settings=SETTINGS))
+    assert (summary["count"], summary["errors"]) == (2, 0), summary["errors_by_type"]
+    results = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    for ident in ("g1", "g2"):
+        parts = results[ident]["response"]["candidates"][0]["content"]["parts"]
+        assert "".join(p.get("text", "") for p in parts) == "hola"
+    assert results["g2"]["ttft_s"] is not None
+
+
+@pytest.mark.anyio
 async def test_bad_plans_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="exclusive"):
         await run(Plan(recording(tmp_path), backend="echo", url="http://x", settings=SETTINGS))
