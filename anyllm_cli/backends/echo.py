@@ -11,8 +11,11 @@ tools) runs for a new user trying `anyllm serve --backend echo`, or a client dev
 * When the request has `tools` and the text is `/tool NAME {json}` naming one of them, the answer is
   a call to that tool with those arguments (`finish_reason: tool_calls`).
 
-Usage counts are BPE token counts of the texts (the same tokenizer as `count_tokens`, without
-framing); they are never zero for a non-empty message. What it gives up: no images, no reasoning, no `n > 1`, no `max_tokens` cut-off.
+Usage: `prompt_tokens` is what `count_tokens` says for the same request (the Chat body is read
+back as the Messages request it came from and counted by `tokens.count_tokens`, framing and tool
+costs included), so a client sees one figure for both; `completion_tokens` is the BPE count of the
+answer. A body that cannot be read back is counted text by text. What it gives up: no images, no
+reasoning, no `n > 1`, no `max_tokens` cut-off.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ from typing import TYPE_CHECKING, Any
 from anyio.lowlevel import checkpoint
 
 from anyllm_cli.backends.base import NO_HEADERS, Api, StreamContext, UpstreamReply, UpstreamStream
-from anyllm_cli.errors import ErrorKind, UpstreamError
-from anyllm_cli.tokens import estimate_tokens
+from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
+from anyllm_cli.models.anthropic import CountTokensRequest
+from anyllm_cli.models.openai_chat import ChatRequest
+from anyllm_cli.tokens import count_tokens, estimate_tokens
+from anyllm_cli.translate import chat_via_messages
 from anyllm_cli.translate.streams.sse import encode_openai
 
 if TYPE_CHECKING:
@@ -48,6 +54,15 @@ def _new_id() -> str:
 def count(text: str) -> int:
     """The echo backend's usage figure for one text: its BPE token count."""
     return estimate_tokens(text)
+
+
+def prompt_tokens(body: dict[str, Any], messages: list[dict[str, Any]]) -> int:
+    """The request's input tokens as `count_tokens` counts its Messages form."""
+    try:
+        request = chat_via_messages.request(ChatRequest.parse(body)).body
+        return count_tokens(CountTokensRequest.parse(request))
+    except InvalidInput:
+        return sum(count(_text(m.get("content"))) for m in messages)
 
 
 def _text(content: Any) -> str:
@@ -102,7 +117,7 @@ class _Reply:
         self.created = created
         self.tool = _tool_call(body, self.text)
         self.call_id = f"call_{new_id()[:24]}" if self.tool else ""
-        prompt = sum(count(_text(m.get("content"))) for m in messages)
+        prompt = prompt_tokens(body, messages)
         completion = count(self.tool[1]) + 1 if self.tool else count(self.text)
         self.usage = {
             "prompt_tokens": prompt,

@@ -29,6 +29,7 @@ app = typer.Typer(
     name="anyllm",
     help="An LLM API gateway: Anthropic, OpenAI and Gemini clients in front of any model.",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
 )

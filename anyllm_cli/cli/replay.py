@@ -24,7 +24,7 @@ import typer
 def replay(
     *,
     file: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="FILE",
             help="A recording (file or directory), a JSONL of request bodies, or a HAR file.",
@@ -32,17 +32,24 @@ def replay(
     ],
     backend: Annotated[
         str | None,
-        typer.Option(help="Send through this configured backend in-process (echo: offline)."),
+        typer.Option(
+            metavar="NAME", help="Send through this configured backend in-process (echo: offline)."
+        ),
     ] = None,
     url: Annotated[
-        str | None, typer.Option(help="Send to a running proxy (key: ANYLLM_API_KEY).")
+        str | None,
+        typer.Option(metavar="URL", help="Send to a running proxy (key: ANYLLM_API_KEY)."),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Ask every request for this model.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 8,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Ask every request for this model.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(metavar="N", help="Requests in flight at once.")] = 8,
     rate: Annotated[
         float | None, typer.Option(metavar="R", help="Start at most R requests per second.")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Replay the first N requests only.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(metavar="N", help="Replay the first N requests only.")
+    ] = None,
     filter_: Annotated[
         list[str] | None,
         typer.Option(
@@ -61,10 +68,14 @@ def replay(
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write one result per line (JSONL).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="RESULTS.jsonl", help="Write one result per line (JSONL)."
+        ),
     ] = None,
     max_error_rate: Annotated[
-        float, typer.Option(help="Exit 1 when more than this share of requests fail.")
+        float,
+        typer.Option(metavar="SHARE", help="Exit 1 when more than this share of requests fail."),
     ] = 0.05,
     fail_on_change: Annotated[
         bool,
@@ -75,19 +86,28 @@ def replay(
     ] = False,
     api: Annotated[
         str | None,
-        typer.Option(help="The API of a plain JSONL of bodies: messages, chat or gemini."),
+        typer.Option(
+            metavar="messages|chat|gemini", help="The API of a plain JSONL of request bodies."
+        ),
     ] = None,
-    config: Annotated[str | None, typer.Option(help="TOML file with [backends.NAME].")] = None,
-    env_file: Annotated[str | None, typer.Option(help="Env file [.anyllm.env].")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds allowed per request.")] = 600.0,
+    config: Annotated[
+        str | None, typer.Option(metavar="PATH", help="TOML file with [backends.NAME].")
+    ] = None,
+    env_file: Annotated[
+        str | None, typer.Option(metavar="FILE", help="Env file [.anyllm.env].")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds allowed per request.")
+    ] = 600.0,
 ) -> None:
     """Send recorded requests again (to a backend or a proxy), summarise, compare."""
     from anyllm_cli.cli import _console
     from anyllm_cli.config import load_settings
     from anyllm_cli.replay import session
 
+    path = Path(file)
     plan = session.Plan(
-        file=file,
+        file=path,
         backend=backend,
         url=url,
         api_key=os.environ.get("ANYLLM_API_KEY") or None,
@@ -107,7 +127,7 @@ def replay(
         flags: dict[str, Any] = {"config": config, "env_file": env_file}
         settings = load_settings(flags, os.environ, cwd=Path.cwd())
         plan = replace(plan, settings=settings)
-    total = session.count_lines(file) if file.exists() else 0
+    total = session.count_lines(path) if path.exists() else 0
     total = min(total, limit) if limit is not None and total else total
     with _console.progress(total, enabled=sys.stderr.isatty() and not json_) as advance:
         summary = asyncio.run(session.run(plan, lambda _result: advance()))

@@ -1,14 +1,20 @@
 """`anyllm serve`: the proxy. Parse flags, load settings, run the server, print where it listens.
 
-Once every worker is ready, stderr gets a banner (URL, backends, model mapping and the exact
-environment lines for Claude Code and the SDKs) and then one plain line, `listening on
-http://HOST:PORT`, that scripts and tests wait for (`--port 0` picks a free port). Startup problems
-(bad config, port taken, a missing key, an open bind) raise `ConfigError`: `main()` prints one line
-and exits 2. The server modules are imported only when the command runs.
+Once every worker is ready, stderr gets a banner (URL, the config file and env file read,
+backends, model mapping and the exact environment lines for Claude Code and the SDKs) and then one
+plain line, `listening on http://HOST:PORT`, that scripts and tests wait for (`--port 0` picks a
+free port). Under `--log-format json` stderr is JSON Lines only: the banner and that line become one
+`{"event": "listening", "url": ..., "message": "listening on URL", ...}` record in the access log's
+format. Startup problems (bad config, port taken, a missing key, an open bind) raise `ConfigError`:
+`main()` prints one line and exits 2. The server modules are imported only when the command runs.
+
+The `--backend` help names every preset without importing them (a test keeps the list in step), and
+shell completion offers them from the live preset table.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -16,35 +22,72 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from anyllm_cli.errors import AnyllmError
+
 if TYPE_CHECKING:
     from anyllm_cli.config import BackendSettings, Settings
+
+# Every --backend name besides those of a config file (tests/cli/test_serve.py checks the list).
+BACKEND_NAMES = (
+    "openai, openrouter, deepseek, groq, together, mistral, fireworks, xai, zhipu, "
+    "gemini-openai (key needed); ollama, vllm, lmstudio, llamacpp (local); azure, gemini, vertex, "
+    "bedrock, anthropic (their own APIs); echo (offline)"
+)
+
+
+def _complete_backend(incomplete: str) -> list[str]:
+    from anyllm_cli.config import backend_names
+
+    return [name for name in backend_names() if name.startswith(incomplete)]
 
 
 def serve(
     *,
     backend: Annotated[
         str | None,
-        typer.Option(help="Backend preset: openai, ollama, deepseek, ..., or echo (offline)."),
+        typer.Option(
+            metavar="NAME",
+            help=f"A [backends.NAME] of the config file, or a preset: {BACKEND_NAMES}.",
+            autocompletion=_complete_backend,
+        ),
     ] = None,
     base_url: Annotated[
-        str | None, typer.Option(help="Upstream base URL (with or without /v1).")
+        str | None, typer.Option(metavar="URL", help="Upstream base URL (with or without /v1).")
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on; 0 picks one [3000].")] = None,
-    config: Annotated[str | None, typer.Option(help="TOML file with [backends.NAME].")] = None,
-    env_file: Annotated[str | None, typer.Option(help="Env file [.anyllm.env].")] = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="HOST", help="Address to listen on [127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Port to listen on; 0 picks one [3000].")
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PATH",
+            help="TOML file with [backends.NAME], or a directory holding anyllm.toml.",
+        ),
+    ] = None,
+    env_file: Annotated[
+        str | None, typer.Option(metavar="FILE", help="Env file [.anyllm.env].")
+    ] = None,
     big_model: Annotated[
-        str | None, typer.Option(help="Upstream model for sonnet/opus requests.")
+        str | None, typer.Option(metavar="MODEL", help="Upstream model for sonnet/opus requests.")
     ] = None,
     small_model: Annotated[
-        str | None, typer.Option(help="Upstream model for haiku requests.")
+        str | None, typer.Option(metavar="MODEL", help="Upstream model for haiku requests.")
     ] = None,
     model_map: Annotated[
-        list[str] | None, typer.Option(help="FROM=TO model mapping; repeatable.")
+        list[str] | None,
+        typer.Option(metavar="FROM=TO", help="Map one model name to another; repeatable."),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes [1].")] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
-    log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
+    workers: Annotated[int | None, typer.Option(metavar="N", help="Worker processes [1].")] = None,
+    log_level: Annotated[
+        str | None, typer.Option(metavar="LEVEL", help="debug, info, warning or error [info].")
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(metavar="FORMAT", help="text, or json (stderr is then JSON Lines only)."),
+    ] = None,
     open_: Annotated[
         bool, typer.Option("--open", help="Allow listening beyond loopback without keys.")
     ] = False,
@@ -56,13 +99,14 @@ def serve(
         ),
     ] = None,
     record_bodies: Annotated[
-        str | None, typer.Option(help="What to keep: none, requests or all [all].")
+        str | None,
+        typer.Option(metavar="none|requests|all", help="What to keep of each call [all]."),
     ] = None,
     record_sample: Annotated[
-        float | None, typer.Option(help="Share of calls recorded, in (0, 1] [1].")
+        float | None, typer.Option(metavar="SHARE", help="Share of calls recorded, in (0, 1] [1].")
     ] = None,
 ) -> None:
-    """Run the proxy: Anthropic and OpenAI clients in front of any OpenAI-compatible backend."""
+    """Run the proxy: Anthropic, OpenAI and Gemini clients in front of any backend."""
     from anyllm_cli.config import load_settings
     from anyllm_cli.server.runner import run
 
@@ -85,8 +129,18 @@ def serve(
         "record_sample": record_sample,
     }
     flags = {k: v for k, v in given.items() if v is not None}
-    settings = load_settings(flags, os.environ, cwd=Path.cwd())
-    run(settings, lambda url: announce(settings, url))
+    json_logs = log_format == "json"
+    try:
+        settings = load_settings(flags, os.environ, cwd=Path.cwd())
+        json_logs = settings.log_format == "json"
+        run(settings, lambda url: announce(settings, url))
+    except AnyllmError as exc:
+        if not json_logs:
+            raise  # main() prints `anyllm: error: ...`
+        from anyllm_cli.cli import exit_code
+
+        sys.stderr.write(_record("error", {"event": "startup_failed", "message": str(exc)}) + "\n")
+        raise typer.Exit(exit_code(exc)) from None
 
 
 def client_env(settings: Settings, url: str) -> list[str]:
@@ -125,12 +179,23 @@ def _backend_lines(b: BackendSettings, default: bool) -> list[str]:
     return [f"  {b.name}: {where}", f"    at {paths}; {text}"]
 
 
+def _sources(settings: Settings) -> list[str]:
+    config = str(settings.config_file) if settings.config_file else "none"
+    env = str(settings.env_file) if settings.env_file else "none"
+    return [f"Config file: {config}", f"Env file: {env}"]
+
+
 def announce(settings: Settings, url: str) -> None:
-    """The start banner on stderr, then the machine-readable `listening on URL` line."""
+    """The start banner on stderr, then the machine-readable `listening on URL` line (under
+    `--log-format json`, one JSON record instead of both)."""
     from anyllm_cli import __version__
     from anyllm_cli.cli import _console
 
-    lines = [f"Serving on {url}", "", "Backends:"]
+    if settings.log_format == "json":
+        sys.stderr.write(listening_record(settings, url) + "\n")
+        sys.stderr.flush()
+        return
+    lines = [f"Serving on {url}", *_sources(settings), "", "Backends:"]
     for name, b in settings.backends.items():
         lines += _backend_lines(b, name == settings.default_backend)
     lines += ["", "Point your clients at it:"]
@@ -140,3 +205,37 @@ def announce(settings: Settings, url: str) -> None:
     _console.panel(_console.stderr(), f"anyllm serve {__version__}", lines)
     sys.stderr.write(f"listening on {url}\n")
     sys.stderr.flush()
+
+
+def listening_record(settings: Settings, url: str) -> str:
+    """The JSON form of the banner: one record shaped like the access log's."""
+    from anyllm_cli import __version__
+
+    return _record(
+        "info",
+        {
+            "event": "listening",
+            "message": f"listening on {url}",
+            "url": url,
+            "version": __version__,
+            "config_file": str(settings.config_file) if settings.config_file else None,
+            "env_file": str(settings.env_file) if settings.env_file else None,
+            "default_backend": settings.default_backend,
+            "backends": {
+                name: {"kind": b.kind, "base_url": None if b.kind == "echo" else b.base_url}
+                for name, b in settings.backends.items()
+            },
+            "auth": bool(settings.proxy_api_keys),
+        },
+    )
+
+
+def _record(level: str, fields: dict[str, Any]) -> str:
+    """One JSON log line in the access log's shape (ts, level, logger, then `fields`)."""
+    from anyllm_cli.server.access import JSONFormatter
+
+    record = logging.LogRecord(
+        "anyllm.server", logging.getLevelName(level.upper()), "", 0, "", None, None
+    )
+    record.fields = fields
+    return JSONFormatter().format(record)

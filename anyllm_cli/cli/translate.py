@@ -1,10 +1,13 @@
-"""`anyllm translate`: a request, response or SSE stream from one API to the other, offline.
+"""`anyllm translate`: a request, response or SSE stream from one API to another, offline.
 
 Input is FILE or stdin, in one of three shapes (told from the first bytes, translate/detect.py):
 one JSON document (written back indented, or on one line with --compact); JSON Lines (one body per
-line, translated line by line in constant memory, written as JSON Lines; the first line decides the
-API and kind of all lines); or SSE text as `curl -N` prints it (translated chunk by chunk as it
-arrives, so a live stream stays live). The route itself is one row of translate/dispatch.py.
+line, translated line by line in constant memory, written as JSON Lines; each line's API and kind
+are detected on their own, so a file may mix them); or SSE text as `curl -N` prints it (translated
+chunk by chunk as it arrives, so a live stream stays live). The route itself is one row of
+translate/dispatch.py; a body already in the target API is checked and written back unchanged.
+`--model NAME` names the output's model outright (a Gemini request has none in its body: its model
+is in the URL, so reading one back needs `--model` or a `model` key).
 
 Every lossy step is a `warning: <code>...` line on stderr. Under --strict they make the exit code 1:
 a JSON body or line is then not written; a stream, already written, cannot be taken back. Exit codes:
@@ -28,13 +31,13 @@ import typer
 
 from anyllm_cli.errors import InvalidInput, LossyTranslation
 from anyllm_cli.translate.detect import (
+    NAMES,
     Api,
     Detected,
     Format,
     Kind,
     detect,
     other,
-    pair,
     parse_json,
     sniff,
 )
@@ -56,7 +59,12 @@ def translate(
         Api | None, typer.Option("--from", help="The input's API (detected when absent).")
     ] = None,
     target: Annotated[
-        Api | None, typer.Option("--to", help="The API to translate to (the other one by default).")
+        Api | None,
+        typer.Option(
+            "--to",
+            help="The API to translate to [anthropic for other APIs' input; openai for "
+            "Anthropic's].",
+        ),
     ] = None,
     kind: Annotated[
         Kind | None, typer.Option(help="What the input is (detected when absent).")
@@ -72,6 +80,13 @@ def translate(
     small_model: Annotated[
         str | None, typer.Option(metavar="MODEL", help="Model for Claude haiku names not mapped.")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODEL",
+            help="The output's model, whatever the input names (a Gemini request names none).",
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 when anything was lost.")
     ] = False,
@@ -79,22 +94,20 @@ def translate(
         bool, typer.Option("--compact", help="One-line JSON (default: indented).")
     ] = False,
 ) -> None:
-    """Translate requests, responses and streams between APIs.
+    """Translate requests, responses and streams between LLM APIs.
 
-    Reads a request, response or SSE stream of the Anthropic Messages or OpenAI Chat Completions
-    API from FILE (or stdin) and writes it in the other API to stdout, each lossy step to stderr.
-    JSON Lines in, JSON Lines out.
+    Reads a request, response or SSE stream from FILE (or stdin) and writes it to stdout in another
+    API, each lossy step to stderr. APIs: anthropic (Messages), openai (Chat Completions),
+    responses (OpenAI Responses), gemini (generateContent), bedrock (Converse). Anthropic requests
+    go to any of them; their responses and streams come back to Anthropic's. The input's API and
+    kind are detected. JSON Lines in, JSON Lines out.
     """
-    from anyllm_cli.config.model_map import ModelMap, parse_model_map
     from anyllm_cli.translate.dispatch import RouteOptions
 
-    try:
-        explicit = parse_model_map(model_map or [])
-    except ValueError as exc:
-        raise InvalidInput(f"--model-map: {exc}") from None
-    models = ModelMap(explicit, big=big_model, small=small_model)
+    models = _model_fn(model, model_map or [], big_model, small_model)
     options = RouteOptions(map_model=models, created=int(time.time()))
-    source, target = pair(source, target)
+    if target is None and source is not None:
+        target = other(source)
     job = _Job(options, source, target, kind, strict=strict, compact=compact)
     try:
         with _open(file) as stream:
@@ -111,6 +124,25 @@ def translate(
         _quiet_stdout()
         raise typer.Exit(141) from None
     job.check()
+
+
+def _model_fn(
+    model: str | None, pairs: list[str], big: str | None, small: str | None
+) -> Callable[[str], str]:
+    from anyllm_cli.config.model_map import ModelMap, parse_model_map
+
+    if model is not None:
+        if pairs or big or small:
+            raise InvalidInput(
+                "--model names the model outright: leave out --model-map, "
+                "--big-model and --small-model"
+            )
+        return lambda _name: model
+    try:
+        explicit = parse_model_map(pairs)
+    except ValueError as exc:
+        raise InvalidInput(f"--model-map: {exc}") from None
+    return ModelMap(explicit, big=big, small=small)
 
 
 class _Job:
@@ -146,6 +178,12 @@ class _Job:
         from anyllm_cli.translate.dispatch import translate
 
         found = found or detect(body, source=self.source, target=self.target, kind=self.kind)
+        if found.source == found.target and found.kind != "stream":
+            name = NAMES[found.source]
+            typer.echo(
+                f"note: the input is already {name}'s {found.kind}: checked, written as is",
+                err=True,
+            )
         return found, translate(body, (found.source, found.target, found.kind), self.options)
 
     def document(self, data: bytes) -> None:
@@ -155,13 +193,12 @@ class _Job:
         self.out.write(_dumps(result.body, compact=self.compact) + b"\n")
 
     def jsonl(self, lines: Iterator[bytes]) -> None:
-        found: Detected | None = None  # the first line decides for all
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             body = parse_json(line, line=number)
             try:
-                found, result = self.translate(body, found)
+                _, result = self.translate(body, None)  # every line is detected on its own
             except InvalidInput as exc:
                 where = f"line {number}: {exc.path}" if exc.path else f"line {number}"
                 raise InvalidInput(exc.problem, where) from None

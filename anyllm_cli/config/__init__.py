@@ -10,7 +10,8 @@ passes `os.environ`; tests pass a dict). Two ways to configure:
   `BIG_MODEL`/`SMALL_MODEL`, `PROXY_API_KEYS`. LiteLLM's names are accepted where they exist
   (`OPENAI_API_BASE`, `TOGETHERAI_API_KEY`, ...). Variables may also come from `.anyllm.env` in the
   working directory (or `--env-file`); the real environment wins over that file.
-* A TOML file (`--config`, `ANYLLM_CONFIG`, or `anyllm.toml` in the user config dir: ANYLLM_HOME,
+* A TOML file (`--config` or `ANYLLM_CONFIG`, a file or a directory holding `anyllm.toml`, or
+  `anyllm.toml` in the user config dir: ANYLLM_HOME,
   else XDG_CONFIG_HOME/anyllm or ~/.config/anyllm) with several `[backends.NAME]` (each a preset, or
   `kind = "openai"` with a `base_url`, `kind = "anthropic"` for a Messages upstream, or
   `kind = "echo"`), `default_backend` and `[server]`. Keys are
@@ -48,6 +49,7 @@ from anyllm_cli.config._backends import (
     _preset_backend,
     _root,
     _toml_backend,
+    backend_names,
 )
 from anyllm_cli.config._files import (
     CONFIG_FILE,
@@ -87,6 +89,7 @@ __all__ = [
     "BackendSettings",
     "RecordSettings",
     "Settings",
+    "backend_names",
     "config_home",
     "data_home",
     "is_local_url",
@@ -120,6 +123,8 @@ class Settings:
     degradation_header: bool = False
     home: Path = field(default_factory=_default_home)
     record: RecordSettings | None = None  # `serve --record` / [record]: off when None
+    config_file: Path | None = None  # the TOML file read, for the banner
+    env_file: Path | None = None  # the env file read, for the banner
 
     def __post_init__(self) -> None:
         if self.default_backend not in self.backends:
@@ -223,7 +228,8 @@ def _build_backends(
 def load_settings(flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path) -> Settings:
     """Defaults < TOML file < .anyllm.env < real environment < flags. Raises ConfigError."""
     given = {k: v for k, v in flags.items() if v is not None and v is not False and v != []}
-    envs = {**_read_env_file(given, cwd), **{k: v for k, v in env.items() if v != ""}}
+    from_env_file, env_file = _read_env_file(given, cwd)
+    envs = {**from_env_file, **{k: v for k, v in env.items() if v != ""}}
     path = _find_config(given, envs, cwd)
     doc = _Table(_read_toml(path) if path else {}, "", str(path) if path else CONFIG_FILE)
     doc.only(frozenset({"default_backend", "server", "backends", "record"}))
@@ -235,5 +241,7 @@ def load_settings(flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path
         default_backend=default,
         home=data_home(envs, cwd),
         record=_merge_record(doc, given, cwd, workers=server.get("workers", 1)),
+        config_file=path,
+        env_file=env_file,
         **server,
     )

@@ -96,6 +96,11 @@ _BACKEND_KEYS = frozenset(
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
+def backend_names() -> tuple[str, ...]:
+    """Every name `--backend` takes without a config file: the presets and `echo`."""
+    return (*PRESETS, "echo")
+
+
 def _preset_key(preset: Preset, envs: Mapping[str, str]) -> tuple[str | None, str | None]:
     for var in preset.key_names():
         if envs.get(var):
@@ -228,6 +233,8 @@ def _toml_key(
 
 def _kind_and_preset(table: _Table, name: str) -> tuple[str, Preset | None]:
     kind, preset_name = table.text("kind"), table.text("preset")
+    if preset_name == "echo" and kind in (None, "echo"):
+        return "echo", None  # `preset = "echo"`, as `--backend echo` takes it
     if kind is not None and kind in PRESETS and kind not in KINDS and preset_name is None:
         kind, preset_name = PRESETS[kind].kind, kind
     if preset_name is None and name in PRESETS and kind in (None, PRESETS[name].kind):
@@ -236,13 +243,14 @@ def _kind_and_preset(table: _Table, name: str) -> tuple[str, Preset | None]:
         preset_name = kind  # kind = "gemini": its URL and key variable, unless the table sets them
     if preset_name is not None and preset_name not in PRESETS:
         raise table.error(
-            "preset", f"unknown preset {_show(preset_name)}; choose one of {', '.join(PRESETS)}"
+            "preset",
+            f"unknown preset {_show(preset_name)}; choose one of {', '.join((*PRESETS, 'echo'))}",
         )
     preset = PRESETS[preset_name] if preset_name else None
     if kind is None:
         kind = preset.kind if preset else "echo" if name == "echo" else "openai"
     if kind not in KINDS:
-        choices = ", ".join((*KINDS, *PRESETS))
+        choices = ", ".join(dict.fromkeys((*KINDS, *PRESETS)))  # each name once
         raise table.error("kind", f"expected one of {choices}, got {_show(kind)}")
     if preset is not None and preset.kind != kind:
         raise table.error(

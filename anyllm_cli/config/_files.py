@@ -82,15 +82,17 @@ def parse_env_file(text: str, name: str) -> dict[str, str]:
     return out
 
 
-def _read_env_file(flags: Mapping[str, Any], cwd: Path) -> dict[str, str]:
+def _read_env_file(flags: Mapping[str, Any], cwd: Path) -> tuple[dict[str, str], Path | None]:
+    """The variables of the env file, and its path (None when there is none)."""
     given = flags.get("env_file")
     path = cwd / str(given) if given else cwd / ENV_FILE
     if not path.is_file():
         if given:
-            raise ConfigError(f"--env-file {given}: no such file")
-        return {}
+            what = "a directory, not a file" if path.is_dir() else "no such file"
+            raise ConfigError(f"--env-file {given}: {what}")
+        return {}, None
     try:
-        return parse_env_file(path.read_text(encoding="utf-8"), str(given or ENV_FILE))
+        return parse_env_file(path.read_text(encoding="utf-8"), str(given or ENV_FILE)), path
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read it ({exc})") from None
 
@@ -188,18 +190,27 @@ def _flat(want: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _find_config(flags: Mapping[str, Any], env: Mapping[str, str], cwd: Path) -> Path | None:
+    """The TOML file: --config, else ANYLLM_CONFIG, else the user config dir's anyllm.toml.
+
+    --config and ANYLLM_CONFIG may name a directory: its anyllm.toml is read."""
     if flags.get("config"):
-        path = cwd / str(flags["config"])
-        if not path.is_file():
-            raise ConfigError(f"--config {flags['config']}: no such file")
-        return path
+        return _given_config(cwd, str(flags["config"]), f"--config {flags['config']}")
     if env.get("ANYLLM_CONFIG"):
-        path = cwd / env["ANYLLM_CONFIG"]
-        if not path.is_file():
-            raise ConfigError(f"ANYLLM_CONFIG={env['ANYLLM_CONFIG']}: no such file")
-        return path
+        given = env["ANYLLM_CONFIG"]
+        return _given_config(cwd, given, f"ANYLLM_CONFIG={given}")
     path = config_home(env, cwd) / CONFIG_FILE
     return path if path.is_file() else None
+
+
+def _given_config(cwd: Path, given: str, label: str) -> Path:
+    path = cwd / Path(given).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise ConfigError(f"{label}: a directory without {CONFIG_FILE} in it")
+        return path / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{label}: no such file")
+    return path
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

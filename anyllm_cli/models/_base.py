@@ -5,7 +5,9 @@
 dumped back, so a field a provider adds tomorrow passes through untouched.
 
 `parse()` turns pydantic's validation errors into one `InvalidInput` whose path reads like the JSON
-(`messages[3].content[0].text: Field required`), so the CLI and the proxy can show it as it is.
+(`messages[3].content[0].text: Field required`), so the CLI and the proxy can show it as it is. JSON
+text may start with a UTF-8 byte order mark (some Windows tools write one); it is skipped. A syntax
+error reads `invalid JSON: EOF while parsing a value at line 1 column 5`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from anyllm_cli.errors import InvalidInput
 
+_BOM = b"\xef\xbb\xbf"
+
 
 class Wire(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
@@ -26,6 +30,10 @@ class Wire(BaseModel):
 
     @classmethod
     def parse(cls, data: Any) -> Self:
+        if isinstance(data, bytes):
+            data = data.removeprefix(_BOM)
+        elif isinstance(data, str):
+            data = data.removeprefix("\ufeff")
         try:
             if isinstance(data, str | bytes):
                 return cls.model_validate_json(data)
@@ -77,7 +85,8 @@ def invalid_input(exc: ValidationError, data: Any) -> InvalidInput:
     errors = exc.errors(include_url=False)
     first = errors[0]
     if first["type"] == "json_invalid":
-        return InvalidInput(f"invalid JSON: {first['msg']}")
+        detail = str(first["msg"]).removeprefix("Invalid JSON: ")  # said once, not twice
+        return InvalidInput(f"invalid JSON: {detail}")
     # A union reports one error per member; the member that got furthest says the most.
     best = max(errors, key=lambda e: len(e["loc"]))
     problem = best["msg"]

@@ -21,9 +21,16 @@ only one API has:
 | `{"type":"auto"|"any"|"tool"|"none"}`             |                                                     |
 
 With marks of one side only, that side wins. With none, a request without `max_tokens` is OpenAI
-(Anthropic requires it) and so is one with a `system` role message. What it gives up: a request with
-marks of both sides, or with none and a `max_tokens` (valid in both APIs), is not guessed at: it is
-refused with a message asking for `--from` (or `--to`, which implies the other side).
+(Anthropic requires it) and so is one with a `system` role message; one with `max_tokens` (valid in
+both APIs, the README's own example) is taken as Anthropic's, whose required field it is, unless
+`--to anthropic` says the input is another API. Marks of both sides are refused with a message
+asking for `--from`. Bedrock Converse bodies are told by `modelId`, `inferenceConfig`, `toolConfig`
+or content blocks without a `type` (`{"text": ...}`), and their streams by `messageStart`-style
+event keys.
+
+`--to X` alone does not force the input's API: input that is already X's is routed X -> X, which
+the route table answers by validating it and writing it back (never by parsing it with the wrong
+API's schema).
 
 Stdlib only (it is imported when the CLI starts); the event and block names repeat a few of
 `models/anthropic.py`'s, and a test keeps them in step.
@@ -140,10 +147,8 @@ def other(api: Api) -> Api:
 
 
 def pair(source: Api | None, target: Api | None) -> tuple[Api | None, Api | None]:
-    """Fill in one side from the other (every route has Anthropic on one side); refuse a
-    translation to itself. With only `--to anthropic` the input's API is detected."""
-    if source is not None and source == target:
-        raise InvalidInput(f"--from and --to are both {source}: nothing to translate")
+    """Fill in one side from the other (every route has Anthropic on one side). With only `--to X`
+    the input is Anthropic's, unless detection finds it is already X's (see `detect`)."""
     if source is None and target is not None and target != "anthropic":
         return "anthropic", target
     if target is None and source is not None:
@@ -176,12 +181,23 @@ def detect(
         raise InvalidInput(f"expected a JSON object, got {type(body).__name__}")
     if kind == "stream":
         raise InvalidInput("--kind stream expects SSE text (`event:` / `data:` lines), not JSON")
-    source, target = pair(source, target)
     kind = kind or body_kind(body)
     if source is None:
-        not_anthropic = target == "anthropic"  # `--to anthropic`: a Chat request when unsure
-        source = request_api(body, not_anthropic) if kind == "request" else response_api(body)
+        source = _source(body, kind, target)
     return Detected(source, target or other(source), kind)
+
+
+def _source(body: dict[str, Any], kind: Kind, target: Api | None) -> Api:
+    """The input's API. Under `--to X` (X not Anthropic) it is X's when it clearly is, else
+    Anthropic's (every route has Anthropic on one side)."""
+    if target is None or target == "anthropic":
+        not_anthropic = target == "anthropic"  # `--to anthropic`: a Chat request when unsure
+        return request_api(body, not_anthropic) if kind == "request" else response_api(body)
+    try:
+        found = request_api(body) if kind == "request" else response_api(body)
+    except InvalidInput:
+        return "anthropic"
+    return found if found == target else "anthropic"
 
 
 def body_kind(body: dict[str, Any]) -> Kind:
@@ -229,16 +245,20 @@ def response_api(body: dict[str, Any]) -> Api:
 
 
 def request_api(body: dict[str, Any], not_anthropic: bool = False) -> Api:
+    """The API of a request; `not_anthropic` (from `--to anthropic`) settles a body valid in both
+    as OpenAI's, while one with Anthropic marks only is Anthropic's (translated to itself)."""
     if "contents" in body and "messages" not in body:
         return "gemini"
     if "input" in body and "messages" not in body:
         return "responses"
-    if not_anthropic:
-        return "openai"
+    if _is_converse(body):
+        return "bedrock"
     found: dict[Api, str] = {}
     for api, mark in marks(body):
         found.setdefault(api, mark)
         if len(found) == 2:
+            if not_anthropic:
+                return "openai"
             raise InvalidInput(
                 "cannot tell whether this is an Anthropic or an OpenAI request: "
                 f"{found['anthropic']} is Anthropic's, {found['openai']} is OpenAI's; use --from"
@@ -251,12 +271,45 @@ def request_api(body: dict[str, Any], not_anthropic: bool = False) -> Api:
         if isinstance(messages, list)
         else []
     )
-    if "max_tokens" not in body or "system" in roles:
+    if not_anthropic or "max_tokens" not in body or "system" in roles:
         return "openai"
-    raise InvalidInput(
-        "cannot tell whether this is an Anthropic or an OpenAI request (it is valid in both); "
-        "use --from or --to"
-    )
+    return "anthropic"  # valid in both: `max_tokens` is required by Anthropic only
+
+
+_CONVERSE_KEYS = (
+    "modelId",
+    "inferenceConfig",
+    "toolConfig",
+    "additionalModelRequestFields",
+    "guardrailConfig",
+    "performanceConfig",
+)
+_CONVERSE_BLOCKS = frozenset(
+    {"text", "image", "document", "toolUse", "toolResult", "reasoningContent", "cachePoint"}
+)
+CONVERSE_EVENTS = frozenset(
+    {
+        "messageStart",
+        "contentBlockStart",
+        "contentBlockDelta",
+        "contentBlockStop",
+        "messageStop",
+        "metadata",
+    }
+)
+
+
+def _is_converse(body: dict[str, Any]) -> bool:
+    """A Converse request: its own top-level keys, or blocks keyed by kind with no `type`."""
+    if any(key in body for key in _CONVERSE_KEYS):
+        return True
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and "type" not in block and block.keys() & _CONVERSE_BLOCKS:
+                return True
+    return False
 
 
 def marks(body: dict[str, Any]) -> Iterator[tuple[Api, str]]:
@@ -376,11 +429,13 @@ def stream_api(text: bytes, *, at_eof: bool) -> Api | None:
             return "responses"
         if "candidates" in data or "usageMetadata" in data:
             return "gemini"
+        if len(data) == 1 and next(iter(data)) in CONVERSE_EVENTS:
+            return "bedrock"
         if data.get("object") == "chat.completion.chunk" or "choices" in data or "error" in data:
             return "openai"
     if at_eof:
         raise InvalidInput(
-            "cannot tell whose stream this is (no Anthropic event and no chat.completion.chunk); "
-            "use --from"
+            "cannot tell whose stream this is (no Anthropic, OpenAI, Responses, Gemini or Bedrock "
+            "event); use --from"
         )
     return None

@@ -20,6 +20,10 @@ clients' APIs (OpenAI Chat and Gemini requests to Anthropic) are the client side
 | anthropic | bedrock   | request  | MessagesRequest   | messages_via_converse.request (and back; a       |
 |           |           |          |                   | stream is `data: {"<event>": payload}` lines)    |
 
+An input already in the target API (`--to openai` given an OpenAI request) takes an identity route:
+the body is checked with its own API's wire model and written back unchanged (so no input is ever
+parsed with the other API's schema); such a stream is refused with a message saying so.
+
 A body route parses the JSON value with the wire model (bad input -> `InvalidInput` with a JSON path)
 and returns a `Translated` body. A stream route returns an `SSEPump` (bytes in, bytes out) whose
 translator is built on the first event, because the model name to announce is in that event.
@@ -38,8 +42,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from anyllm_cli.errors import ErrorKind, InvalidInput
+from anyllm_cli.models._base import Wire
 from anyllm_cli.models.anthropic import MessagesRequest, MessagesResponse
-from anyllm_cli.models.openai_chat import ChatRequest
+from anyllm_cli.models.gemini import GenerateContentRequest, GenerateContentResponse
+from anyllm_cli.models.openai_chat import ChatRequest, ChatResponse
+from anyllm_cli.models.openai_responses import ResponsesRequest, ResponsesResponse
 from anyllm_cli.translate import (
     chat_via_messages,
     gemini_via_messages,
@@ -124,7 +131,7 @@ def _gemini_request(body: Any, options: RouteOptions) -> Translated[dict[str, An
     model = options.map_model(_model(body.get("model")) if isinstance(body, dict) else "")
     if not model:
         raise InvalidInput(
-            'a generateContent body names no model (the URL does): add "model": "NAME"', "model"
+            "a generateContent body names no model (its URL does): pass --model NAME", "model"
         )
     return gemini_via_messages.request(req, model=model, stream=False)
 
@@ -241,17 +248,58 @@ ROUTES: dict[RouteKey, BodyRoute | StreamRoute] = {
 }
 
 
+# The wire model an identity route checks a body with (Bedrock bodies have none: kept as they are).
+_MODELS: dict[tuple[Api, Kind], type[Wire]] = {
+    ("anthropic", "request"): MessagesRequest,
+    ("anthropic", "response"): MessagesResponse,
+    ("openai", "request"): ChatRequest,
+    ("openai", "response"): ChatResponse,
+    ("responses", "request"): ResponsesRequest,
+    ("responses", "response"): ResponsesResponse,
+    ("gemini", "request"): GenerateContentRequest,
+    ("gemini", "response"): GenerateContentResponse,
+}
+
+
+def _identity_body(api: Api, kind: Kind) -> BodyRoute:
+    def run(body: Any, options: RouteOptions) -> Translated[dict[str, Any]]:
+        model = _MODELS.get((api, kind))
+        if model is not None:
+            model.parse(body)  # an InvalidInput names the JSON path, in this API's terms
+        return Translated(body)
+
+    return BodyRoute(run)
+
+
 def supported() -> str:
-    return ", ".join(f"{s}->{t} {k}" for s, t, k in ROUTES)
+    """The routes, one line per pair of APIs: `  anthropic -> openai: request, response, stream`."""
+    pairs: dict[tuple[Api, Api], list[Kind]] = {}
+    for source, target, kind in ROUTES:
+        pairs.setdefault((source, target), []).append(kind)
+    order = ("request", "response", "stream")
+    return "\n".join(
+        f"  {s} -> {t}: {', '.join(sorted(kinds, key=order.index))}"
+        for (s, t), kinds in pairs.items()
+    )
 
 
 def route(key: RouteKey) -> BodyRoute | StreamRoute:
+    source, target, kind = key
+    if source == target:
+        if kind == "stream":
+            raise InvalidInput(f"this stream is already {source}'s: nothing to translate")
+        return _identity_body(source, kind)
     try:
         return ROUTES[key]
     except KeyError:
-        source, target, kind = key
+        via = (
+            f"\n(go through Anthropic: --from {source} --to anthropic, then --from anthropic "
+            f"--to {target})"
+            if (source, "anthropic", kind) in ROUTES and ("anthropic", target, kind) in ROUTES
+            else ""
+        )
         raise InvalidInput(
-            f"no route from {source} to {target} for a {kind}; supported: {supported()}"
+            f"no route from {source} to {target} for a {kind}. Routes:\n{supported()}{via}"
         ) from None
 
 

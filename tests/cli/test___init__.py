@@ -103,3 +103,19 @@ def test_the_scripts_protocol_is_served_by_the_app(shell: str) -> None:
     assert "--model-map" in complete(shell, "anyllm translate --mod")
     kinds = complete(shell, "anyllm translate --kind ")
     assert all(kind in kinds for kind in ("request", "response", "stream"))
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_backend_names_complete(shell: str) -> None:
+    from anyllm_cli.config import backend_names
+
+    names = complete(shell, "anyllm serve --backend ")
+    assert all(name in names for name in backend_names())
+    assert "echo" in names
+
+
+@pytest.mark.parametrize("args", [["-h"], ["serve", "-h"], ["translate", "-h"]])
+def test_short_help_is_accepted(args: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output

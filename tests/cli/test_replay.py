@@ -80,3 +80,19 @@ def test_exit_2_for_bad_input_with_one_line(here: Path) -> None:
         )
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith("anyllm: error:") and "Traceback" not in done.stderr
+
+
+def test_help_shows_plain_metavars() -> None:
+    result = CliRunner().invoke(app, ["replay", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    options = result.output.split("Options:", 1)[1]  # (typer shows FILE <str> for arguments)
+    for raw in ("<str>", "<int>", "<float>", "<path>", "<list"):
+        assert raw not in options
+    flat = " ".join(result.output.split())
+    for flag in (
+        "--backend NAME",
+        "--url URL",
+        "--compare recorded|BACKEND|URL",
+        "--fail-on-change",
+    ):
+        assert flag in flat

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,62 @@ def test_banner_ends_with_the_listening_line(capsys: pytest.CaptureFixture[str])
     assert err.rstrip().splitlines()[-1] == "listening on http://127.0.0.1:4321"
     assert "ANTHROPIC_BASE_URL=http://127.0.0.1:4321" in err
     assert "mock" in err
+
+
+def test_help_shows_plain_metavars_and_every_backend_name() -> None:
+    from anyllm_cli.config import backend_names
+
+    result = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "<str>" not in result.output
+    assert "<list" not in result.output
+    assert "<int>" not in result.output
+    flat = " ".join(result.output.split())
+    for name in backend_names():
+        assert f" {name}" in flat, name
+
+
+def test_translate_help_names_every_api() -> None:
+    result = CliRunner().invoke(app, ["translate", "--help"], terminal_width=200)
+    flat = " ".join(result.output.split())
+    for api in ("anthropic", "openai", "responses", "gemini", "bedrock"):
+        assert api in flat
+    assert "the other API" not in flat
+
+
+def test_banner_names_the_config_and_env_files(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(config_file=Path("/c/anyllm.toml"), env_file=Path("/w/.anyllm.env"))
+    announce(settings, "http://127.0.0.1:4321")
+    err = capsys.readouterr().err
+    assert "Config file: /c/anyllm.toml" in err
+    assert "Env file: /w/.anyllm.env" in err
+    announce(make_settings(), "http://127.0.0.1:4321")
+    assert "Config file: none" in capsys.readouterr().err
+
+
+def test_json_log_format_writes_one_json_record_and_no_banner(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    announce(make_settings(log_format="json"), "http://127.0.0.1:4321")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["event"] == "listening"
+    assert record["url"] == "http://127.0.0.1:4321"
+    assert record["message"] == "listening on http://127.0.0.1:4321"
+
+
+def test_a_startup_error_under_json_logs_is_one_json_record(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANYLLM_HOME", str(tmp_path))
+    args = ["serve", "--backend", "echo", "--log-format", "json", "--config", "missing.toml"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["event"] == "startup_failed"
+    assert record["level"] == "error"
+    assert "--config missing.toml: no such file" in record["message"]

@@ -83,20 +83,104 @@ def test_stdin_is_read_when_file_is_absent_or_dash() -> None:
     assert run("-", stdin=data).stdout == expected
 
 
-def test_from_settles_an_ambiguous_request() -> None:
+def test_the_readmes_minimal_request_is_read_as_anthropic() -> None:
     result = run(stdin=AMBIGUOUS)
-    assert status(result) == 2
-    assert "use --from" in error(result)
-    result = run("--from", "anthropic", stdin=AMBIGUOUS)
-    assert status(result) == 0
+    assert status(result) == 0, error(result)
     assert json.loads(result.stdout)["messages"] == [{"role": "user", "content": "hi"}]
+    result = run("--from", "openai", stdin=AMBIGUOUS)
+    assert status(result) == 0
+    assert json.loads(result.stdout)["messages"][0]["content"] == [{"type": "text", "text": "hi"}]
 
 
 def test_to_implies_the_other_side() -> None:
     result = run("--to", "anthropic", stdin=AMBIGUOUS)
     assert status(result) == 0
     assert json.loads(result.stdout)["max_tokens"] == 9
-    assert status(run("--from", "openai", "--to", "openai", stdin=AMBIGUOUS)) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["--to", "openai"], "openai_request.json"),
+        (["--to", "openai"], "openai_response.json"),
+        (["--to", "anthropic"], "anthropic_request.json"),
+        (["--to", "anthropic"], "anthropic_response.json"),
+        (["--from", "openai", "--to", "openai"], "openai_request.json"),
+    ],
+)
+def test_input_already_in_the_target_api_is_checked_and_written_as_is(
+    args: list[str], name: str
+) -> None:
+    result = run(*args, "--compact", fixture(name))
+    assert status(result) == 0, error(result)
+    assert json.loads(result.stdout) == json.loads((CLI / name).read_text())
+    assert "already" in result.stderr
+
+
+def test_input_already_in_the_target_api_is_checked_with_its_own_schema() -> None:
+    bad = '{"model":"m","max_completion_tokens":5,"messages":[{"role":"tool"}]}'
+    result = run("--to", "openai", stdin=bad)
+    assert status(result) == 2
+    assert "messages[0]" in error(result)
+    assert "max_tokens" not in error(result)  # not Anthropic's schema
+    stream = (CLI / "openai_stream.sse").read_bytes()
+    result = run("--to", "openai", stdin=stream)
+    assert status(result) == 2
+    assert "already openai's" in error(result)
+
+
+def test_a_bedrock_body_and_stream_are_detected() -> None:
+    response = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2},
+    }
+    result = run(stdin=json.dumps(response))
+    assert status(result) == 0, error(result)
+    assert json.loads(result.stdout)["content"] == [{"type": "text", "text": "hi"}]
+    stream = "".join(
+        f"data: {json.dumps(e)}\n\n"
+        for e in (
+            {"messageStart": {"role": "assistant"}},
+            {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"text": "hi"}}},
+            {"contentBlockStop": {"contentBlockIndex": 0}},
+            {"messageStop": {"stopReason": "end_turn"}},
+        )
+    )
+    result = run(stdin=stream)
+    assert status(result) == 0, error(result)
+    assert ("message_stop", {"type": "message_stop"}) in sse(result.stdout)
+    converse = '{"modelId":"m","messages":[{"role":"user","content":[{"text":"hi"}]}]}'
+    result = run(stdin=converse)
+    assert status(result) == 2
+    assert "no route from bedrock to anthropic for a request" in error(result)
+
+
+def test_no_route_is_a_readable_list() -> None:
+    body = '{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}'
+    result = run("--from", "gemini", "--to", "openai", stdin=body)
+    assert status(result) == 2
+    lines = error(result).splitlines()
+    assert lines[0] == "no route from gemini to openai for a request. Routes:"
+    assert "  anthropic -> openai: request, response, stream" in lines
+    assert max(len(line) for line in lines) < 100
+    assert "--from gemini --to anthropic" in lines[-1]
+
+
+def test_model_names_the_output_model_and_reads_gemini_requests_back() -> None:
+    to_gemini = run("--to", "gemini", "--compact", stdin=AMBIGUOUS)
+    assert status(to_gemini) == 0
+    assert "model" not in json.loads(to_gemini.stdout)  # a generateContent body has none
+    result = run("--to", "anthropic", stdin=to_gemini.stdout)
+    assert status(result) == 2
+    assert "--model" in error(result)
+    result = run("--to", "anthropic", "--model", "gemini-2.5-pro", stdin=to_gemini.stdout)
+    assert status(result) == 0, error(result)
+    assert json.loads(result.stdout)["model"] == "gemini-2.5-pro"
+    result = run("--model", "gpt-4o", stdin=AMBIGUOUS)
+    assert json.loads(result.stdout)["model"] == "gpt-4o"
+    result = run("--model", "a", "--model-map", "b=c", stdin=AMBIGUOUS)
+    assert status(result) == 2
 
 
 def test_kind_forces_what_the_input_is() -> None:
@@ -189,6 +273,16 @@ def test_json_lines_in_json_lines_out() -> None:
         "three",
     ]
     assert result.stderr.startswith("warning: line 4: top_k_dropped")  # the blank line counts
+
+
+def test_every_json_line_is_detected_on_its_own() -> None:
+    anthropic = (CLI / "anthropic_request.json").read_text().replace("\n", "")
+    openai = (CLI / "openai_request.json").read_text().replace("\n", "")
+    result = run(stdin=f"{anthropic}\n{openai}\n")
+    assert status(result) == 0, error(result)
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["messages"][0]["role"] == "system"  # Anthropic -> OpenAI
+    assert second["system"] == "You are a terse assistant."  # OpenAI -> Anthropic
 
 
 def test_strict_json_lines_stop_at_the_first_lossy_line() -> None:

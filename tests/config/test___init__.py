@@ -569,3 +569,40 @@ def test_normalize_base_url_refuses(bad: str) -> None:
 )
 def test_is_local_url(url: str, local: bool) -> None:
     assert is_local_url(url) is local
+
+
+def test_preset_echo_in_the_file_is_the_echo_backend(tmp_path: Path, home: Path) -> None:
+    write_toml(home, '[backends.try]\npreset = "echo"\n')
+    settings = load(tmp_path, home)
+    assert settings.backends["try"].kind == "echo"
+
+
+def test_an_unknown_kind_lists_each_name_once(tmp_path: Path, home: Path) -> None:
+    write_toml(home, '[backends.local]\nkind = "palm"\n')
+    message = error(tmp_path, home)
+    names = message.split("expected one of ", 1)[1].split(", got")[0].split(", ")
+    assert len(names) == len(set(names))
+    assert "echo" in names
+
+
+def test_config_may_name_a_directory_holding_anyllm_toml(tmp_path: Path, home: Path) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    assert "--config conf: a directory without anyllm.toml" in error(
+        tmp_path, home, {"config": "conf"}
+    )
+    (folder / "anyllm.toml").write_text('[backends.e]\nkind = "echo"\n')
+    settings = load(tmp_path, home, {"config": "conf"})
+    assert settings.default_backend == "e"
+    assert settings.config_file == folder / "anyllm.toml"
+    assert load(tmp_path, home, ANYLLM_CONFIG="conf").default_backend == "e"
+
+
+def test_settings_name_the_files_they_were_read_from(tmp_path: Path, home: Path) -> None:
+    assert load(tmp_path, home).config_file is None
+    assert load(tmp_path, home).env_file is None
+    path = write_toml(home, '[backends.e]\nkind = "echo"\n')
+    (tmp_path / ".anyllm.env").write_text("BIG_MODEL=x\n")
+    settings = load(tmp_path, home)
+    assert settings.config_file == path
+    assert settings.env_file == tmp_path / ".anyllm.env"

@@ -2,13 +2,15 @@
 
 `ProxyProcess.start()` runs `python -m anyllm_cli serve --config FILE --port 0` with a clean
 environment (no keys of the developer's leak in, ANYLLM_HOME in a temp dir), waits for the
-`listening on http://HOST:PORT` line (bounded), and keeps draining stderr in a thread so access logs
+`listening on http://HOST:PORT` line, or under `--log-format json` the `{"event": "listening",
+"url": ...}` record (bounded, `listening_url`), and keeps draining stderr in a thread so access logs
 never fill the pipe. The shared proxy serves every e2e module; tests that need their own settings
 (shutdown, workers) start one of their own.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -59,6 +61,20 @@ kind = "echo"
 """
 
 
+def listening_url(line: str) -> str | None:
+    """The URL of the start line, in text (`listening on URL`) or JSON (`"event": "listening"`)."""
+    if line.startswith("listening on "):
+        return line.split("listening on ", 1)[1].strip()
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        if isinstance(record, dict) and record.get("event") == "listening":
+            return str(record["url"])
+    return None
+
+
 class ProxyProcess:
     def __init__(
         self, proc: subprocess.Popen[str], url: str, lines: list[str], drained: threading.Event
@@ -100,8 +116,9 @@ class ProxyProcess:
             assert proc.stderr is not None
             for line in proc.stderr:
                 lines.append(line.rstrip("\n"))
-                if line.startswith("listening on "):
-                    url.append(line.split("listening on ", 1)[1].strip())
+                found_url = listening_url(line)
+                if found_url is not None:
+                    url.append(found_url)
                     found.set()
             found.set()
             drained.set()

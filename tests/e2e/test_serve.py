@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -140,5 +141,59 @@ def test_two_workers_share_the_port(tmp_path: Path) -> None:
         for t in threads:
             t.join(10)
         assert results == [200] * 8
+    finally:
+        assert proxy.stop() == 0
+
+
+def test_json_log_format_keeps_stderr_json_only(tmp_path: Path) -> None:
+    proxy = ProxyProcess.start(tmp_path, None, "--backend", "echo", "--log-format", "json")
+    try:
+        reply = httpx.post(
+            f"{proxy.url}/v1/messages",
+            json={"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert reply.status_code == 200
+        proxy.wait_for_line('"status"')  # the access record
+    finally:
+        assert proxy.stop() == 0
+    assert proxy.lines
+    records = [json.loads(line) for line in proxy.lines]  # every line is JSON
+    first = records[0]
+    assert first["event"] == "listening"
+    assert first["url"] == proxy.url
+    assert first["message"] == f"listening on {proxy.url}"
+    assert first["backends"]["echo"]["kind"] == "echo"
+
+
+def test_a_body_with_a_byte_order_mark_is_accepted_on_every_client_route(tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    anthropic_body = {
+        "model": "m",
+        "max_tokens": 9,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    chat_body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    gemini_body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    calls = [
+        ("/v1/messages", anthropic_body),
+        ("/v1/messages/count_tokens", chat_body),
+        ("/v1/chat/completions", chat_body),
+        ("/v1beta/models/m:generateContent", gemini_body),
+        ("/v1beta/models/m:countTokens", gemini_body),
+    ]
+    proxy = ProxyProcess.start(tmp_path, None, "--backend", "echo")
+    try:
+        for path, body in calls:
+            reply = httpx.post(
+                proxy.url + path,
+                content=bom + json.dumps(body).encode(),
+                headers={"content-type": "application/json"},
+            )
+            assert reply.status_code == 200, (path, reply.text)
+        bad = httpx.post(proxy.url + "/v1/messages", content=b'{"model":')
+        assert bad.status_code == 400
+        message = bad.json()["error"]["message"]
+        assert message.lower().count("invalid json") == 1
+        assert "line 1 column" in message
     finally:
         assert proxy.stop() == 0

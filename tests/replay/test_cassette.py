@@ -82,7 +82,12 @@ def test_plain_bodies_are_told_apart_by_api(tmp_path: Path) -> None:
         ("gemini", False),
     ]
     assert exchanges[2].path() == "/v1beta/models/gemini-2.5-flash:generateContent"
-    ambiguous = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    ambiguous = {  # a mark of each API: Anthropic's top-level system, OpenAI's stop
+        "model": "m",
+        "system": "s",
+        "stop": ["x"],
+        "messages": [{"role": "user", "content": "x"}],
+    }
     with pytest.raises(InvalidInput, match="pass --api"):
         _read(_write(tmp_path / "c.jsonl", [ambiguous]))
     exchanges, _ = _read(tmp_path / "c.jsonl", api="chat")

@@ -92,9 +92,54 @@ def test_openai_requests(body: dict[str, Any]) -> None:
     assert detect(body) == Detected("openai", "anthropic", "request")
 
 
-def test_a_request_valid_in_both_apis_is_not_guessed() -> None:
-    with pytest.raises(InvalidInput, match=r"valid in both.*--from"):
-        detect(request(max_tokens=10))
+def test_a_request_valid_in_both_apis_is_anthropic_whose_required_max_tokens_it_has() -> None:
+    readme = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": "Hello"}],
+    }
+    assert detect(readme) == Detected("anthropic", "openai", "request")
+    assert detect(request(max_tokens=10)) == Detected("anthropic", "openai", "request")
+
+
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [
+        (request(max_tokens=10, top_k=1), "anthropic"),
+        (request(max_completion_tokens=10), "openai"),
+        ({"type": "message", "role": "assistant", "content": [], "model": "m"}, "anthropic"),
+        ({"object": "chat.completion", "choices": []}, "openai"),
+        ({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, "gemini"),
+        ({"model": "m", "input": "hi"}, "responses"),
+    ],
+)
+def test_input_already_in_the_target_api_is_routed_to_itself(
+    body: dict[str, Any], target: Any
+) -> None:
+    found = detect(body, target=target)
+    assert (found.source, found.target) == (target, target)
+
+
+def test_to_another_api_still_reads_an_unmarked_request_as_anthropic() -> None:
+    assert detect(request(max_tokens=10), target="gemini").source == "anthropic"
+    assert detect(request(max_tokens=10, top_k=1, seed=2), target="openai").source == "anthropic"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"modelId": "m", "messages": [{"role": "user", "content": [{"text": "hi"}]}]},
+        {"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
+        {"messages": HI, "inferenceConfig": {"maxTokens": 5}},
+    ],
+)
+def test_converse_requests_are_bedrock(body: dict[str, Any]) -> None:
+    assert detect(body).source == "bedrock"
+
+
+def test_a_converse_stream_is_told_by_its_event_keys() -> None:
+    head = b'data: {"messageStart": {"role": "assistant"}}\n\n'
+    assert sniff(head, at_eof=True) == ("sse", "bedrock")
 
 
 def test_marks_of_both_apis_are_named() -> None:
@@ -122,8 +167,7 @@ def test_pair() -> None:
     assert pair(None, None) == (None, None)
     assert pair("openai", None) == ("openai", "anthropic")
     assert pair(None, "openai") == ("anthropic", "openai")
-    with pytest.raises(InvalidInput, match="nothing to translate"):
-        pair("openai", "openai")
+    assert pair("openai", "openai") == ("openai", "openai")  # checked and written as is
 
 
 # -- responses and other bodies ----------------------------------------------------------------------

@@ -63,10 +63,19 @@ def test_every_direction_and_kind_has_one_route() -> None:
         assert isinstance(found, StreamRoute if kind == "stream" else BodyRoute)
 
 
-def test_an_unknown_route_names_the_supported_ones() -> None:
+def test_an_unknown_route_names_the_supported_ones_one_pair_a_line() -> None:
     key: Any = ("openai", "gemini", "request")
-    with pytest.raises(InvalidInput, match=r"supported: anthropic->openai request, .*stream"):
+    with pytest.raises(InvalidInput, match=r"Routes:\n  anthropic -> openai: request, response, "):
         route(key)
+
+
+def test_a_route_to_the_same_api_checks_the_body_with_that_apis_model() -> None:
+    body = load("openai_request.json")
+    assert translate(body, ("openai", "openai", "request"), MAPPED).body == body
+    with pytest.raises(InvalidInput, match="messages"):
+        translate({"model": "m"}, ("openai", "openai", "request"), MAPPED)
+    with pytest.raises(InvalidInput, match="already anthropic's"):
+        route(("anthropic", "anthropic", "stream"))
 
 
 def test_anthropic_request_to_openai() -> None:
