@@ -243,7 +243,7 @@ class PipelineSender:
         backend = self._backend
         if backend is None and exchange.backend in self._pipeline.backends:
             backend = exchange.backend
-        request_id = f"replay-{next(self._ids)}-{self.name}"
+        request_id = f"replay-{id(self):x}-{next(self._ids)}"  # unique across senders
         return replace(exchange.to_request(request_id=request_id), backend=backend)
 
     async def send(self, exchange: Exchange) -> Sent:
