@@ -95,7 +95,7 @@ def serve(
         str | None,
         typer.Option(
             metavar="DIR_OR_FILE",
-            help="Record every exchange as JSONL (a directory, or NAME.jsonl), secrets redacted.",
+            help="Record every call as JSON lines (into a directory, or NAME.jsonl); keys redacted.",
         ),
     ] = None,
     record_bodies: Annotated[
