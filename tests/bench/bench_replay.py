@@ -109,7 +109,7 @@ def main() -> int:
                 ["--backend", "mock", "--config", str(config), "--filter", "api=messages", *c],
             ),
             (
-                "(d) --backend, in-process, all 10,000",
+                f"(d) --backend, in-process, all {args.requests:,}",
                 ["--backend", "mock", "--config", str(config), *c],
             ),
         ]
