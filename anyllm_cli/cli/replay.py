@@ -124,7 +124,8 @@ def replay(
         timeout_s=timeout,
     )
     if session.needs_settings(plan):
-        flags: dict[str, Any] = {"config": config, "env_file": env_file}
+        # as serve reads them: --backend picks a TOML backend or adds a preset (openai, ollama, ...)
+        flags: dict[str, Any] = {"config": config, "env_file": env_file, "backend": backend}
         settings = load_settings(flags, os.environ, cwd=Path.cwd())
         plan = replace(plan, settings=settings)
     total = session.count_lines(path) if path.exists() else 0

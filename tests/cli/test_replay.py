@@ -96,3 +96,14 @@ def test_help_shows_plain_metavars() -> None:
         "--fail-on-change",
     ):
         assert flag in flat
+
+
+def test_backend_takes_a_preset_as_serve_does(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_API_BASE", "http://127.0.0.1:9/v1")  # nothing listens on port 9
+    file = bodies(here / "b.jsonl", 1, 0)
+    result = CliRunner().invoke(
+        app, ["replay", str(file), "--backend", "ollama", "--json", "--api", "chat"]
+    )
+    summary = json.loads(result.stdout)
+    assert summary["target"] == "ollama" and summary["errors"] == 1, result.output
+    assert result.exit_code == 1
