@@ -292,3 +292,12 @@ def test_tokenizer_loads_once_across_threads() -> None:
         thread.join(timeout=10)
     assert len(seen) == 4
     assert all(item is seen[0] for item in seen)
+
+
+def test_a_long_text_counted_in_pieces_matches_the_whole() -> None:
+    """Pieces are cut before whitespace, where the BPE cuts anyway: at most a token per piece off."""
+    from anyllm_cli.tokens import _tokenizer, estimate_tokens
+
+    text = 'lorem ipsum 日本語 dolor\n  sit amet {"a": 1} emoji😀 ' * 20_000
+    whole = _tokenizer().count(text)
+    assert whole - len(text) // 32_768 - 1 <= estimate_tokens(text) <= whole

@@ -45,7 +45,7 @@ import anyio
 import httpx
 
 from anyllm_cli.backends.base import StreamContext, UpstreamReply, UpstreamStream
-from anyllm_cli.errors import ErrorKind, UpstreamError, parse_error_body
+from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError, parse_error_body
 from anyllm_cli.models import codec
 
 if TYPE_CHECKING:
@@ -262,6 +262,10 @@ class HTTPUpstream:
     def stream_raw(
         self, method: str, path: str, content: bytes, headers: Mapping[str, str]
     ) -> StreamContext:
+        """A passthrough: `path` must stay under the base URL once joined and normalised."""
+        base = str(httpx.URL(self.settings.base_url + "/"))
+        if not str(httpx.URL(self.url(path))).startswith(base):
+            raise InvalidInput(f"the path {path!r} leaves backend {self.settings.name}'s base URL")
         return StreamContext(self._stream(method, path, content, headers, raise_status=False))
 
     @asynccontextmanager

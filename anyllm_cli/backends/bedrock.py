@@ -56,13 +56,14 @@ from anyllm_cli.errors import (
     anthropic_error,
     kind_from_status,
 )
+from anyllm_cli.translate import messages_via_invoke
 from anyllm_cli.translate.messages_via_converse import bedrock_error
 from anyllm_cli.translate.streams.sse import dumps, encode, encode_anthropic
 
 if TYPE_CHECKING:
     from anyllm_cli.config import BackendSettings
 
-ANTHROPIC_VERSION = "bedrock-2023-05-31"
+ANTHROPIC_VERSION = messages_via_invoke.ANTHROPIC_VERSION
 SERVICE = "bedrock"
 Operation = Literal["invoke", "invoke-with-response-stream", "converse", "converse-stream"]
 _HOST = re.compile(r"^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com$")
@@ -75,19 +76,9 @@ def model_path(model: str, operation: Operation) -> str:
 
 
 def anthropic_body(body: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
-    """A Messages body as InvokeModel wants it: no model/stream, a version, betas in the body."""
-    out = {k: v for k, v in body.items() if k not in ("model", "stream")}
-    out.setdefault("anthropic_version", ANTHROPIC_VERSION)
-    betas = [
-        b.strip()
-        for k, v in headers.items()
-        if k.lower() == "anthropic-beta"
-        for b in v.split(",")
-        if b.strip()
-    ]
-    if betas:
-        out["anthropic_beta"] = list(dict.fromkeys([*out.get("anthropic_beta", []), *betas]))
-    return out
+    """A Messages body as InvokeModel wants it (`translate/messages_via_invoke.py`: only the fields
+    and betas Bedrock documents; the pipeline records what it drops)."""
+    return messages_via_invoke.request(body, messages_via_invoke.betas_of(headers)).body
 
 
 def _botocore(module: str) -> Any:

@@ -114,6 +114,7 @@ class Settings:
     open: bool = False  # allow binding off-loopback without keys
     max_concurrency: int = 512
     max_body_bytes: int = 32 * 1024 * 1024
+    body_timeout: float = 30.0  # seconds for a request body to arrive in full, else 408
     ping_interval: float = 10.0
     grace_period: float = 10.0
     log_level: str = "info"

@@ -1,4 +1,4 @@
-"""Named providers (OpenAI-compatible ones, and Anthropic itself), as data: where they live and which variable holds the key.
+"""Named providers (OpenAI-compatible ones, Google, Bedrock, Anthropic), as data: where they live and which variable holds the key.
 
 A preset lets a user name a provider and nothing else (`anyllm serve --backend deepseek`). Each one
 gives the default base URL (with its API version root, as `BackendSettings.base_url` wants it), the
@@ -46,6 +46,12 @@ class Preset:
 
 def _limits(table: dict[str, int]) -> Mapping[str, int]:
     return MappingProxyType(table)
+
+
+def _bedrock_limits(table: dict[str, int]) -> Mapping[str, int]:
+    """Each model id, and its cross-region inference profile ids (us., eu., apac., global.)."""
+    regions = ("", "us.", "eu.", "apac.", "global.")
+    return MappingProxyType({r + model: limit for model, limit in table.items() for r in regions})
 
 
 _ALL = (
@@ -203,6 +209,22 @@ _ALL = (
         name="bedrock",
         base_url="",  # https://bedrock-runtime.{region}.amazonaws.com
         key_env="AWS_BEARER_TOKEN_BEDROCK",  # optional: else AWS's credential chain and SigV4
+        # Converse models' documented output limits (Claude Code asks for 32k-64k).
+        max_output_tokens=_bedrock_limits(
+            {
+                "amazon.nova-micro-v1:0": 10000,
+                "amazon.nova-lite-v1:0": 10000,
+                "amazon.nova-pro-v1:0": 10000,
+                "amazon.nova-premier-v1:0": 32000,
+                "amazon.titan-text-express-v1": 8192,
+                "amazon.titan-text-lite-v1": 4096,
+                "amazon.titan-text-premier-v1:0": 3072,
+                "cohere.command-r-v1:0": 4000,
+                "cohere.command-r-plus-v1:0": 4000,
+                "mistral.mistral-large-2402-v1:0": 8192,
+                "deepseek.r1-v1:0": 32768,
+            }
+        ),
         reasoning_field=None,
         description="Amazon Bedrock",
         kind="bedrock",

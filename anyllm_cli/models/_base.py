@@ -8,13 +8,19 @@ dumped back, so a field a provider adds tomorrow passes through untouched.
 (`messages[3].content[0].text: Field required`), so the CLI and the proxy can show it as it is. JSON
 text may start with a UTF-8 byte order mark (some Windows tools write one); it is skipped. A syntax
 error reads `invalid JSON: EOF while parsing a value at line 1 column 5`.
+`load_json()` reads a body the same way for callers that need the plain value first (Gemini's
+snake_case keys): JSON nested deeper than pydantic's limit (200) and lone UTF-16 surrogates
+(`"\ud800"`, which no UTF-8 text can carry) are refused as `InvalidInput` naming where they are,
+never left to fail later as a RecursionError or an encoding error.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Self
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from anyllm_cli.errors import InvalidInput
@@ -30,21 +36,82 @@ class Wire(BaseModel):
 
     @classmethod
     def parse(cls, data: Any) -> Self:
-        if isinstance(data, bytes):
-            data = data.removeprefix(_BOM)
-        elif isinstance(data, str):
-            data = data.removeprefix("\ufeff")
+        if isinstance(data, str | bytes):
+            data = _strip_bom(data)
         try:
             if isinstance(data, str | bytes):
                 return cls.model_validate_json(data)
             return cls.model_validate(data)
         except ValidationError as exc:
-            if isinstance(data, str | bytes):
-                try:
-                    data = json.loads(data)
-                except ValueError:
-                    data = None
+            first = exc.errors(include_url=False)[0]
+            if first["type"] == "json_invalid":
+                raise json_error(first["msg"], data) from None
+            if isinstance(data, str | bytes):  # valid JSON (depth < 200): read it for the path
+                data = pydantic_core.from_json(data)
             raise invalid_input(exc, data) from None
+
+
+def _strip_bom(data: str | bytes) -> str | bytes:
+    if isinstance(data, bytes):
+        return data.removeprefix(_BOM)
+    return data.removeprefix("\ufeff")
+
+
+def load_json(raw: str | bytes) -> Any:
+    """The value of a JSON body, or `InvalidInput` saying what is wrong and where."""
+    raw = _strip_bom(raw)
+    try:
+        return pydantic_core.from_json(raw)
+    except ValueError as exc:
+        raise json_error(str(exc), raw) from None
+
+
+_SURROGATE = re.compile(r"surrogate|hex escape")
+
+
+def json_error(message: str, raw: Any) -> InvalidInput:
+    """`InvalidInput` for a body that is not JSON the proxy can carry (pydantic's JSON parser)."""
+    message = message.removeprefix("Invalid JSON: ")
+    if message.startswith("recursion limit exceeded"):
+        return InvalidInput("invalid JSON: nested deeper than 200 levels")
+    if _SURROGATE.search(message) and isinstance(raw, str | bytes):
+        path = _surrogate_path(raw)
+        if path is not None:
+            return InvalidInput(
+                "a lone UTF-16 surrogate escape (\\ud800-\\udfff) is not text", path
+            )
+    return InvalidInput(f"invalid JSON: {message}")
+
+
+def _surrogate_path(raw: str | bytes) -> str | None:
+    """Where the first string holding a lone surrogate is (`messages[0].content`), by Python's
+    JSON reader, which keeps them; None when it cannot tell."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            if _has_surrogate(node):
+                return path or "$"
+        elif isinstance(node, dict):
+            for key, value in reversed(node.items()):
+                if _has_surrogate(key):
+                    return path or "$"
+                stack.append((f"{path}.{key}" if path else key, value))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", value) for i, value in reversed(list(enumerate(node))))
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def json_path(loc: tuple[int | str, ...], data: Any) -> str:
@@ -85,8 +152,7 @@ def invalid_input(exc: ValidationError, data: Any) -> InvalidInput:
     errors = exc.errors(include_url=False)
     first = errors[0]
     if first["type"] == "json_invalid":
-        detail = str(first["msg"]).removeprefix("Invalid JSON: ")  # said once, not twice
-        return InvalidInput(f"invalid JSON: {detail}")
+        return json_error(first["msg"], data)
     # A union reports one error per member; the member that got furthest says the most.
     best = max(errors, key=lambda e: len(e["loc"]))
     problem = best["msg"]

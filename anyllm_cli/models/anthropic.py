@@ -186,6 +186,8 @@ _BLOCK_TAGS = frozenset(
 
 def _block_tag(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(kind, str):  # a list or object `type`: UnknownBlock names the field
+        return "unknown"
     if kind in _BLOCK_TAGS:
         return "server_tool_use" if kind == "mcp_tool_use" else str(kind)
     if kind in SERVER_TOOL_RESULT_TYPES:

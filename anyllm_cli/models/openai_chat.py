@@ -65,7 +65,8 @@ _PART_TAGS = frozenset({"text", "image_url", "file", "input_audio", "refusal"})
 
 def _part_tag(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return str(kind) if kind in _PART_TAGS else "unknown"
+    # a list or object `type` is not hashable: UnknownPart then names the field
+    return kind if isinstance(kind, str) and kind in _PART_TAGS else "unknown"
 
 
 ContentPart = Annotated[

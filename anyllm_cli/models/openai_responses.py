@@ -22,7 +22,8 @@ def _tagger(known: frozenset[str], missing: str = "unknown") -> Any:
         kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
         if kind is None:
             return missing
-        return str(kind) if kind in known else "unknown"
+        # a list or object `type` is not hashable: the unknown member then names the field
+        return kind if isinstance(kind, str) and kind in known else "unknown"
 
     return tag
 

@@ -38,6 +38,7 @@ from anyllm_cli.models.anthropic import CountTokensRequest, MessagesRequest
 from anyllm_cli.models.openai_chat import ChatRequest
 from anyllm_cli.pipeline.clients import ClientCalls
 from anyllm_cli.pipeline.completion import Completion
+from anyllm_cli.pipeline.offload import off_loop
 from anyllm_cli.pipeline.replies import Call, ForwardReply, JSONReply, Reply, StreamReply
 from anyllm_cli.pipeline.seams import (
     ANONYMOUS,
@@ -123,33 +124,33 @@ class Pipeline:
         return reply
 
     async def _dispatch(self, request: ClientRequest, done: Completion) -> Reply:
-        api = request.api
+        api, body, size = request.api, request.body, len(request.body)
         if api == "forward":
             return await self._forward(request, done)
-        if api == "messages":
-            req = MessagesRequest.parse(request.body)
+        calls = self._calls
+        if api == "messages":  # parsing a big body runs off the event loop (offload.py)
+            req = await off_loop(size, MessagesRequest.parse, body)
             backend = await self._enter(request, done, req.model, bool(req.stream))
-            return await self._calls.messages(backend, req, request.headers, done)
+            return await calls.messages(backend, req, request.headers, done, size=size)
         if api == "chat":
-            chat = ChatRequest.parse(request.body)
+            chat = await off_loop(size, ChatRequest.parse, body)
             backend = await self._enter(request, done, chat.model, bool(chat.stream))
-            return await self._calls.chat(backend, chat, request.headers, done)
+            return await calls.chat(backend, chat, request.headers, done)
         if api == "count_tokens":
-            count = CountTokensRequest.parse(request.body)
+            count = await off_loop(size, CountTokensRequest.parse, body)
             backend = await self._enter(request, done, count.model, False)
-            tokens = await self._calls.count_tokens(backend, count, request.headers, done.call)
+            tokens = await calls.count_tokens(backend, count, request.headers, done.call, size=size)
             return JSONReply({"input_tokens": tokens}, done.call)
         if not request.model:
             raise InvalidInput("a Gemini call names its model in the URL", "model")
-        gemini = gemini_via_messages.parse_request(request.body)
+        gemini = await off_loop(size, gemini_via_messages.parse_request, body)
         stream = bool(request.stream)
         backend = await self._enter(request, done, request.model, stream)
         if api == "gemini_count":
-            return JSONReply(
-                {"totalTokens": self._calls.gemini_count(gemini, request.model)}, done.call
-            )
-        return await self._calls.gemini(
-            backend, gemini, request.headers, done, model=request.model, stream=stream
+            tokens = await calls.gemini_count(gemini, request.model, size=size)
+            return JSONReply({"totalTokens": tokens}, done.call)
+        return await calls.gemini(
+            backend, gemini, request.headers, done, model=request.model, stream=stream, size=size
         )
 
     async def _enter(

@@ -34,6 +34,7 @@ from anyllm_cli.models.openai_chat import ChatRequest
 from anyllm_cli.pipeline import upstream
 from anyllm_cli.pipeline.completion import Completion
 from anyllm_cli.pipeline.hops import ROUTES, ChainedStream, PassThrough, Target, parse_upstream
+from anyllm_cli.pipeline.offload import off_loop
 from anyllm_cli.pipeline.replies import Call, JSONReply, Reply, meter
 from anyllm_cli.pipeline.upstream import Relay, gemini_error_chunk
 from anyllm_cli.tokens import count_tokens
@@ -70,7 +71,13 @@ class ClientCalls:
     # -- Anthropic clients ---------------------------------------------------------------------------
 
     async def messages(
-        self, backend: Backend, req: MessagesRequest, headers: Mapping[str, str], done: Completion
+        self,
+        backend: Backend,
+        req: MessagesRequest,
+        headers: Mapping[str, str],
+        done: Completion,
+        *,
+        size: int = 0,
     ) -> Reply:
         call = done.call
         upstream_model = call.upstream_model
@@ -83,7 +90,7 @@ class ClientCalls:
         path = route.path(target, stream=bool(req.stream))
         if req.stream:
             translator = route.stream(
-                target, requested_model=req.model, input_tokens=self._estimate(req)
+                target, requested_model=req.model, input_tokens=await self._estimate(req, size)
             )
             return upstream.stream(
                 backend,
@@ -136,7 +143,13 @@ class ClientCalls:
         return JSONReply(out, done.call)
 
     async def count_tokens(
-        self, backend: Backend, req: CountTokensRequest, headers: Mapping[str, str], call: Call
+        self,
+        backend: Backend,
+        req: CountTokensRequest,
+        headers: Mapping[str, str],
+        call: Call,
+        *,
+        size: int = 0,
     ) -> int:
         """An upstream with a count endpoint (Anthropic, Gemini) is asked first; else, or when it
         fails, the count is made locally."""
@@ -149,7 +162,8 @@ class ClientCalls:
         elif backend.api == "gemini":
             options = Target.of(backend.settings, upstream_model, headers).options()
             model = upstream_model.removeprefix("models/")
-            body = gemini_count_body(req, options, model)
+            vertex = backend.settings.kind == "vertex"
+            body = gemini_count_body(req, options, model, vertex=vertex)
             path = f"/models/{quote(model, safe='')}:countTokens"
             asked = (path, body, {}, "totalTokens")
         if asked is not None:
@@ -162,7 +176,7 @@ class ClientCalls:
                 value = reply.body.get(field_name) if isinstance(reply.body, dict) else None
                 if isinstance(value, int):
                     return value
-        return self._count(req)
+        return await off_loop(size, self._count, req)
 
     # -- OpenAI clients ------------------------------------------------------------------------------
 
@@ -179,7 +193,8 @@ class ClientCalls:
             if (
                 ask_usage
             ):  # meter the stream; the usage chunk is kept from a client that did not ask
-                body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
+                asked = body.get("stream_options") or {}  # `null` is OpenAI's "absent"
+                body["stream_options"] = {**asked, "include_usage": True}
             relay = Relay(call, anthropic=False, hide_usage=ask_usage)
             return upstream.stream(
                 backend,
@@ -292,6 +307,7 @@ class ClientCalls:
         *,
         model: str,
         stream: bool,
+        size: int = 0,
     ) -> Reply:
         """A generateContent call (the model and streaming are in the URL), through any backend."""
         call = done.call
@@ -325,16 +341,16 @@ class ClientCalls:
             done,
             requested_model=model,
             stream=stream,
-            input_tokens=self._estimate(anthropic_req) if stream else 0,
+            input_tokens=await self._estimate(anthropic_req, size) if stream else 0,
             client_stream=GeminiViaMessagesStream(model=model),
             to_client=lambda resp: gemini_via_messages.response(resp, model=model),
         )
 
-    def gemini_count(self, req: GenerateContentRequest, model: str) -> int:
+    async def gemini_count(self, req: GenerateContentRequest, model: str, *, size: int = 0) -> int:
         """countTokens for Gemini clients, answered locally like Anthropic's count_tokens."""
         options = gemini_via_messages.GeminiClientOptions()
         translated = gemini_via_messages.request(req, model=model, stream=False, options=options)
-        return self._count(CountTokensRequest.parse(translated.body))
+        return await off_loop(size, self._count, CountTokensRequest.parse(translated.body))
 
     def _chat_body(
         self, backend: Backend, req: ChatRequest, upstream_model: str, call: Call
@@ -345,9 +361,9 @@ class ClientCalls:
         call.degradations.extend(clamp_chat_body(body, limit, upstream_model))
         return body
 
-    def _estimate(self, req: MessagesRequest) -> int:
+    async def _estimate(self, req: MessagesRequest, size: int) -> int:
         """Input tokens announced in `message_start` until the upstream reports real usage."""
         try:
-            return self._count(req)
+            return await off_loop(size, self._count, req)
         except (ValueError, RuntimeError, OSError):  # a tokenizer problem must not fail the request
             return 0

@@ -32,7 +32,6 @@ from anyllm_cli.errors import (
     AnyllmError,
     ErrorKind,
     InvalidInput,
-    UpstreamError,
     anthropic_error,
     gemini_error,
     openai_error,
@@ -115,10 +114,7 @@ class Completion:
     async def fail(self, exc: BaseException) -> None:
         """A failure before the client got a reply: the status its error renders with."""
         kind, message = describe(exc)
-        status = status_for(self.request.api, kind)
-        if isinstance(exc, UpstreamError) and self.request.api == "forward":
-            status = exc.status
-        await self.finish(status=status, error=kind, message=message)
+        await self.finish(status=status_for(self.request.api, kind), error=kind, message=message)
 
     async def finish(
         self,

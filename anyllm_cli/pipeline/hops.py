@@ -5,9 +5,9 @@
 | chat        | chat                     | /chat/completions                                           |
 | responses   | responses                | /responses                                                  |
 | gemini      | gemini                   | /models/{m}:generateContent / :streamGenerateContent?alt=sse |
-| bedrock     | Claude: the Anthropic    | /model/{id}/invoke[-with-response-stream] (PassThrough)     |
-|             | body (bedrock.anthropic_ |                                                             |
-|             | body); others: converse  | /model/{id}/converse[-stream]                               |
+| bedrock     | Claude: messages_via_    | /model/{id}/invoke[-with-response-stream] (PassThrough)     |
+|             | invoke (Bedrock's body); |                                                             |
+|             | others: converse         | /model/{id}/converse[-stream]                               |
 
 `Target` is what a hop needs of this call (the backend's settings, the upstream model, Claude Code's
 session id, the client's betas); `options()` turns it into the pure hop's `HopOptions`. A reply that
@@ -17,6 +17,7 @@ I/O here: the pipeline sends.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -26,6 +27,7 @@ from anyllm_cli.backends import bedrock
 from anyllm_cli.config import BackendSettings
 from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
 from anyllm_cli.models.anthropic import MessagesRequest, MessagesResponse
+from anyllm_cli.translate import messages_via_invoke
 from anyllm_cli.translate.degradation import Translated
 from anyllm_cli.translate.hops import HOPS, ChainedStream, HopOptions, PassThrough
 from anyllm_cli.translate.messages_via_converse import is_anthropic_model
@@ -96,9 +98,10 @@ def parse_upstream(parse: Callable[[Any], _M], body: Any) -> _M:
 class _Bound:
     """A pure hop bound to the backend's settings, at a fixed path."""
 
-    def __init__(self, api: str, path: str) -> None:
+    def __init__(self, api: str, path: str, id_prefix: str = "msg_") -> None:
         self._hop = HOPS[api]
         self._path = path
+        self._id_prefix = id_prefix
 
     def request(self, req: MessagesRequest, target: Target) -> Translated[dict[str, Any]]:
         return self._hop.request(req, target.options())
@@ -116,7 +119,12 @@ class _Bound:
     def stream(
         self, target: Target, *, requested_model: str, input_tokens: int
     ) -> StreamTranslator:
-        return self._hop.stream(requested_model=requested_model, input_tokens=input_tokens)
+        # Converse and Gemini streams may carry no message id: each stream gets its own, made here
+        # (the translators stay pure), never a shared constant.
+        message_id = f"{self._id_prefix}{uuid.uuid4().hex[:24]}"
+        return self._hop.stream(
+            requested_model=requested_model, input_tokens=input_tokens, message_id=message_id
+        )
 
 
 class _GeminiRoute(_Bound):
@@ -133,12 +141,11 @@ class _BedrockRoute(_Bound):
     """Bedrock: Claude models through InvokeModel (the Anthropic body), others through Converse."""
 
     def __init__(self) -> None:
-        super().__init__("converse", "")
+        super().__init__("converse", "", "msg_bdrk_")
 
     def request(self, req: MessagesRequest, target: Target) -> Translated[dict[str, Any]]:
         if is_anthropic_model(target.upstream_model):
-            betas = {"anthropic-beta": ",".join(target.betas)} if target.betas else {}
-            return Translated(bedrock.anthropic_body(req.dump(), betas))
+            return messages_via_invoke.request(req.dump(), target.betas)
         return super().request(req, target)
 
     def path(self, target: Target, *, stream: bool) -> str:

@@ -43,12 +43,11 @@ from anyllm_cli.backends import build_backend
 from anyllm_cli.backends._http import build_client
 from anyllm_cli.backends.base import Backend
 from anyllm_cli.config import Settings
-from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound, UpstreamError
+from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound
 from anyllm_cli.pipeline import (
     ANONYMOUS,
     CallObserver,
     ClientRequest,
-    ForwardReply,
     Guard,
     JSONReply,
     Pipeline,
@@ -69,9 +68,11 @@ from anyllm_cli.server.formats import (
     json_headers,
     render_error,
 )
+from anyllm_cli.server.forwarding import ForwardDriver
 from anyllm_cli.server.headers import SECRET_HEADERS
 from anyllm_cli.server.metrics import Metrics
 from anyllm_cli.server.middleware import Auth, BodyLimit, ConcurrencyLimit, RequestScope
+from anyllm_cli.server.paths import passthrough_path
 from anyllm_cli.server.streaming import StreamDriver
 
 log = logging.getLogger("anyllm.server")
@@ -79,7 +80,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Headers a passthrough hands back; credentials and hop-by-hop headers never pass.
 _OWN_ROUTES = frozenset({"messages", "chat", "models"})
-_FORWARD_RESPONSE = ("content-type", "retry-after", "openai-processing-ms", "openai-version")
 _GEMINI_ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
 
 
@@ -147,12 +147,13 @@ class Proxy:
     ) -> None:
         self.settings = settings
         self.transport = transport
-        self.metrics = Metrics()
         self.guard = guard
-        self.observers = (AccessLog(self.metrics), *observers)
         self.pricer = pricer
-        self._pipeline: Pipeline | None = None
         self._ids = catalog.model_ids(settings.backends.values())
+        mapped = [m for b in settings.backends.values() for m in b.model_map.values()]
+        self.metrics = Metrics(models=[*self._ids, *mapped])
+        self.observers = (AccessLog(self.metrics), *observers)
+        self._pipeline: Pipeline | None = None
         self.startup_error: AnyllmError | None = None
 
     @asynccontextmanager
@@ -210,7 +211,7 @@ class Proxy:
             return _json(reply.body)
         if isinstance(reply, StreamReply):
             return _ASGI(StreamDriver(reply, ctx, ping_interval=self.settings.ping_interval))
-        return _ASGI(_Forwarding(reply, ctx))
+        return _ASGI(ForwardDriver(reply, ctx))
 
     # -- Anthropic, OpenAI and Gemini calls ----------------------------------------------------------
 
@@ -227,7 +228,8 @@ class Proxy:
         """`POST /v1beta/models/{model}:{generateContent|streamGenerateContent|countTokens}`."""
         ctx = _ctx(request)
         model, _, action = request.path_params["target"].rpartition(":")
-        route = f"/v1beta/models:{action}"
+        # a label per served action; any other (client-chosen) text is one label
+        route = f"/v1beta/models:{action if action in _GEMINI_ACTIONS else '*'}"
         ctx.route = route
         if not model or action not in _GEMINI_ACTIONS:
             raise NotFound(
@@ -248,13 +250,13 @@ class Proxy:
         rest = request.path_params["rest"]
         if rest.split("/", 1)[0] in _OWN_ROUTES:  # ours, with another method
             raise NotFound(f"{request.method} is not allowed on {request.url.path}")
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        prefix = 2 if "backend" in request.path_params else 1  # NAME/v1 or v1
+        # confined under the backend's API prefix (BadPath, a 404, otherwise)
+        confined = passthrough_path(raw_path, prefix, request.scope.get("query_string", b""))
+        path, _, query = confined.partition("?")
         return await self._run(
-            request,
-            "forward",
-            "/v1/*",
-            path="/" + rest,
-            method=request.method,
-            query=request.url.query,
+            request, "forward", "/v1/*", path=path, method=request.method, query=query
         )
 
     # -- listings and probes -------------------------------------------------------------------------
@@ -304,40 +306,6 @@ class Proxy:
         return _failure(_ctx(request), exc, param=param)
 
 
-class _Forwarding:
-    """A passthrough reply to the client: the upstream's status, kept headers and bytes."""
-
-    def __init__(self, reply: ForwardReply, ctx: RequestContext) -> None:
-        self.reply = reply
-        self.ctx = ctx
-
-    async def __call__(self, receive: Receive, send: Send) -> None:
-        started = False
-        try:
-            async with self.reply as reply:
-                kept = [
-                    (k.lower().encode(), v.encode("latin-1", "replace"))
-                    for k, v in reply.headers.items()
-                    if k.lower() in _FORWARD_RESPONSE
-                ]
-                await send({"type": "http.response.start", "status": reply.status, "headers": kept})
-                started = True
-                async for chunk in reply.chunks():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-        except UpstreamError as exc:
-            if started:  # the status is out: end the body; the completion point has the error
-                log.warning("passthrough failed after its first byte: %s", exc.message)
-                await send({"type": "http.response.body", "body": b""})
-                return
-            status, headers, body = render_error(
-                self.ctx.fmt, exc.kind, exc.message, retry_after=exc.retry_after
-            )
-            self.ctx.error_type = error_type(self.ctx.fmt, exc.kind)
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-
 def _routes(proxy: Proxy) -> list[Route]:
     def both(path: str, endpoint: Handler, methods: list[str], name: str) -> list[Route]:
         return [
@@ -380,11 +348,18 @@ def create_app(
                 RequestScope, metrics=proxy.metrics, degradation_header=settings.degradation_header
             ),
             Middleware(Auth, keys=settings.proxy_api_keys, metrics_auth=settings.metrics_auth),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout),
             Middleware(ConcurrencyLimit, limit=settings.max_concurrency),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
         lifespan=proxy.lifespan,
         exception_handlers={AnyllmError: proxy.on_error},
     )
     app.state.proxy = proxy
+
+    async def unrouted(scope: Scope, receive: Receive, send: Send) -> None:
+        """Paths no route pattern can match (a decoded newline): a 404 in the caller's format."""
+        response = await proxy.not_found(Request(scope, receive))
+        await response(scope, receive, send)
+
+    app.router.default = unrouted
     return app

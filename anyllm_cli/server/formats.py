@@ -103,8 +103,14 @@ def render_error(
     *,
     param: str | None = None,
     retry_after: float | None = None,
+    status: int | None = None,
 ) -> tuple[int, Headers, bytes]:
-    """Status, headers and bytes of a complete error response."""
-    status, body = error_body(fmt, kind, message, param=param)
+    """Status, headers and bytes of a complete error response. `status` replaces the kind's own
+    (408 for a client's slow body is a timeout, but not the upstream's 504)."""
+    own, body = error_body(fmt, kind, message, param=param)
+    if status is None:
+        status = own
+    elif fmt is ClientFormat.GEMINI:
+        body["error"]["code"] = status
     payload = dump_json(body)
     return status, json_headers(len(payload), retry_after_header(retry_after)), payload

@@ -14,10 +14,15 @@ byte of a stream) and serves `render()` at `GET /metrics`. Families:
 `observe()` is pure bookkeeping: a few dict updates and one bisect, no I/O and no lock: the server
 calls `observe()` and `render()` from its one event loop, so neither sees the other half done.
 
+Labels are bounded: clients choose the model string and the URL, so only the models the proxy
+knows (`models`: the Claude ids it lists, each backend's big/small models and model map, both
+sides) become a `model` label, and every other name is counted as model="other"; routes are the
+handlers' templates (`/v1beta/models:{action}` only for the three actions served). Without a
+`models` set (tests), at most `max_models` names are kept, then "other".
+
 What it gives up: no gauges, no per-process merging when `--workers N` runs several processes (each
-worker answers with its own figures), and at most `max_models` distinct model names per process:
-clients choose the model string, so beyond that limit new names are counted as model="other"
-instead of growing memory and the scrape without bound.
+worker answers with its own figures); a model passed through by a name the proxy was not told about
+is counted as "other".
 """
 
 from __future__ import annotations
@@ -73,9 +78,11 @@ class Metrics:
         duration_buckets: Sequence[float] = DURATION_BUCKETS,
         ttft_buckets: Sequence[float] = TTFT_BUCKETS,
         max_models: int = 500,
+        models: Iterable[str] | None = None,
     ) -> None:
         self._duration_buckets = tuple(sorted(duration_buckets))
         self._ttft_buckets = tuple(sorted(ttft_buckets))
+        self._known = None if models is None else frozenset(models) | {"-"}
         self._max_models = max_models
         self._models: set[str] = set()
         self._requests: dict[Labels, int] = {}
@@ -122,6 +129,8 @@ class Metrics:
             histogram.observe(ttft_s)
 
     def _model_label(self, model: str) -> str:
+        if self._known is not None:
+            return model if model in self._known else OTHER_MODEL
         if model in self._models:
             return model
         if len(self._models) >= self._max_models:

@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware, outermost first: the request record, auth, the concurrency and body limits.
+"""Pure-ASGI middleware, outermost first: the request record, auth, the body and concurrency limits.
 
     RequestScope     x-request-id (echoed or made), the caller's API format, response headers
                      (x-request-id, x-anyllm-overhead-ms, anthropic-ratelimit-*, retry-after,
@@ -8,7 +8,8 @@
     Auth             PROXY_API_KEYS from x-api-key, x-goog-api-key or Authorization: Bearer, compared
                      in constant time
     ConcurrencyLimit requests in flight beyond the limit -> 529 overloaded (503 for OpenAI clients)
-    BodyLimit        bodies over the limit -> 413, by content-length or counted while reading
+    BodyLimit        the whole body read first (outside the concurrency limit): over the limit
+                     -> 413 (declared or counted), not in within `body_timeout` -> 408
 
 No `BaseHTTPMiddleware`: it buffers and breaks streaming and disconnect detection. Every layer
 passes lifespan and non-HTTP scopes through. `/health` is never behind auth or limits; `/` and
@@ -23,6 +24,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
@@ -45,6 +47,8 @@ log = logging.getLogger("anyllm.server")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 OPEN_PATHS = frozenset({"/health"})
 UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
+_AUTH_LINGER_S = 2.0
+_AUTH_LINGER_BYTES = 1 << 20
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -193,8 +197,6 @@ class Auth:
         if self._allowed(scope):
             await self.app(scope, receive, send)
             return
-        ctx = context(scope)
-        fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
         given = (
             _header(scope, b"x-api-key")
             or _header(scope, b"x-goog-api-key")
@@ -202,7 +204,9 @@ class Auth:
         )
         problem = "invalid API key" if given else "missing API key"
         message = f"{problem}: send one of the proxy's keys as x-api-key or Authorization: Bearer"
-        await send_error(send, ctx, fmt, ErrorKind.AUTHENTICATION, message)
+        # a little of the body is read, so a client that sent one reads the 401, not a reset
+        linger = _Linger(receive, _AUTH_LINGER_S, _AUTH_LINGER_BYTES)
+        await _reject(scope, send, ErrorKind.AUTHENTICATION, message, linger=linger)
 
     def _allowed(self, scope: Scope) -> bool:
         candidates: list[bytes] = []
@@ -247,16 +251,19 @@ class ConcurrencyLimit:
             self.in_flight -= 1
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """Bodies over `max_bytes` get 413, whether or not they declare a content-length."""
+    """Reads the whole request body before any inner layer runs, then replays it.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Over `max_bytes` (declared or counted) -> 413; not all there within `timeout` seconds -> 408.
+    Sits outside the concurrency limit: a client still sending its body (or never sending it)
+    holds no slot. Every route buffers its body anyway (the handlers parse whole JSON documents).
+    A rejected body is read on and dropped (`_linger`) so the client, still uploading, reads the
+    error instead of a connection reset."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -264,46 +271,103 @@ class BodyLimit:
             return
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, send)
-            await _drain(receive)
+            await self._too_large(scope, receive, send)
             return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+        complete = False
+        with anyio.move_on_after(self.timeout):
+            while not complete:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return  # nobody left to answer
+                chunk = message.get("body", b"")
+                seen += len(chunk)
                 if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
+                    await self._too_large(scope, receive, send)
+                    return
+                chunks.append(chunk)
+                complete = not message.get("more_body", False)
+        if not complete:
+            late = f"the request body did not arrive within {self.timeout:g} s"
+            await _reject(scope, send, ErrorKind.TIMEOUT, late, status=408)
+            return
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if started:
-                raise
-            await self._reject(scope, send)
-            await _drain(receive)
-
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        ctx = context(scope)
-        fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body is larger than the proxy's limit of {self.max_bytes} bytes"
-        await send_error(send, ctx, fmt, ErrorKind.REQUEST_TOO_LARGE, message)
+        await _reject(
+            scope,
+            send,
+            ErrorKind.REQUEST_TOO_LARGE,
+            message,
+            linger=_Linger(receive, self.timeout, 4 * self.max_bytes),
+        )
 
 
-async def _drain(receive: Receive, limit_s: float = 5.0) -> None:
-    """Read and drop the rest of a rejected body: Hypercorn stalls a connection whose body the app
-    leaves unread. Bounded in time, for clients that trickle."""
-    with anyio.move_on_after(limit_s):
-        while True:
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                return
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The buffered body as one message, then the real channel (disconnects reach the handler)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+@dataclass(frozen=True, slots=True)
+class _Linger:
+    """How long and how much of a rejected body to read and drop before closing."""
+
+    receive: Receive
+    seconds: float
+    max_bytes: int
+
+
+async def _reject(
+    scope: Scope,
+    send: Send,
+    kind: ErrorKind,
+    message: str,
+    *,
+    status: int | None = None,
+    linger: _Linger | None = None,
+) -> None:
+    """An error response that closes the connection (the body was not read to its end).
+
+    With `linger`, the response goes out whole but its end is held back while the rest of the body
+    is read and dropped, as a web server's lingering close does: Hypercorn closes the connection as
+    soon as a response ends, and closing a socket with unread data resets it, so a client still
+    uploading would see a connection reset instead of this answer."""
+    ctx = context(scope)
+    fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
+    code, headers, body = render_error(fmt, kind, message, status=status)
+    if ctx is not None:
+        ctx.error_type = error_type(fmt, kind)
+        ctx.error_message = message
+    headers = [*headers, (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": code, "headers": headers})
+    if linger is None:
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    if await _drain(linger):
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _drain(linger: _Linger) -> bool:
+    """Read and drop the rest of a body, bounded in time and bytes; False if the client left."""
+    seen = 0
+    with anyio.move_on_after(linger.seconds):
+        while seen <= linger.max_bytes:
+            message = await linger.receive()
+            if message["type"] != "http.request":
+                return False
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+    return True

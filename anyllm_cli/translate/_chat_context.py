@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from anyllm_cli.translate._gemini_reply import split_tool_id
 from anyllm_cli.translate.degradation import Degradation
 
 Parts = list[dict[str, Any]]
@@ -53,6 +54,7 @@ class ChatContext:
             self.note(code, detail, path)
 
     def call_id(self, raw: str, path: str) -> str:
+        raw = split_tool_id(raw)[0]  # a Gemini signature riding in the id goes in extra_content
         new = chat_tool_id(raw)
         if new != raw and raw not in self.rewritten:
             self.rewritten.add(raw)

@@ -29,6 +29,7 @@ from anyllm_cli.models.anthropic import (
 )
 from anyllm_cli.translate._chat_content import tool_result_message, user_parts
 from anyllm_cli.translate._chat_context import ChatContext, Parts, join
+from anyllm_cli.translate._gemini_reply import openai_extra, split_tool_id
 
 
 def messages(req: MessagesRequest, ctx: ChatContext) -> list[dict[str, Any]]:
@@ -147,6 +148,7 @@ def _tool_call(block: ToolUseBlock, path: str, ctx: ChatContext) -> dict[str, An
         "id": ctx.call_id(block.id, f"{path}.id"),
         "type": "function",
         "function": {"name": block.name, "arguments": json.dumps(block.input, ensure_ascii=False)},
+        **openai_extra(split_tool_id(block.id)[1]),  # Gemini's thought signature, given back
     }
 
 

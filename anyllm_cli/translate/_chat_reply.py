@@ -15,6 +15,7 @@ from typing import Any
 
 from anyllm_cli.models._base import Wire
 from anyllm_cli.models.openai_chat import ChatResponse, ResponseMessage, ToolCall
+from anyllm_cli.translate._gemini_reply import openai_thought_signature, signed_tool_id
 from anyllm_cli.translate.degradation import Degradation, Translated
 
 
@@ -106,6 +107,9 @@ def _tool_use(
         seed = f"{resp.id}|{resp.created}|{index}|{call.function.name}|{call.function.arguments}"
         call_id = "toolu_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
         degradations.append(Degradation("tool_call_id_derived", f"id {call_id} derived", path))
+    signature = openai_thought_signature(call.model_extra or {}, path)
+    if signature:  # Gemini's OpenAI-compatible endpoint: it must come back on the next turn
+        call_id = signed_tool_id(call_id, signature)
     return {"type": "tool_use", "id": call_id, "name": call.function.name, "input": arguments}
 
 

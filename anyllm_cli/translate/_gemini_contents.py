@@ -40,7 +40,7 @@ from anyllm_cli.models.anthropic import (
     ToolUseBlock,
     URLSource,
 )
-from anyllm_cli.translate._gemini_reply import SIGNATURE_PREFIX
+from anyllm_cli.translate._gemini_reply import SIGNATURE_PREFIX, split_tool_id
 from anyllm_cli.translate.degradation import Degradation
 
 
@@ -167,7 +167,10 @@ def _model_parts(blocks: list[ContentBlock], path: str, ctx: Ctx) -> list[Part_]
             if block.text or pending is not None:
                 part = {"text": block.text}
         elif isinstance(block, ToolUseBlock):
-            part = {"functionCall": {"name": block.name, "args": block.input, "id": block.id}}
+            call_id, carried = split_tool_id(block.id)
+            part = {"functionCall": {"name": block.name, "args": block.input, "id": call_id}}
+            if carried and pending is None:
+                part["thoughtSignature"] = carried
         elif isinstance(block, MidConvSystemBlock):
             _mid_conv(block, where, ctx)
         elif isinstance(block, RedactedThinkingBlock):
@@ -247,7 +250,11 @@ def _tool_result(block: ToolResultBlock, path: str, ctx: Ctx) -> tuple[Part_, li
         return {"text": f"[result of tool call {block.tool_use_id}]\n{text}"}, moved
     response = {"error": text} if block.is_error else {"result": text}
     return {
-        "functionResponse": {"name": name, "response": response, "id": block.tool_use_id}
+        "functionResponse": {
+            "name": name,
+            "response": response,
+            "id": split_tool_id(block.tool_use_id)[0],
+        }
     }, moved
 
 

@@ -1,7 +1,8 @@
 """The reply side of `messages_via_gemini`: a Gemini response back into an Anthropic Message.
 
 `response()` and the pieces the stream translator shares with it (`FINISH_REASONS`, `stop_reason`,
-`block_text`, `usage`, `tool_id`, `signature_block`, `part_blocks`, `SIGNATURE_PREFIX`). The field
+`block_text`, `usage`, `tool_id`, `signature_block`, `part_blocks`, `SIGNATURE_PREFIX`,
+`signed_tool_id` / `split_tool_id`). The field
 mapping is the "Response" table in `messages_via_gemini`, which re-exports every public name here.
 Pure; what it gives up: candidates after the first and parts with no Anthropic block (inlineData,
 executableCode, ...). Thought signatures are kept, never made up.
@@ -9,15 +10,20 @@ executableCode, ...). Thought signatures are kept, never made up.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
+from anyllm_cli.errors import InvalidInput
 from anyllm_cli.models.gemini import GenerateContentResponse
 from anyllm_cli.translate.degradation import Degradation, Translated
 
 SIGNATURE_PREFIX = "gemini:"  # a thinking block's signature: "gemini:" + Gemini's thoughtSignature
+CALL_SIGNATURE = "__gsig_"  # a tool_use id "<id>__gsig_<base64url of the signature>" carries one
 
 
 def response(resp: GenerateContentResponse, *, requested_model: str) -> Translated[dict[str, Any]]:
@@ -42,9 +48,10 @@ def response(resp: GenerateContentResponse, *, requested_model: str) -> Translat
         finish = candidate.finishReason
         parts = candidate.content.parts if candidate.content else None
         calls = 0
-        for n, part in enumerate(parts or []):
+        for n, part in _with_call_signatures([p.dump() for p in parts or []]):
             path = f"candidates[0].content.parts[{n}]"
-            blocks = part_blocks(part.dump(), base, calls, path, degradations)
+            late = any(b["type"] != "thinking" for b in content)
+            blocks = part_blocks(part, base, calls, path, degradations, late=late)
             calls += sum(b["type"] == "tool_use" for b in blocks)
             content += blocks
         has_calls = calls > 0
@@ -67,6 +74,26 @@ def response(resp: GenerateContentResponse, *, requested_model: str) -> Translat
         "usage": usage(meta.dump() if meta else None),
     }
     return Translated(body, degradations)
+
+
+def _with_call_signatures(parts: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """The parts with their indexes; a bare signature part (empty text) right after an unsigned
+    functionCall becomes that call's signature, as the stream translator does."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    for n, part in enumerate(parts):
+        previous = out[-1][1] if out else None
+        bare = part.get("thoughtSignature") and not part.get("text") and not part.get("thought")
+        bare = bare and set(part) <= {"text", "thoughtSignature"}
+        if (
+            bare
+            and previous
+            and "functionCall" in previous
+            and not previous.get("thoughtSignature")
+        ):
+            out[-1] = (out[-1][0], {**previous, "thoughtSignature": part["thoughtSignature"]})
+        else:
+            out.append((n, part))
+    return out
 
 
 def _id_base(resp: GenerateContentResponse) -> str:
@@ -139,24 +166,75 @@ def signature_block(signature: str) -> dict[str, Any]:
     return {"type": "thinking", "thinking": "", "signature": SIGNATURE_PREFIX + signature}
 
 
+def signed_tool_id(call_id: str, signature: str) -> str:
+    """A tool_use id that also carries its functionCall's thoughtSignature (see CALL_SIGNATURE)."""
+    encoded = base64.urlsafe_b64encode(signature.encode()).decode().rstrip("=")
+    return call_id + CALL_SIGNATURE + encoded
+
+
+def split_tool_id(value: str) -> tuple[str, str | None]:
+    """(the tool id Gemini knows, the thoughtSignature it carries or None) of a tool_use id."""
+    head, mark, tail = value.partition(CALL_SIGNATURE)
+    if not mark or not head or not tail:
+        return value, None
+    try:
+        raw = base64.urlsafe_b64decode(tail + "=" * (-len(tail) % 4))
+        return head, raw.decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return value, None
+
+
+def openai_thought_signature(call: Mapping[str, Any], path: str) -> str | None:
+    """`extra_content.google.thought_signature` of an OpenAI tool call (as Gemini's own
+    OpenAI-compatible endpoint sends and takes it), or None."""
+    content = call.get("extra_content")
+    google = content.get("google") if isinstance(content, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    if signature is not None and not isinstance(signature, str):
+        raise InvalidInput("expected a string", f"{path}.extra_content.google.thought_signature")
+    return signature or None
+
+
+def openai_extra(signature: str | None) -> dict[str, Any]:
+    """The tool-call fields that carry a Gemini thought signature to an OpenAI client or upstream."""
+    return {"extra_content": {"google": {"thought_signature": signature}}} if signature else {}
+
+
+def late_signature(path: str, degradations: list[Degradation]) -> None:
+    """A signature on a non-call part after text: Gemini does not validate those; dropped."""
+    detail = "a thinking block cannot follow text; Gemini does not check text-part signatures"
+    degradations.append(Degradation("text_signature_dropped", detail, path))
+
+
 def part_blocks(
-    part: dict[str, Any], base: str, calls: int, path: str, degradations: list[Degradation]
+    part: dict[str, Any],
+    base: str,
+    calls: int,
+    path: str,
+    degradations: list[Degradation],
+    *,
+    late: bool = False,
 ) -> list[dict[str, Any]]:
-    """The Anthropic blocks for one whole Gemini part (`calls`: tool uses before it)."""
+    """The Anthropic blocks for one whole Gemini part (`calls`: tool uses before it; `late`: a text
+    or tool_use block came before it, so a signature can no longer go on a thinking block)."""
     signature = part.get("thoughtSignature")
     signature = signature if isinstance(signature, str) and signature else None
     text = part.get("text")
     if part.get("thought") is True and isinstance(text, str):
         sig = SIGNATURE_PREFIX + signature if signature else ""
         return [{"type": "thinking", "thinking": text, "signature": sig}]
-    lead = [signature_block(signature)] if signature else []
+    lead = [signature_block(signature)] if signature and not late else []
     call = part.get("functionCall")
     if isinstance(call, dict):
         call_id = tool_id(call.get("id"), base, calls)
         if call_id != call.get("id"):
             degradations.append(Degradation("tool_call_id_derived", f"id {call_id}", path))
+        if signature and late:
+            call_id = signed_tool_id(call_id, signature)
         args = call.get("args") or {}
         return [*lead, {"type": "tool_use", "id": call_id, "name": call["name"], "input": args}]
+    if signature and late:
+        late_signature(path, degradations)
     if isinstance(text, str):
         return [*lead, {"type": "text", "text": text}] if text else lead
     kinds = sorted(k for k in part if k not in ("thoughtSignature", "thought"))

@@ -20,6 +20,8 @@ from anyllm_cli.models.anthropic import (
     ThinkingBlock,
     ToolUseBlock,
 )
+from anyllm_cli.translate._gemini_reply import SIGNATURE_PREFIX as GEMINI_PREFIX
+from anyllm_cli.translate._gemini_reply import openai_extra, split_tool_id
 from anyllm_cli.translate.degradation import Degradation, Translated
 
 _FINISH_REASONS = {
@@ -84,6 +86,7 @@ def response(
     texts: list[str] = []
     thoughts: list[str] = []
     calls: list[dict[str, Any]] = []
+    pending: str | None = None  # a Gemini signature waiting for the next tool call
     for i, block in enumerate(resp.content):
         path = f"content[{i}]"
         if isinstance(block, TextBlock):
@@ -93,12 +96,16 @@ def response(
         elif isinstance(block, ThinkingBlock):
             if block.thinking:
                 thoughts.append(block.thinking)
-            if block.signature:
+            if block.signature and block.signature.startswith(GEMINI_PREFIX):
+                pending = block.signature[len(GEMINI_PREFIX) :] or None
+            elif block.signature:
                 notes.append(Degradation("thinking_signature_dropped", "not replayable", path))
         elif isinstance(block, ToolUseBlock):
             arguments = json.dumps(block.input, ensure_ascii=False, separators=(",", ":"))
             function = {"name": block.name, "arguments": arguments}
-            calls.append({"id": block.id, "type": "function", "function": function})
+            call_id, extra = gemini_call(block.id, pending)
+            pending = None
+            calls.append({"id": call_id, "type": "function", "function": function, **extra})
         else:
             notes.append(_dropped_block(block, path))
     message: dict[str, Any] = {
@@ -122,6 +129,14 @@ def response(
         "usage": chat_usage(resp.usage.dump()),
     }
     return Translated(body, notes)
+
+
+def gemini_call(tool_use_id: str, pending: str | None) -> tuple[str, dict[str, Any]]:
+    """A tool call's id and extra fields: a Gemini thought signature (in the id, or on a thinking
+    block before it) goes in `extra_content.google.thought_signature`, as on Gemini's own
+    OpenAI-compatible endpoint, and comes back from there (`_messages_turns`)."""
+    call_id, carried = split_tool_id(tool_use_id)
+    return call_id, openai_extra(carried or pending)
 
 
 def _dropped_block(block: Any, path: str) -> Degradation:

@@ -4,8 +4,10 @@
 blocks, merges consecutive same-role turns, then repairs the list: tool_result blocks first in their
 user turn, every tool_use answered in the next turn (an error result stands in when missing), orphan
 results sent as text, a user turn first, no trailing whitespace in a prefill. What it gives up:
-message names, echoed reasoning and the place of late system messages. The field mapping is the
-table in `chat_via_messages`.
+message names, echoed reasoning and the place of late system messages. A tool call's
+`extra_content.google.thought_signature` (Gemini's, see `_messages_reply.gemini_call`) comes back as
+a "gemini:"-signed empty thinking block right before its tool_use. The field mapping is the table
+in `chat_via_messages`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from anyllm_cli.models.openai_chat import (
     ToolMessage,
     UserMessage,
 )
+from anyllm_cli.translate._gemini_reply import SIGNATURE_PREFIX as GEMINI_PREFIX
+from anyllm_cli.translate._gemini_reply import openai_thought_signature
 from anyllm_cli.translate._messages_content import content_blocks
 from anyllm_cli.translate._messages_context import MessagesContext, Turn, tool_id
 from anyllm_cli.translate.messages_via_chat import parse_arguments
@@ -102,6 +106,13 @@ def _assistant(msg: AssistantMessage, path: str, ctx: MessagesContext) -> list[d
                 "tool_arguments_invalid", "arguments are not a JSON object; kept as _raw", where
             )
         ctx.where["call:" + tool_id(call.id)] = f"{path}.tool_calls[{k}]"
+        signature = openai_thought_signature(call.model_extra or {}, f"{path}.tool_calls[{k}]")
+        if (
+            signature
+        ):  # Gemini's, as its OpenAI-compatible endpoint carries it: back before its call
+            blocks.append(
+                {"type": "thinking", "thinking": "", "signature": GEMINI_PREFIX + signature}
+            )
         blocks.append(
             {"type": "tool_use", "id": tool_id(call.id), "name": call.function.name, "input": args}
         )

@@ -3,7 +3,7 @@
 `input_items()` turns the Messages conversation into Responses `input` items: consecutive turns
 of one role joined, tool outputs first in their turn (a missing one written, an orphan turned into
 text), assistant text and tool uses in block order, and "resp:"-signed thinking replayed as
-reasoning items without ids. `ResponsesOptions` and `RespCtx` live here so that both this module
+reasoning items with their ids (the API requires `id` on an input reasoning item). `ResponsesOptions` and `RespCtx` live here so that both this module
 and `messages_via_responses` (which re-exports the options) can use them without an import cycle.
 The field mapping is the "Request" table in `messages_via_responses`.
 """
@@ -30,7 +30,7 @@ from anyllm_cli.models.anthropic import (
     ToolUseBlock,
     URLSource,
 )
-from anyllm_cli.translate._responses_reply import SIGNATURE_PREFIX
+from anyllm_cli.translate._responses_reply import read_signature
 from anyllm_cli.translate.messages_via_chat import ChatContext, tool_result_message, user_parts
 
 
@@ -241,15 +241,21 @@ def _assistant_message(texts: list[str]) -> list[Item]:
 
 
 def _reasoning_item(block: ThinkingBlock, path: str, ctx: RespCtx) -> list[Item]:
-    signature = block.signature or ""
-    encrypted = signature.removeprefix(SIGNATURE_PREFIX)
-    if not signature.startswith(SIGNATURE_PREFIX) or not encrypted:
+    signed = read_signature(block.signature or "")
+    if signed is None:
         detail = "thinking not signed by a Responses upstream cannot be replayed to one"
         ctx.once("thinking_dropped", detail, path)
         return []
+    item_id, encrypted = signed
+    if item_id is None:
+        detail = "a reasoning signature without its item id (the API requires the id) is not sent"
+        ctx.note("reasoning_id_missing", detail, path)
+        return []
     summary = [{"type": "summary_text", "text": block.thinking}] if block.thinking else []
     ctx.reasoning_items += 1
-    return [{"type": "reasoning", "summary": summary, "encrypted_content": encrypted}]
+    return [
+        {"type": "reasoning", "id": item_id, "summary": summary, "encrypted_content": encrypted}
+    ]
 
 
 def _drop_trailing_reasoning(items: list[Item], ctx: RespCtx) -> list[Item]:

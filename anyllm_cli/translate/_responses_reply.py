@@ -25,7 +25,27 @@ from anyllm_cli.translate._chat_reply import message_id
 from anyllm_cli.translate.degradation import Degradation, Translated
 from anyllm_cli.translate.messages_via_chat import parse_arguments
 
-SIGNATURE_PREFIX = "resp:"  # a thinking block's signature: "resp:" + the item's encrypted_content
+SIGNATURE_PREFIX = "resp:"  # a thinking block's signature: "resp:<item id>:<encrypted_content>"
+
+
+def signature(item_id: str | None, encrypted: str) -> str:
+    """The thinking signature for a reasoning item: its id and encrypted content, both needed back."""
+    return f"{SIGNATURE_PREFIX}{item_id}:{encrypted}" if item_id else SIGNATURE_PREFIX + encrypted
+
+
+def read_signature(value: str) -> tuple[str | None, str] | None:
+    """(item id, encrypted content) of a "resp:" signature, None for any other signature.
+
+    Signatures written before ids were carried ("resp:<encrypted>", no colon: encrypted content is
+    base64) read as (None, encrypted).
+    """
+    if not value.startswith(SIGNATURE_PREFIX):
+        return None
+    rest = value[len(SIGNATURE_PREFIX) :]
+    item_id, colon, encrypted = rest.partition(":")
+    if not colon:
+        return (None, rest) if rest else None
+    return (item_id or None, encrypted) if encrypted else None
 
 
 def response(resp: ResponsesResponse, *, requested_model: str) -> Translated[dict[str, Any]]:
@@ -78,8 +98,8 @@ def _thinking(item: ReasoningItem) -> list[dict[str, Any]]:
     encrypted = item.encrypted_content or ""
     if not (thought or encrypted):
         return []
-    signature = SIGNATURE_PREFIX + encrypted if encrypted else ""
-    return [{"type": "thinking", "thinking": thought, "signature": signature}]
+    signed = signature(item.id, encrypted) if encrypted else ""
+    return [{"type": "thinking", "thinking": thought, "signature": signed}]
 
 
 def _message_content(

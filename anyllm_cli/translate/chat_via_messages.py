@@ -21,6 +21,8 @@
 
 Back: text blocks joined into `content`; thinking into `reasoning_content` (a widely read extension);
 tool_use into `tool_calls`; stop_reason into finish_reason; `prompt_tokens` counts cached tokens too.
+A Gemini thought signature rides on the tool call as `extra_content.google.thought_signature` (as
+Gemini's own OpenAI-compatible endpoint does) and, sent back, returns to the functionCall.
 
 What it gives up, each time with a `Degradation`: system messages after the first turn move to the
 top (`system_message_moved`: hoisting keeps their authority and can never break the tool_use /

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anyllm_cli.errors import InvalidInput
+from anyllm_cli.models._base import load_json
 from anyllm_cli.models.anthropic import (
     MessagesResponse,
     RedactedThinkingBlock,
@@ -93,10 +94,7 @@ _QUIET_TOP_LEVEL = {"model"}  # countTokens' generateContentRequest names it; th
 def parse_request(body: Any) -> GenerateContentRequest:
     """Parse a generateContent body, snake_case keys (as google-genai sends them) included."""
     if isinstance(body, str | bytes):
-        try:
-            body = json.loads(body)
-        except ValueError as exc:
-            raise InvalidInput(f"invalid JSON: {exc}") from None
+        body = load_json(body)
     return GenerateContentRequest.parse(camel_case(body))
 
 

@@ -66,7 +66,12 @@ class Hop(Protocol):
 
     def response(self, body: Any, *, requested_model: str) -> Translated[dict[str, Any]]: ...
 
-    def stream(self, *, requested_model: str, input_tokens: int = 0) -> StreamTranslator: ...
+    def stream(
+        self, *, requested_model: str, input_tokens: int = 0, message_id: str | None = None
+    ) -> StreamTranslator:
+        """`message_id`: for upstreams whose stream carries no id of its own (a fresh one per
+        stream, made by the caller: the hop stays pure)."""
+        ...
 
 
 class ChatHop:
@@ -88,7 +93,9 @@ class ChatHop:
     def response(self, body: Any, *, requested_model: str) -> Translated[dict[str, Any]]:
         return messages_via_chat.response(ChatResponse.parse(body), requested_model=requested_model)
 
-    def stream(self, *, requested_model: str, input_tokens: int = 0) -> StreamTranslator:
+    def stream(
+        self, *, requested_model: str, input_tokens: int = 0, message_id: str | None = None
+    ) -> StreamTranslator:
         return MessagesViaChatStream(requested_model=requested_model, input_tokens=input_tokens)
 
 
@@ -126,7 +133,9 @@ class ResponsesHop:
         resp = ResponsesResponse.parse(body)
         return messages_via_responses.response(resp, requested_model=requested_model)
 
-    def stream(self, *, requested_model: str, input_tokens: int = 0) -> StreamTranslator:
+    def stream(
+        self, *, requested_model: str, input_tokens: int = 0, message_id: str | None = None
+    ) -> StreamTranslator:
         return MessagesViaResponsesStream(
             requested_model=requested_model, input_tokens=input_tokens
         )
@@ -145,8 +154,12 @@ class GeminiHop:
         resp = GenerateContentResponse.parse(body)
         return messages_via_gemini.response(resp, requested_model=requested_model)
 
-    def stream(self, *, requested_model: str, input_tokens: int = 0) -> StreamTranslator:
-        return MessagesViaGeminiStream(requested_model=requested_model, input_tokens=input_tokens)
+    def stream(
+        self, *, requested_model: str, input_tokens: int = 0, message_id: str | None = None
+    ) -> StreamTranslator:
+        return MessagesViaGeminiStream(  # the fallback is used only when no responseId comes
+            requested_model=requested_model, input_tokens=input_tokens, fallback_id=message_id
+        )
 
 
 class ConverseHop:
@@ -165,8 +178,12 @@ class ConverseHop:
     def response(self, body: Any, *, requested_model: str) -> Translated[dict[str, Any]]:
         return messages_via_converse.response(body, requested_model=requested_model)
 
-    def stream(self, *, requested_model: str, input_tokens: int = 0) -> StreamTranslator:
-        return MessagesViaConverseStream(requested_model=requested_model, input_tokens=input_tokens)
+    def stream(
+        self, *, requested_model: str, input_tokens: int = 0, message_id: str | None = None
+    ) -> StreamTranslator:
+        return MessagesViaConverseStream(
+            requested_model=requested_model, message_id=message_id, input_tokens=input_tokens
+        )
 
 
 HOPS: Mapping[str, Hop] = {
@@ -247,10 +264,11 @@ def clamp_chat_body(body: dict[str, Any], limit: int | None, model: str) -> list
     return found
 
 
-def gemini_count_body(req: CountTokensRequest, options: HopOptions, model: str) -> dict[str, Any]:
+def gemini_count_body(
+    req: CountTokensRequest, options: HopOptions, model: str, *, vertex: bool = False
+) -> dict[str, Any]:
     """Gemini's countTokens body for a Messages count request: the generateContent request it
-    would send, without its generation config."""
+    would send, in the shape the Gemini API (wrapped) or Vertex (top level) reads."""
     full = MessagesRequest.parse({**req.dump(), "max_tokens": 1})
     content = HOPS["gemini"].request(full, options).body
-    content.pop("generationConfig", None)
-    return {"generateContentRequest": {"model": f"models/{model}", **content}}
+    return messages_via_gemini.count_tokens_body(content, model, vertex=vertex)

@@ -5,6 +5,10 @@ into a Messages `Message`. Both are pure; every lossy step is a `Degradation`. W
 signatures (thinking is replayed as plain `reasoning_content`), prompt-cache breakpoints (OpenAI
 caches by itself), server tools, and the exact place of text between tool calls in a turn.
 
+One signature does survive: a tool call's `extra_content.google.thought_signature` (Gemini's
+OpenAI-compatible endpoint; Gemini 3 refuses the next turn without it) rides in the tool_use id
+as `<id>__gsig_<base64url>` (see `messages_via_gemini`) and goes back on that call.
+
 This module builds the body's top-level fields; its private siblings do the rest and it re-exports
 their public names: `_chat_context` (ChatOptions, ChatContext), `_chat_tools`, `_chat_content`
 (user blocks as parts), `_chat_messages` (the message list) and `_chat_reply` (the response side).

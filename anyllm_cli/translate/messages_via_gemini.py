@@ -7,14 +7,25 @@ a GenerateContentResponse into a Messages `Message`. Both are pure; every lossy 
 `Degradation`. What we give up: prompt-cache breakpoints, server tools, JSON-Schema keywords outside
 Gemini's OpenAPI subset, the place of mid-conversation system text, and Anthropic signatures.
 
-Thought signatures round-trip losslessly through the client. A Gemini `thoughtSignature` becomes a
-thinking block's `signature`, written "gemini:<signature>": a thought part's on its own block; a
-signature on any other part (a functionCall, a text part, an empty text part) on a thinking block
-with empty text placed right before that part's block (or after the last block when the part had
-nothing else). On the way back a "gemini:" thinking block with text becomes its thought part again,
-and an empty one hands its signature to the next part of the turn (or, at the end of the turn, to
-an empty text part). Signatures without the prefix are Anthropic's and are dropped; none is ever
-made up (`GeminiOptions.signature_fallback` opts into Google's documented placeholder instead).
+Thought signatures round-trip through the client, and replies keep the Anthropic block grammar
+(thinking blocks first, never after a text or tool_use block). A Gemini `thoughtSignature` becomes
+a thinking block's `signature`, written "gemini:<signature>": a thought part's on its own block; a
+signature on any other part (a functionCall, a text part, an empty text part) that comes before any
+text or tool_use on a thinking block with empty text placed right before that part's block (or
+after the last block when the part had nothing else). Once text or a tool_use has been sent a
+thinking block can no longer follow, so a later signature goes another way:
+- on a functionCall (Gemini 3 validates these strictly: "Function call is missing a
+  thought_signature"), it rides in the tool_use id, `<id>__gsig_<base64url(signature)>`; the id
+  comes back unchanged from every client (the tool_result names it too), and on the way back the
+  suffix is cut off (functionCall.id / functionResponse.id get `<id>`) and becomes the call's
+  thoughtSignature;
+- on a text part or the empty text part Gemini 3 ends a streamed text answer with, it is dropped
+  (`text_signature_dropped`): Gemini does not validate text-part signatures, and a thinking block
+  after the answer text makes Claude Code report an empty result.
+On the way back a "gemini:" thinking block with text becomes its thought part again, and an empty
+one hands its signature to the next part of the turn (or, at the end of the turn, to an empty text
+part). Signatures without the prefix are Anthropic's and are dropped; none is ever made up
+(`GeminiOptions.signature_fallback` opts into Google's documented placeholder instead).
 
 The contents are built in `_gemini_contents` and the reply side lives in `_gemini_reply`; this
 module re-exports the names callers use (`GeminiOptions`, `response`, `part_blocks`, ...).
@@ -40,7 +51,8 @@ Request (Anthropic -> Gemini)
 | document url (.pdf, file_urls) / other | fileData / text note                         | document_degraded           |
 | search_result, tool_reference          | text                                         |                             |
 | tool_use                               | {functionCall: {name, args, id}} (id only    |                             |
-|                                        | with options.call_ids)                       |                             |
+|                                        | with options.call_ids); an id "<id>__gsig_<s>"|                            |
+|                                        | sends <id> and thoughtSignature = s          |                             |
 | tool_result                            | {functionResponse: {name (from the tool_use),| tool_result_missing,        |
 |                                        | response: {"result": text} or {"error": ..}, | orphan_tool_result,         |
 |                                        | id}}, first in the next user content, in the | tool_result_attachment_moved|
@@ -85,6 +97,8 @@ Response (Gemini -> Anthropic)
 | (requested_model argument)             | model                                        |                             |
 | part thought: true                     | thinking block, signature "gemini:<s>" or "" |                             |
 | thoughtSignature on another part       | thinking block "" with it, before the part   |                             |
+| the same after text or a tool_use      | functionCall: in the tool_use id (__gsig_);  | text_signature_dropped      |
+|                                        | any other part: dropped                      |                             |
 | text                                   | text block ("" dropped)                      |                             |
 | functionCall                           | tool_use; id kept when legal, else derived   | tool_call_id_derived        |
 | inlineData, executableCode, ...        | dropped                                      | response_part_dropped       |
@@ -106,9 +120,12 @@ from anyllm_cli.translate._gemini_reply import (
     FINISH_REASONS,
     SIGNATURE_PREFIX,
     block_text,
+    late_signature,
     part_blocks,
     response,
     signature_block,
+    signed_tool_id,
+    split_tool_id,
     stop_reason,
     tool_id,
     usage,
@@ -122,7 +139,11 @@ __all__ = [
     "SIGNATURE_PREFIX",
     "GeminiOptions",
     "block_text",
+    "count_tokens_body",
     "gemini_schema",
+    "late_signature",
+    "signed_tool_id",
+    "split_tool_id",
     "part_blocks",
     "request",
     "response",
@@ -349,3 +370,16 @@ def _declaration(tool: Tool, path: str, ctx: Ctx) -> dict[str, Any] | None:
     if parameters.get("properties") or parameters.get("type") != "OBJECT":
         declaration["parameters"] = parameters
     return declaration
+
+
+def count_tokens_body(content: dict[str, Any], model: str, *, vertex: bool) -> dict[str, Any]:
+    """The `:countTokens` body for a translated generateContent body (`request().body`).
+
+    The Gemini API wraps the whole request: `{"generateContentRequest": {"model": "models/<m>",
+    ...}}`. Vertex AI takes `contents`, `systemInstruction` and `tools` at the top level (its
+    CountTokensRequest has no generateContentRequest, toolConfig or safetySettings).
+    """
+    if vertex:
+        return {k: content[k] for k in ("contents", "systemInstruction", "tools") if k in content}
+    rest = {k: v for k, v in content.items() if k != "generationConfig"}
+    return {"generateContentRequest": {"model": f"models/{model.removeprefix('models/')}", **rest}}

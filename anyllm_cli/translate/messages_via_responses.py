@@ -7,10 +7,13 @@ helpers (`messages_via_chat`), so both routes treat them alike. What we give up:
 top_k (Responses has neither), prompt-cache breakpoints, server tools, thinking signed by any other
 provider, and the boundaries between reasoning summary parts (joined with a blank line).
 
-Reasoning state survives a round trip through the client: a reasoning item's `encrypted_content`
-travels in the thinking block's `signature` as `"resp:" + encrypted_content`, and only signatures
-with that prefix are ever sent back (as reasoning items without `id`: with `store: false` the
-upstream would look the id up and fail). Real Anthropic signatures never reach Responses.
+Reasoning state survives a round trip through the client: a reasoning item's `id` and
+`encrypted_content` travel in the thinking block's `signature` as `"resp:<id>:<encrypted_content>"`,
+and only signatures with that prefix are ever sent back, as reasoning items with both (the API
+requires `id` on an input reasoning item, `ResponseReasoningItemParam`, even with `store: false`).
+Signatures written before the id was carried (`"resp:<encrypted_content>"`) still read; having no
+id, their reasoning item is left out (`reasoning_id_missing`) rather than draw a 400. Real
+Anthropic signatures never reach Responses.
 
 The input items are built in `_responses_input` and the reply side lives in `_responses_reply`;
 this module re-exports the names callers use (`ResponsesOptions`, `response`, `stop_reason`, ...).
@@ -35,9 +38,10 @@ Request (Anthropic -> Responses)
 |                                        | is_error -> "[tool error] " prefix; images   | orphan_tool_result          |
 |                                        | and files -> a user message right after      |                             |
 | tool ids not ^[A-Za-z0-9_-]{1,40}$     | rewritten as the Chat route does             | tool_id_rewritten           |
-| thinking, signature "resp:<enc>"       | reasoning item: summary_text = thinking,     | reasoning_without_output_   |
-|                                        | encrypted_content = <enc> (no id); dropped   | dropped                     |
-|                                        | when nothing follows it in its turn          |                             |
+| thinking, signature "resp:<id>:<enc>"  | reasoning item: id, summary_text = thinking, | reasoning_without_output_   |
+|                                        | encrypted_content = <enc>; dropped when      | dropped                     |
+|                                        | nothing follows it in its turn               |                             |
+| thinking, signature "resp:<enc>" (old) | dropped: no id to send                       | reasoning_id_missing        |
 | thinking with any other signature      | dropped                                      | thinking_dropped            |
 | redacted_thinking                      | dropped                                      | redacted_thinking_dropped   |
 | server_tool_use, *_tool_result, ...    | dropped                                      | server_tool_dropped         |
@@ -75,8 +79,9 @@ Response (Responses -> Anthropic)
 | id                                     | "msg_" + id (sha256 of the body if empty)    |                             |
 | (requested_model argument)             | model                                        |                             |
 | reasoning item                         | thinking: summary texts (else reasoning_text)|                             |
-|                                        | joined "\\n\\n"; signature "resp:" + its     |                             |
-|                                        | encrypted_content, or "" (never fabricated)  |                             |
+|                                        | joined "\\n\\n"; signature "resp:<id>:<enc>" |                             |
+|                                        | from its encrypted_content, or "" (never     |                             |
+|                                        | fabricated)                                  |                             |
 | message output_text / refusal          | text block each; a refusal -> stop "refusal" | response_field_dropped      |
 |                                        | (annotations dropped)                        |                             |
 | function_call                          | tool_use (id = call_id), arguments parsed    | tool_arguments_invalid,     |
@@ -103,7 +108,9 @@ from anyllm_cli.translate._responses_input import (
 from anyllm_cli.translate._responses_reply import (
     SIGNATURE_PREFIX,
     error_kind,
+    read_signature,
     response,
+    signature,
     stop_reason,
     usage,
 )
@@ -115,8 +122,10 @@ __all__ = [
     "SIGNATURE_PREFIX",
     "ResponsesOptions",
     "error_kind",
+    "read_signature",
     "request",
     "response",
+    "signature",
     "stop_reason",
     "usage",
 ]

@@ -19,7 +19,7 @@ from anyllm_cli.backends._http import (
     parse_retry_after,
 )
 from anyllm_cli.config import BackendSettings
-from anyllm_cli.errors import ErrorKind, UpstreamError
+from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
 
 pytestmark = pytest.mark.anyio
 
@@ -281,6 +281,15 @@ async def test_raw_stream_hands_over_error_status() -> None:
         body = b"".join([c async for c in stream])
     assert json.loads(body)["error"]["message"] == "no"
     assert "content-length" not in stream.headers
+
+
+@pytest.mark.parametrize("path", ["/../admin", "/embeddings/../../admin", "/.."])
+async def test_raw_stream_stays_under_the_base_url(path: str) -> None:
+    """The last guard of a passthrough: the joined, normalised URL starts with the base URL."""
+    handler, seen = scripted(httpx.Response(200, stream=Body([b"x"])))
+    with pytest.raises(InvalidInput, match="leaves backend"):
+        upstream(handler, Sleeps()).stream_raw("POST", path, b"{}", {})
+    assert seen == []
 
 
 async def test_context_can_be_awaited_first() -> None:

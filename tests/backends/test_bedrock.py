@@ -84,24 +84,29 @@ def test_paths_quote_the_model_id_as_one_segment() -> None:
 
 
 def test_anthropic_body_moves_betas_into_the_body() -> None:
-    body = anthropic_body(BODY, {"Anthropic-Beta": "a-1, b-2", "anthropic-version": "2023-06-01"})
+    headers = {
+        "Anthropic-Beta": "interleaved-thinking-2025-05-14, claude-code-20250219",
+        "anthropic-version": "2023-06-01",
+    }
+    body = anthropic_body(BODY, headers)
     assert body == {
         "max_tokens": 64,
         "messages": BODY["messages"],
         "anthropic_version": "bedrock-2023-05-31",
-        "anthropic_beta": ["a-1", "b-2"],
+        "anthropic_beta": ["interleaved-thinking-2025-05-14"],  # first-party betas are dropped
     }
 
 
 async def test_invoke_is_signed_and_answers_a_message(
     backend: BedrockBackend, upstream: tuple[Upstream, str]
 ) -> None:
-    reply = await backend.send_messages(CLAUDE, BODY, {"anthropic-beta": "x-1", "x-api-key": "no"})
+    beta = {"anthropic-beta": "output-128k-2025-02-19,claude-code-20250219", "x-api-key": "no"}
+    reply = await backend.send_messages(CLAUDE, BODY, beta)
     assert reply.body == ANTHROPIC_MESSAGE
     path, headers, sent = upstream[0].seen[-1]
     assert path == "/model/us.anthropic.claude-sonnet-4-20250514-v1:0/invoke"
     assert "x-api-key" not in {k.lower() for k in headers}
-    assert json.loads(sent)["anthropic_beta"] == ["x-1"]
+    assert json.loads(sent)["anthropic_beta"] == ["output-128k-2025-02-19"]
 
 
 async def test_invoke_stream_becomes_anthropic_sse(backend: BedrockBackend) -> None:

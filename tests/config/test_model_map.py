@@ -1,4 +1,4 @@
-"""Which upstream model serves a requested name: explicit map, then the big/small rule."""
+"""The README's promise about model names, as tests (README "The proxy")."""
 
 from __future__ import annotations
 
@@ -6,20 +6,33 @@ import pytest
 
 from anyllm_cli.config.model_map import ModelMap, parse_model_map
 
-
-def test_explicit_wins_then_the_claude_families() -> None:
-    models = ModelMap({"claude-opus-4-1": "exact"}, big="big-up", small="small-up")
-    assert models("claude-opus-4-1") == "exact"
-    assert models("claude-sonnet-4-6") == "big-up"
-    assert models("claude-3-5-haiku-latest") == "small-up"
-    assert models("gpt-4o") == "gpt-4o"
+BOTH = ModelMap(explicit={"claude-opus-4-8": "special"}, big="big", small="small")
 
 
-def test_without_big_and_small_names_pass_through() -> None:
-    assert ModelMap()("claude-sonnet-4-6") == "claude-sonnet-4-6"
+@pytest.mark.parametrize(
+    ("requested", "sent"),
+    [
+        ("claude-opus-4-8", "special"),  # the explicit map first
+        ("claude-haiku-4-5", "small"),
+        ("claude-sonnet-4-6", "big"),
+        ("claude-opus-4-1", "big"),
+        ("claude-instant-1.2", "big"),  # any other claude name goes to the big model
+        ("Claude-Next", "big"),
+        ("gpt-5", "gpt-5"),  # anything else passes through
+        ("my-sonnet-finetune", "big"),  # substrings, not families
+    ],
+)
+def test_names_resolve_in_the_readme_order(requested: str, sent: str) -> None:
+    assert BOTH(requested) == sent
 
 
-def test_pairs_parse_and_bad_ones_are_named() -> None:
+def test_haiku_goes_big_without_a_small_model_and_nothing_moves_without_either() -> None:
+    assert ModelMap(big="big")("claude-haiku-4-5") == "big"
+    assert ModelMap(small="small")("claude-sonnet-4-6") == "claude-sonnet-4-6"
+    assert ModelMap()("claude-haiku-4-5") == "claude-haiku-4-5"
+
+
+def test_parse_model_map() -> None:
     assert parse_model_map(["a=b", " c = d "]) == {"a": "b", "c": "d"}
-    with pytest.raises(ValueError, match="'nope'"):
-        parse_model_map(["nope"])
+    with pytest.raises(ValueError, match="not FROM=TO"):
+        parse_model_map(["a"])

@@ -56,6 +56,9 @@ def test_known_facts() -> None:
     assert PRESETS["deepseek"].max_output_tokens["deepseek-chat"] == 8192
     assert PRESETS["openai"].max_output_tokens["gpt-4o"] == 16384
     assert PRESETS["openai"].max_output_tokens["gpt-4.1"] == 32768
+    bedrock = PRESETS["bedrock"].max_output_tokens
+    assert bedrock["amazon.nova-pro-v1:0"] == bedrock["us.amazon.nova-pro-v1:0"] == 10000
+    assert not any("claude" in model for model in bedrock)  # Claude goes through InvokeModel
     assert PRESETS["openai"].base_url_env == ("OPENAI_BASE_URL", "OPENAI_API_BASE")
     assert PRESETS["openrouter"].reasoning_field == "reasoning"
     assert {n for n, p in PRESETS.items() if p.local} == {"ollama", "vllm", "lmstudio", "llamacpp"}

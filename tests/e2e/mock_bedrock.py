@@ -2,7 +2,8 @@
 
 The handler recomputes each request's signature with botocore from `CREDS` (a mismatch is a 403
 InvalidSignatureException, recorded in `failures`), validates Converse bodies against botocore's
-own input shape, and answers the four operations in their wire formats: JSON for invoke and
+own input shape, holds InvokeModel bodies to the fields and betas Bedrock documents for Claude
+(`invoke_problem`), and answers the four operations in their wire formats: JSON for invoke and
 converse, the binary event stream (cut every 37 bytes, across message boundaries) for the streams.
 Model names pick faults: `throttled` (429), `unavailable` (503), `dies` (an exception mid-stream).
 """
@@ -112,6 +113,45 @@ def verify(handler: BaseHTTPRequestHandler, body: bytes) -> str | None:
     return None if expected == fields["Signature"] else "signature mismatch"
 
 
+# What Bedrock documents for Claude's InvokeModel body, written out here on purpose (not imported).
+INVOKE_FIELDS = {
+    "anthropic_version",
+    "anthropic_beta",
+    "max_tokens",
+    "messages",
+    "system",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "tools",
+    "tool_choice",
+    "thinking",
+}
+INVOKE_BETAS = {
+    "interleaved-thinking-2025-05-14",
+    "context-1m-2025-08-07",
+    "token-efficient-tools-2025-02-19",
+    "output-128k-2025-02-19",
+}
+
+
+def invoke_problem(data: dict[str, Any]) -> str | None:
+    """Bedrock's 400 for an Anthropic body it would refuse, or None."""
+    if data.get("anthropic_version") != "bedrock-2023-05-31":
+        return "Malformed input request: #: required key [anthropic_version] not found"
+    extra = sorted(set(data) - INVOKE_FIELDS)
+    if extra:
+        return f"Malformed input request: #: extraneous key [{extra[0]}] is not permitted"
+    for beta in data.get("anthropic_beta", []):
+        if beta not in INVOKE_BETAS:
+            return f"invalid beta flag: {beta}"
+    for n, message in enumerate(data.get("messages", [])):
+        if message.get("role") not in ("user", "assistant"):
+            return f"messages.{n}.role: Input should be 'user' or 'assistant'"
+    return None
+
+
 def make_handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -141,8 +181,11 @@ def make_handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
                 if report.has_errors():
                     upstream.failures.append(report.generate_report())
                     return self.error(400, "ValidationException", report.generate_report())
-            elif "model" in data or data.get("anthropic_version") != "bedrock-2023-05-31":
-                return self.error(400, "ValidationException", "not a Bedrock Anthropic body")
+            else:
+                problem = invoke_problem(data)
+                if problem:
+                    upstream.failures.append(problem)
+                    return self.error(400, "ValidationException", problem)
             if operation == "invoke":
                 return self.json(ANTHROPIC_MESSAGE)
             if operation == "converse":

@@ -2,11 +2,14 @@
 
 `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` answer like
 Gemini 3: a thought part, then the answer; with tools and no `functionResponse` in the last turn, a
-`functionCall` whose part carries a `thoughtSignature`. Like the real API it REJECTS (400) a
-history whose model-turn `functionCall` parts lack the signature it gave. Streams are incremental:
-each chunk holds only new parts; the signature may come on an empty-text part; usageMetadata
-repeats on every chunk. `:countTokens` answers COUNT. `mock-429` is RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are
-recorded with their headers.
+`functionCall` whose part carries a `thoughtSignature` (a model whose name holds "preamble" says
+"Checking." first). Like the real API, for gemini-3 models it REJECTS (400 "Function call is
+missing a thought_signature") a history whose model-turn `functionCall` parts lack the signature
+it gave. A text answer carries TEXT_SIGNATURE, in streams on an empty text part in the last chunk,
+as Gemini 3 does. Streams are incremental: each chunk holds only new parts; a functionCall comes
+whole with its signature; usageMetadata repeats on every chunk. `:countTokens` answers COUNT
+(Vertex's body shape with a Bearer token, the Gemini API's otherwise). `mock-429` is
+RESOURCE_EXHAUSTED, `mock-503` UNAVAILABLE. Requests are recorded with their headers.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from tests.e2e.mock_upstream import LoopbackMock, Recorded
 
 COUNT = 1234  # countTokens' answer: a number no local count would give
 SIGNATURE = "CiRtb2NrLWdlbWluaS10aG91Z2h0LXNpZ25hdHVyZQ=="  # valid base64, as real ones are
+TEXT_SIGNATURE = "Ci10ZXh0LWFuc3dlci1zaWduYXR1cmU/Pz8+Pg=="  # a text answer's ("+" and "/" too)
 
 
 class MockGemini(LoopbackMock):
@@ -39,7 +43,7 @@ def _missing_signature(body: dict[str, Any]) -> bool:
     return False
 
 
-def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _parts(body: dict[str, Any], model: str) -> list[dict[str, Any]]:
     contents = body.get("contents", [])
     last = contents[-1]["parts"] if contents else []
     responses = [p["functionResponse"] for p in last if "functionResponse" in p]
@@ -47,12 +51,13 @@ def _parts(body: dict[str, Any]) -> list[dict[str, Any]]:
     declarations = [d for t in body.get("tools", []) for d in t.get("functionDeclarations", [])]
     if declarations and not responses:
         call = {"name": declarations[0]["name"], "args": {"city": "Paris"}}
-        return [thought, {"functionCall": call, "thoughtSignature": SIGNATURE}]
+        preamble = [{"text": "Checking."}] if "preamble" in model else []
+        return [thought, *preamble, {"functionCall": call, "thoughtSignature": SIGNATURE}]
     if responses:
         said = f"tool said: {json.dumps(responses[0]['response'], sort_keys=True)}"
     else:
         said = "gemini says: " + " ".join(p.get("text", "") for p in last if "text" in p)
-    return [thought, {"text": said}]
+    return [thought, {"text": said, "thoughtSignature": TEXT_SIGNATURE}]
 
 
 def _usage(done: bool) -> dict[str, Any]:
@@ -77,16 +82,19 @@ def _reply(parts: list[dict[str, Any]], finish: str | None, done: bool) -> dict[
 def _chunks(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for part in parts:
-        if "functionCall" in part:  # whole in one chunk; the signature on a later empty part
-            out.append(_reply([{"functionCall": part["functionCall"]}], None, False))
-            out.append(
-                _reply([{"text": "", "thoughtSignature": part["thoughtSignature"]}], None, False)
-            )
+        if "functionCall" in part:  # whole in one chunk, with its signature, as Gemini 3 sends it
+            out.append(_reply([part], None, False))
         else:
             text = part["text"]
+            plain = {k: v for k, v in part.items() if k != "thoughtSignature"}
             for i in range(0, len(text), 6):
-                piece = {**part, "text": text[i : i + 6]}
-                out.append(_reply([piece], None, False))
+                out.append(_reply([{**plain, "text": text[i : i + 6]}], None, False))
+            if "thoughtSignature" in part:  # Gemini 3: on an empty text part, at the end
+                out.append(
+                    _reply(
+                        [{"text": "", "thoughtSignature": part["thoughtSignature"]}], None, False
+                    )
+                )
     out.append(_reply([], "STOP", True))
     return out
 
@@ -109,6 +117,26 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, code: int, status: str, message: str) -> None:
         self._json(code, {"error": {"code": code, "message": message, "status": status}})
 
+    def _count_tokens(self, body: dict[str, Any], model: str) -> None:
+        """Vertex (a Bearer token) takes contents/systemInstruction/tools at the top level; the
+        Gemini API (x-goog-api-key) one generateContentRequest naming the model."""
+        if (self.headers.get("authorization") or "").startswith("Bearer "):
+            extra = sorted(
+                set(body) - {"contents", "systemInstruction", "tools", "generationConfig"}
+            )
+            if extra or not body.get("contents"):
+                self._error(400, "INVALID_ARGUMENT", f"Invalid JSON payload: unknown {extra}")
+                return
+        else:
+            request = body.get("generateContentRequest", {})
+            if set(body) != {"generateContentRequest"} or request.get("model") != f"models/{model}":
+                self._error(400, "INVALID_ARGUMENT", "generateContentRequest.model/contents")
+                return
+            if not request.get("contents"):
+                self._error(400, "INVALID_ARGUMENT", "generateContentRequest.contents")
+                return
+        self._json(200, {"totalTokens": COUNT})
+
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -116,11 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         model, _, action = path.removeprefix("/v1beta/models/").partition(":")
         if action == "countTokens":
-            request = body.get("generateContentRequest", {})
-            if request.get("model") != f"models/{model}" or not request.get("contents"):
-                self._error(400, "INVALID_ARGUMENT", "generateContentRequest.model/contents")
-                return
-            self._json(200, {"totalTokens": COUNT})
+            self._count_tokens(body, model)
             return
         if action not in ("generateContent", "streamGenerateContent"):
             self._error(404, "NOT_FOUND", f"no method {action!r}")
@@ -131,10 +155,10 @@ class _Handler(BaseHTTPRequestHandler):
         if model == "mock-503":
             self._error(503, "UNAVAILABLE", "the model is overloaded")
             return
-        if _missing_signature(body):
+        if model.startswith("gemini-3") and _missing_signature(body):
             self._error(400, "INVALID_ARGUMENT", "Function call is missing a thought_signature")
             return
-        parts = _parts(body)
+        parts = _parts(body, model)
         if action == "generateContent":
             self._json(200, _reply(parts, "STOP", True))
             return

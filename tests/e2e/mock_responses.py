@@ -6,17 +6,67 @@ Every answer starts with a reasoning item carrying `encrypted_content` (when the
 `reasoning.encrypted_content`); with tools and no `function_call_output` in the input it calls the
 first tool, else it says "responses says: <last user text>" (or "tool said: <output>").
 `mock-429` answers 429 with retry-after. Requests are recorded.
+
+Strict like the API: every input item is validated against the openai SDK's own param type for its
+`type` (`ResponseReasoningItemParam`, `ResponseFunctionToolCallParam`, ...); a missing required
+field is the API's 400 "Missing required parameter: 'input[N].<field>'." and any other mismatch a
+400 "Invalid value" naming the item.
 """
 
 from __future__ import annotations
 
 import json
+import typing
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from openai.types.responses import EasyInputMessageParam, ResponseInputItemParam
+from pydantic import TypeAdapter, ValidationError
 
 from tests.e2e.mock_upstream import LoopbackMock, Recorded
 
 ENCRYPTED = "gAAAAABmock-encrypted-reasoning"
+
+
+def _item_types() -> dict[str, Any]:
+    """The SDK's input item param TypedDict for each `type` literal."""
+    table: dict[str, Any] = {}
+    for member in typing.get_args(ResponseInputItemParam):
+        hint = typing.get_type_hints(member).get("type")
+        args = list(typing.get_args(hint))
+        while args:  # Literal["x"], or Optional[Literal["x"]]
+            arg = args.pop()
+            if isinstance(arg, str):
+                table.setdefault(arg, member)
+            else:
+                args += typing.get_args(arg)
+    return table
+
+
+_ITEM_TYPES = _item_types()
+
+
+def input_error(body: dict[str, Any]) -> str | None:
+    """The API's 400 message for the first input item the SDK's types reject, or None."""
+    items = body.get("input")
+    if isinstance(items, str):
+        return None
+    if not isinstance(items, list):
+        return "Invalid type for 'input': expected a string or an array."
+    for n, item in enumerate(items):
+        kind = item.get("type", "message") if isinstance(item, dict) else None
+        member = EasyInputMessageParam if kind == "message" else _ITEM_TYPES.get(kind or "")
+        if member is None:
+            return f"Invalid value: '{kind}'. Supported values are listed at 'input[{n}].type'."
+        try:
+            TypeAdapter(member).validate_python(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+            if first["type"] == "missing":
+                return f"Missing required parameter: 'input[{n}]{where}'."
+            return f"Invalid 'input[{n}]{where}': {first['msg']}."
+    return None
 
 
 class MockResponses(LoopbackMock):
@@ -235,6 +285,11 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("model") == "mock-429":
             error = {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}
             self._json(429, {"error": error}, {"retry-after": "4"})
+            return
+        problem = input_error(body)
+        if problem is not None:
+            error = {"message": problem, "type": "invalid_request_error", "param": "input"}
+            self._json(400, {"error": {**error, "code": "missing_required_parameter"}})
             return
         if not body.get("stream"):
             self._json(200, _response(body, _output(body), "completed"))

@@ -8,6 +8,7 @@ where the provider's own reasoning state (encrypted content, thought signatures)
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,10 +319,20 @@ def test_bedrock_claude_and_converse(proxy: ProxyProcess, upstreams: Upstreams) 
             final = stream.get_final_message()
         assert final.stop_reason == "tool_use"
         assert final.content[-1].input == {"city": "Oslo"}  # type: ignore[union-attr]
-        with pytest.raises(anthropic.RateLimitError):
-            client.messages.create(
-                model="throttled", max_tokens=8, messages=[{"role": "user", "content": "x"}]
-            )
+        with client.messages.stream(
+            model="claude-haiku-4-5", max_tokens=64, messages=[{"role": "user", "content": "Hi"}]
+        ) as stream:
+            again = stream.get_final_message()
+        assert again.id != final.id and again.id.startswith("msg_bdrk_")  # each its own id
+        client.messages.create(
+            model="claude-haiku-4-5", max_tokens=64000, messages=[{"role": "user", "content": "Hi"}]
+        )
+    nova = json.loads(state.seen[-1][2])
+    assert nova["inferenceConfig"]["maxTokens"] == 10000  # Nova's documented limit
+    with _client(proxy, "aws") as client, pytest.raises(anthropic.RateLimitError):
+        client.messages.create(
+            model="throttled", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
     paths = [path for path, _, _ in state.seen]
     assert any(p.endswith("/invoke") for p in paths)
     assert any(p.endswith("/converse-stream") for p in paths)
@@ -391,14 +402,159 @@ def test_gemini_client_errors_are_google_rpc(proxy: ProxyProcess) -> None:
     assert server.value.code == 503
 
 
-def test_count_tokens_asks_gemini_upstreams(proxy: ProxyProcess) -> None:
-    with _client(proxy, "gem") as client:
-        count = client.messages.count_tokens(
-            model="gemini-3-pro", messages=[{"role": "user", "content": "Hello"}]
-        )
-    assert count.input_tokens == GEMINI_COUNT
+def test_count_tokens_asks_gemini_upstreams(proxy: ProxyProcess, upstreams: Upstreams) -> None:
+    for prefix in ("gem", "vtx"):  # each in its own body shape; the mock refuses the other's
+        with _client(proxy, prefix) as client:
+            count = client.messages.count_tokens(
+                model="gemini-3-pro", messages=[{"role": "user", "content": "Hello"}]
+            )
+        assert count.input_tokens == GEMINI_COUNT, prefix
+    assert "contents" in upstreams.gemini.last().body
     with _client(proxy, "resp") as client:  # no count endpoint: counted locally
         local = client.messages.count_tokens(
             model="gpt-5", messages=[{"role": "user", "content": "Hello"}]
         )
     assert 0 < local.input_tokens < 100
+
+
+def _blocks_in_order(message: Any) -> list[str]:
+    """The block types; Anthropic's grammar: thinking blocks first, never after text or tool_use."""
+    kinds = [b.type for b in message.content]
+    first_other = next((n for n, k in enumerate(kinds) if k != "thinking"), len(kinds))
+    assert "thinking" not in kinds[first_other:], kinds
+    return kinds
+
+
+@pytest.mark.parametrize("model", ["gemini-3-pro", "gemini-3-preamble"])
+def test_streamed_gemini_3_tool_loop_keeps_the_grammar_and_the_signature(
+    proxy: ProxyProcess, upstreams: Upstreams, model: str
+) -> None:
+    question: Any = {"role": "user", "content": "Weather in Paris?"}
+    with _client(proxy, "gem") as client:
+        with client.messages.stream(
+            model=model, max_tokens=4096, tools=[TOOL], thinking=THINKING, messages=[question]
+        ) as stream:
+            first = stream.get_final_message()
+        kinds = _blocks_in_order(first)
+        assert kinds[-1] == "tool_use" and first.stop_reason == "tool_use"
+        call = first.content[-1]
+        turn = [
+            question,
+            {
+                "role": "assistant",
+                "content": [b.model_dump(exclude_none=True) for b in first.content],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}],
+            },
+        ]
+        with client.messages.stream(
+            model=model, max_tokens=4096, tools=[TOOL], thinking=THINKING, messages=turn
+        ) as stream:
+            second = stream.get_final_message()
+    assert _blocks_in_order(second)[-1] == "text"  # the answer's signature: no trailing thinking
+    assert second.content[-1].text.startswith("tool said:")  # type: ignore[union-attr]
+    sent = upstreams.gemini.last().body["contents"]
+    calls = [p for c in sent for p in c["parts"] if "functionCall" in p]
+    assert calls[0]["thoughtSignature"] == GEMINI_SIGNATURE
+    responses = [p["functionResponse"] for c in sent for p in c["parts"] if "functionResponse" in p]
+    assert responses[0]["id"] == calls[0]["functionCall"]["id"]
+    assert "__gsig_" not in json.dumps(sent)
+
+
+@pytest.mark.parametrize("model", ["gemini-3-pro", "gemini-3-preamble"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_clients_carry_gemini_3_signatures_on_tool_calls(
+    proxy: ProxyProcess, upstreams: Upstreams, stream: bool, model: str
+) -> None:
+    tools: Any = [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "parameters": TOOL["input_schema"]},
+        }
+    ]
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    with openai.OpenAI(
+        base_url=f"{proxy.url}/gem/v1", api_key=PROXY_KEY, max_retries=0, timeout=10
+    ) as client:
+        if stream:
+            chunks = list(
+                client.chat.completions.create(
+                    model=model, messages=messages, tools=tools, stream=True
+                )
+            )
+            deltas = [
+                c.choices[0].delta for c in chunks if c.choices and c.choices[0].delta.tool_calls
+            ]
+            first_call = deltas[0].tool_calls[0].model_dump()  # type: ignore[index]
+            call = {
+                "id": first_call["id"],
+                "type": "function",
+                "function": {
+                    "name": first_call["function"]["name"],
+                    "arguments": "".join(
+                        d.tool_calls[0].function.arguments or ""
+                        for d in deltas  # type: ignore[index,union-attr]
+                    ),
+                },
+                "extra_content": first_call["extra_content"],
+            }
+        else:
+            reply = client.chat.completions.create(model=model, messages=messages, tools=tools)
+            call = reply.choices[0].message.tool_calls[0].model_dump()  # type: ignore[index]
+        assert call["extra_content"] == {"google": {"thought_signature": GEMINI_SIGNATURE}}
+        assert "__gsig_" not in call["id"]
+        messages += [
+            {"role": "assistant", "content": "Checking.", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
+        ]
+        second = client.chat.completions.create(model=model, messages=messages, tools=tools)
+    assert (second.choices[0].message.content or "").startswith("tool said:")
+    sent = upstreams.gemini.last().body["contents"]
+    calls = [p for c in sent for p in c["parts"] if "functionCall" in p]
+    assert calls[0]["thoughtSignature"] == GEMINI_SIGNATURE
+
+
+def test_gemini_clients_keep_gemini_3_signatures_over_two_streamed_turns(
+    proxy: ProxyProcess, upstreams: Upstreams
+) -> None:
+    from google.genai import types
+
+    weather = types.FunctionDeclaration(
+        name="get_weather",
+        parameters=types.Schema(
+            type=types.Type.OBJECT, properties={"city": types.Schema(type=types.Type.STRING)}
+        ),
+    )
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[weather])],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    client = _genai(proxy, "gem")
+    history: list[Any] = [types.Content(role="user", parts=[types.Part(text="Weather?")])]
+    chunks = list(
+        client.models.generate_content_stream(model="gemini-3-pro", contents=history, config=config)
+    )
+    parts = [p for c in chunks for p in (c.candidates[0].content.parts or [])]
+    call = next(p for p in parts if p.function_call)
+    history += [
+        types.Content(role="model", parts=parts),
+        types.Content(
+            role="user",
+            parts=[
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        name="get_weather", response={"result": "sunny"}
+                    )
+                )
+            ],
+        ),
+    ]
+    second = list(
+        client.models.generate_content_stream(model="gemini-3-pro", contents=history, config=config)
+    )
+    assert "tool said" in "".join(c.text or "" for c in second)
+    sent = upstreams.gemini.last().body["contents"]
+    calls = [p for c in sent for p in c["parts"] if "functionCall" in p]
+    assert calls[0]["thoughtSignature"] == GEMINI_SIGNATURE, call

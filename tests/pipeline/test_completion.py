@@ -55,11 +55,11 @@ async def test_fail_renders_the_status_of_the_callers_api() -> None:
     assert outcome.error_message == "max_tokens: Field required"
 
 
-async def test_a_forward_keeps_the_upstream_status() -> None:
+async def test_a_failed_forward_has_the_status_its_error_renders_with() -> None:
     recorder = Recorder()
     done = Completion(ClientRequest("forward", b""), observers=[recorder])
-    await done.fail(UpstreamError(ErrorKind.API_ERROR, "unreachable", status=502))
-    assert recorder.one().status == 502
+    await done.fail(UpstreamError(ErrorKind.RATE_LIMIT, "slow down", status=429))
+    assert recorder.one().status == 429
 
 
 def _pipeline(backend: FakeBackend, recorder: Recorder) -> Pipeline:

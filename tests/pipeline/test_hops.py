@@ -88,3 +88,45 @@ def test_o_series_models_are_checked_by_upstream_name() -> None:
     assert reasoning["messages"][0]["role"] == "developer"
     plain = ROUTES["chat"].request(req, Target(settings, "gpt-4.1")).body
     assert "max_tokens" in plain and plain["temperature"] == 0.5
+
+
+def test_each_converse_stream_gets_its_own_message_id() -> None:
+    target = Target(backend_settings(), "amazon.nova-pro-v1:0")
+    ids = set()
+    for _ in range(3):
+        translator = ROUTES["bedrock"].stream(target, requested_model="m", input_tokens=1)
+        start = translator.feed({"messageStart": {"role": "assistant"}})[0]
+        assert isinstance(start, dict)
+        ids.add(start["message"]["id"])
+    assert len(ids) == 3 and all(i.startswith("msg_bdrk_") for i in ids)
+
+
+def test_bedrock_claude_bodies_name_what_they_drop() -> None:
+    target = Target(
+        backend_settings(), "us.anthropic.claude-sonnet-4-6", betas=("effort-2025-11-24",)
+    )
+    req = MessagesRequest.parse(
+        {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 64,
+            "metadata": {"user_id": "u"},
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    )
+    out = ROUTES["bedrock"].request(req, target)
+    assert "metadata" not in out.body and "anthropic_beta" not in out.body
+    assert [d.code for d in out.degradations] == ["metadata_dropped", "beta_dropped"]
+
+
+def test_gemini_streams_without_a_response_id_get_their_own_message_id() -> None:
+    target = Target(backend_settings(), "gemini-3-pro")
+    chunk = {"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}}]}
+    ids = set()
+    for _ in range(2):
+        start = ROUTES["gemini"].stream(target, requested_model="m", input_tokens=1).feed(chunk)[0]
+        assert isinstance(start, dict)
+        ids.add(start["message"]["id"])
+    assert len(ids) == 2
+    with_id = ROUTES["gemini"].stream(target, requested_model="m", input_tokens=1)
+    start = with_id.feed({**chunk, "responseId": "r1"})[0]
+    assert isinstance(start, dict) and start["message"]["id"] == "msg_r1"

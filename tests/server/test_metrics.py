@@ -127,3 +127,52 @@ def test_official_parser_accepts_the_exposition() -> None:
     assert families["anyllm_request_duration_seconds"].type == "histogram"
     models = {s.labels["model"] for s in families["anyllm_requests"].samples}
     assert models == {"gpt-4o", 'q"uote'}
+
+
+def test_only_known_models_become_labels() -> None:
+    metrics = Metrics(models=["claude-sonnet-4-6", "qwen3"])
+    for model in ("claude-sonnet-4-6", "qwen3", "anything", "else", "-"):
+        _observe(metrics, model=model)
+    models = {
+        line.split('model="')[1].split('"')[0]
+        for line in metrics.render().splitlines()
+        if line.startswith("anyllm_requests_total")
+    }
+    assert models == {"claude-sonnet-4-6", "qwen3", "other", "-"}
+
+
+@pytest.mark.anyio
+async def test_client_chosen_names_do_not_grow_the_scrape() -> None:
+    """Hundreds of requested model names and Gemini actions: the series stay the same."""
+    import httpx
+
+    from anyllm_cli.server.app import create_app
+    from tests.conftest import backend_settings, make_settings
+
+    settings = make_settings(
+        backend_settings("echo", kind="echo", base_url="echo://offline", big_model="big"),
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+            sizes = []
+            for round_ in range(2):
+                for i in range(150):
+                    name = f"model-{round_}-{i}"
+                    body = {
+                        "model": name,
+                        "max_tokens": 5,
+                        "messages": [{"role": "user", "content": "x"}],
+                    }
+                    await client.post("/v1/messages", json=body, headers={"anthropic-version": "1"})
+                    await client.post(f"/v1beta/models/{name}:act{i}", json={})
+                    await client.post(
+                        f"/v1beta/models/{name}:generateContent", json={"contents": []}
+                    )
+                scrape = (await client.get("/metrics")).text
+                sizes.append(len(scrape.splitlines()))  # one line per series
+            text = (await client.get("/metrics")).text
+    assert sizes[0] == sizes[1]
+    assert "model-" not in text and ":act" not in text
+    assert 'model="other"' in text and 'route="/v1beta/models:*"' in text

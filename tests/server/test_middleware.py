@@ -187,3 +187,67 @@ async def test_concurrency_limit() -> None:
     assert results["openai"].status_code == 503
     assert results["health"].status_code == 200
     assert limit.in_flight == 0
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408_in_the_callers_format() -> None:
+    app = RequestScope(BodyLimit(ok_app, max_bytes=100, timeout=0.2), metrics=Metrics())
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b"x"
+        await anyio.sleep(5)
+        yield b"y"
+
+    async with client(app) as c:
+        with anyio.fail_after(3):
+            anthropic = await c.post("/v1/messages", content=trickle())
+            gemini = await c.post("/v1beta/models/g:generateContent", content=trickle())
+    assert anthropic.status_code == 408
+    assert anthropic.json()["error"]["type"] == "timeout_error"
+    assert anthropic.headers["connection"] == "close"
+    assert gemini.status_code == 408
+    assert gemini.json()["error"] == {
+        "code": 408,
+        "message": "the request body did not arrive within 0.2 s",
+        "status": "DEADLINE_EXCEEDED",
+    }
+
+
+async def test_the_body_is_read_before_a_concurrency_slot_is_taken() -> None:
+    """The limit sits inside the body reader: the inner app sees one whole body, and a request
+    whose body is still coming does not count as in flight."""
+    seen: list[int] = []
+    limit = ConcurrencyLimit(ok_app, limit=1)
+    entered = anyio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"x" * 10
+        seen.append(limit.in_flight)
+        entered.set()
+        yield b"y" * 10
+
+    app = RequestScope(BodyLimit(limit, max_bytes=100), metrics=Metrics())
+    async with client(app) as c:
+        r = await c.post("/v1/messages", content=body())
+    assert r.text == "read 20"
+    assert seen == [0] and limit.in_flight == 0
+
+
+async def test_a_rejected_body_is_read_before_the_response_ends() -> None:
+    """The 413 goes out at once, but its end waits until the rest of the body has been read:
+    Hypercorn closes the connection when a response ends, and unread data would reset it."""
+    messages: list[dict[str, Any]] = []
+    chunks = [{"type": "http.request", "body": b"x" * 8, "more_body": True}] * 4
+    chunks.append({"type": "http.request", "body": b"", "more_body": False})
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append({**message, "unread": len(chunks)})
+
+    scope = {"type": "http", "path": "/v1/messages", "headers": [], "method": "POST"}
+    await BodyLimit(ok_app, max_bytes=10)(scope, receive, send)
+    start, first, last = messages
+    assert start["status"] == 413 and (b"connection", b"close") in start["headers"]
+    assert first["more_body"] is True and first["unread"] > 0
+    assert last == {"type": "http.response.body", "body": b"", "unread": 0}

@@ -425,3 +425,61 @@ def test_any_chat_request_becomes_a_valid_anthropic_request_or_invalid_input(
         return
     assert_valid_anthropic(out.body)
     json.dumps(out.body)
+
+
+def test_gemini_signatures_ride_on_tool_calls_and_come_back() -> None:
+    content = [
+        {"type": "thinking", "thinking": "", "signature": "gemini:c2ln"},
+        {"type": "tool_use", "id": "c1", "name": "f", "input": {}},
+        {"type": "text", "text": "and"},
+        {"type": "tool_use", "id": "c2__gsig_dHdv", "name": "g", "input": {}},
+        {"type": "tool_use", "id": "c3", "name": "h", "input": {}},
+    ]
+    raw = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "content": content,
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
+    reply = response(MessagesResponse.parse(raw), requested_model="m", created=1)
+    ChatCompletion.model_validate(reply.body)
+    calls = reply.body["choices"][0]["message"]["tool_calls"]
+    assert [c["id"] for c in calls] == ["c1", "c2", "c3"]
+    assert [c.get("extra_content") for c in calls] == [
+        {"google": {"thought_signature": "c2ln"}},
+        {"google": {"thought_signature": "two"}},
+        None,
+    ]
+    assert "thinking_signature_dropped" not in _codes(reply)
+    back = request(
+        _req(
+            messages=[
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": None, "tool_calls": calls},
+                *({"role": "tool", "tool_call_id": c["id"], "content": "x"} for c in calls),
+            ]
+        )
+    ).body["messages"][1]["content"]
+    assert [(b["type"], b.get("signature") or b.get("id")) for b in back] == [
+        ("thinking", "gemini:c2ln"),
+        ("tool_use", "c1"),
+        ("thinking", "gemini:two"),
+        ("tool_use", "c2"),
+        ("tool_use", "c3"),
+    ]
+
+
+def test_a_thought_signature_that_is_not_a_string_is_invalid_input() -> None:
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+        "extra_content": {"google": {"thought_signature": 7}},
+    }
+    messages = [{"role": "user", "content": "go"}, {"role": "assistant", "tool_calls": [call]}]
+    with pytest.raises(InvalidInput) as info:
+        request(_req(messages=messages))
+    assert info.value.path == "messages[1].tool_calls[0].extra_content.google.thought_signature"

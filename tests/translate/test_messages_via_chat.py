@@ -1079,3 +1079,33 @@ def test_usage_reads_deepseek_cache_hits() -> None:
 def test_parse_arguments_never_drops_text() -> None:
     assert parse_arguments("nope") == ({"_raw": "nope"}, True)
     assert parse_arguments(None) == ({}, False)
+
+
+def test_gemini_openai_signatures_ride_in_the_tool_id_and_go_back_as_extra_content() -> None:
+    """Gemini's OpenAI-compatible endpoint (the gemini-openai preset) signs tool calls in
+    extra_content; Gemini 3 refuses the next turn without it."""
+    signed = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+        "extra_content": {"google": {"thought_signature": "c2ln"}},
+    }
+    reply = answer(message={"content": "Checking.", "tool_calls": [signed]}).body
+    call = reply["content"][-1]
+    assert call["id"].startswith("call_1__gsig_")
+    history = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": reply["content"]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"]}]},
+    ]
+    raw = {"model": "m", "max_tokens": 9, "messages": history}
+    body = request(MessagesRequest.parse(raw), ChatOptions()).body
+    assert body["messages"][1]["tool_calls"] == [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "f", "arguments": "{}"},
+            "extra_content": {"google": {"thought_signature": "c2ln"}},
+        }
+    ]
+    assert body["messages"][2]["tool_call_id"] == "call_1"

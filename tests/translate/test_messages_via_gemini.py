@@ -18,6 +18,7 @@ from anyllm_cli.models.gemini import GenerateContentRequest, GenerateContentResp
 from anyllm_cli.translate.degradation import Translated
 from anyllm_cli.translate.messages_via_gemini import (
     GeminiOptions,
+    count_tokens_body,
     gemini_schema,
     request,
     response,
@@ -181,6 +182,28 @@ def test_response_corpus(name: str, snapshot_json: SnapshotAssertion) -> None:
     out = response(GenerateContentResponse.parse(raw), requested_model="claude-sonnet-4-5")
     assert_valid_anthropic(out.body)
     assert snap(out) == snapshot_json
+
+
+def test_a_reply_never_puts_thinking_after_text_and_keeps_call_signatures() -> None:
+    parts = [
+        {"text": "Checking."},
+        {"functionCall": {"id": "fc_1", "name": "f", "args": {}}, "thoughtSignature": "c2ln"},
+        {"text": "", "thoughtSignature": "dGV4dA=="},
+    ]
+    raw = {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}]}
+    out = response(GenerateContentResponse.parse(raw), requested_model="claude-sonnet-4-5")
+    assert [b["type"] for b in out.body["content"]] == ["text", "tool_use"]
+    assert "text_signature_dropped" in [d.code for d in out.degradations]
+    call = out.body["content"][1]
+    history = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": out.body["content"]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"]}]},
+    ]
+    body = request(MessagesRequest.parse({"model": "g", "max_tokens": 9, "messages": history})).body
+    assert body["contents"][1]["parts"][1]["thoughtSignature"] == "c2ln"
+    assert body["contents"][1]["parts"][1]["functionCall"]["id"] == "fc_1"
+    assert_valid_gemini(body)
 
 
 def _sdk_config(body: dict[str, Any]) -> dict[str, Any]:
@@ -702,3 +725,20 @@ def test_arbitrary_responses_raise_only_invalid_input(data: dict[str, Any]) -> N
     except InvalidInput:
         return
     assert_valid_anthropic(response(parsed, requested_model="m").body)
+
+
+def test_count_tokens_bodies_follow_each_api() -> None:
+    content = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "systemInstruction": {"parts": [{"text": "s"}]},
+        "tools": [{"functionDeclarations": [{"name": "f"}]}],
+        "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
+        "generationConfig": {"maxOutputTokens": 1},
+    }
+    vertex = count_tokens_body(content, "gemini-3-pro", vertex=True)
+    assert set(vertex) == {"contents", "systemInstruction", "tools"}
+    gemini = count_tokens_body(content, "models/gemini-3-pro", vertex=False)
+    assert set(gemini) == {"generateContentRequest"}
+    inner = gemini["generateContentRequest"]
+    assert inner["model"] == "models/gemini-3-pro" and "generationConfig" not in inner
+    assert inner["toolConfig"] == content["toolConfig"]

@@ -25,6 +25,7 @@ from anyllm_cli.translate.messages_via_responses import (
     SIGNATURE_PREFIX,
     ResponsesOptions,
     error_kind,
+    read_signature,
     request,
     response,
     stop_reason,
@@ -55,13 +56,10 @@ def _drain(value: Any) -> Any:
 def assert_valid_responses(body: dict[str, Any]) -> None:
     """The SDK's request TypedDict accepts the body and drops nothing from it; our model round-trips.
 
-    Reasoning items go without `id` on purpose (with store: false the API looks ids up and fails);
-    the SDK marks `id` required, so a placeholder is put in for the SDK check only.
+    Reasoning items must carry their `id` (`ResponseReasoningItemParam` requires it): no
+    placeholder is put in, so a reasoning item without one fails here as it fails at the API.
     """
     expected = json.loads(json.dumps(body))
-    for item in expected["input"]:
-        if item.get("type") == "reasoning":
-            item["id"] = "rs_placeholder"
     validated = _drain(_SDK[bool(body.get("stream"))].validate_python(expected))
     assert validated == expected
     assert ResponsesRequest.parse(body).dump() == body
@@ -186,10 +184,10 @@ def test_own_signatures_come_back_as_reasoning_items_and_foreign_ones_never_do()
     raw = json.loads(REQUEST_FILES["tool_loop_with_reasoning"].read_text())
     body = request(MessagesRequest.parse(raw)).body
     reasoning = [i for i in body["input"] if i["type"] == "reasoning"]
-    assert len(reasoning) == 2
-    assert all("id" not in r for r in reasoning)
+    assert len(reasoning) == 1  # the second is signed the old way, without its id
+    assert reasoning[0]["id"] == "rs_68a1c0ffee"
+    assert reasoning[0]["encrypted_content"].startswith("gAAAAABoq9Xk1f2")
     assert reasoning[0]["summary"][0]["text"].startswith("**Checking the weather**")
-    assert reasoning[1]["summary"] == []
     assert body["include"] == ["reasoning.encrypted_content"]
 
 
@@ -200,15 +198,31 @@ def test_a_response_signature_replays_exactly() -> None:
             {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
         ]
     ).body
-    assert reply["content"][0]["signature"] == SIGNATURE_PREFIX + ENC
+    assert reply["content"][0]["signature"] == SIGNATURE_PREFIX + "rs_1:" + ENC
     history = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": reply["content"]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1"}]},
     ]
     sent = items(translate(messages=history))
-    assert sent[1] == {"type": "reasoning", "summary": [], "encrypted_content": ENC}
+    assert sent[1] == {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": ENC}
     assert sent[2]["type"] == "function_call" and sent[3]["type"] == "function_call_output"
+
+
+def test_a_signature_from_before_ids_were_carried_is_read_and_left_out() -> None:
+    assert read_signature("resp:" + ENC) == (None, ENC)
+    assert read_signature("resp:rs_9:" + ENC) == ("rs_9", ENC)
+    assert read_signature("resp:") is None and read_signature("gemini:x") is None
+    thinking = {"type": "thinking", "thinking": "t", "signature": "resp:" + ENC}
+    call = {"type": "tool_use", "id": "call_1", "name": "f", "input": {}}
+    history = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [thinking, call]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1"}]},
+    ]
+    out = translate(messages=history)
+    assert [i["type"] for i in items(out)] == ["message", "function_call", "function_call_output"]
+    assert codes(out) == ["reasoning_id_missing"]
 
 
 @pytest.mark.parametrize("signature", ["", "resp:", "EqQBCgIYAh", "RESP:abc", None])
@@ -224,7 +238,7 @@ def test_thinking_without_our_signature_is_dropped(signature: str | None) -> Non
 
 
 def test_reasoning_with_nothing_after_it_is_dropped() -> None:
-    thinking = {"type": "thinking", "thinking": "t", "signature": "resp:x"}
+    thinking = {"type": "thinking", "thinking": "t", "signature": "resp:rs_1:x"}
     out = translate(messages=[_user("q"), {"role": "assistant", "content": [thinking]}, _user("r")])
     assert [i.get("role") for i in items(out)] == ["user", "user"]
     assert codes(out) == ["reasoning_without_output_dropped", "empty_message_dropped"]
@@ -575,7 +589,9 @@ leaf_blocks = st.fixed_dictionaries(
         "name": st.text(max_size=4),
         "input": st.dictionaries(st.text(max_size=3), json_values, max_size=2),
         "thinking": st.text(max_size=5),
-        "signature": st.sampled_from(["", "resp:", "resp:abc", "EqQB", "resp:x:y"]),
+        "signature": st.sampled_from(
+            ["", "resp:", "resp:abc", "EqQB", "resp:x:y", "resp:rs_1:abc"]
+        ),
         "data": st.text(max_size=5),
         "content": st.text(max_size=4) | json_values,
         "cache_control": st.just({"type": "ephemeral"}),
@@ -751,7 +767,7 @@ def test_reasoning_becomes_thinking_signed_only_when_encrypted() -> None:
         ]
     )
     assert out.body["content"] == [
-        {"type": "thinking", "thinking": "a\n\nb", "signature": "resp:" + ENC},
+        {"type": "thinking", "thinking": "a\n\nb", "signature": "resp:rs_1:" + ENC},
         {"type": "thinking", "thinking": "raw", "signature": ""},
     ]
 

@@ -12,7 +12,9 @@ fragments (a call that streamed no arguments gets "{}", so clients can parse it)
 `message_delta` with a stop_reason gives the finish chunk; `message_stop` gives the usage chunk
 (`choices: []`, only with include_usage) and then None, the `[DONE]` sentinel.
 
-What it gives up, each time with a `Degradation`: thinking signatures, redacted thinking, server
+A Gemini thought signature ("gemini:" on a thinking block, or in a tool_use id) goes on the next
+tool call as `extra_content.google.thought_signature`, as Gemini's OpenAI-compatible endpoint sends
+it. What it gives up, each time with a `Degradation`: other thinking signatures, redacted thinking, server
 tool blocks and block types it does not know, citations. Pings produce nothing. Pure: the id and
 the clock come in through the constructor.
 """
@@ -24,6 +26,8 @@ from typing import Any
 
 from anyllm_cli.errors import ErrorKind, InvalidInput, kind_from_error_type, openai_error
 from anyllm_cli.models.anthropic import SERVER_TOOL_RESULT_TYPES
+from anyllm_cli.translate._gemini_reply import SIGNATURE_PREFIX as GEMINI_PREFIX
+from anyllm_cli.translate._messages_reply import gemini_call
 from anyllm_cli.translate.chat_via_messages import chat_usage, finish_reason
 from anyllm_cli.translate.streams._anthropic_reader import AnthropicEventReader
 
@@ -55,6 +59,7 @@ class ChatViaMessagesStream(AnthropicEventReader):
         self._include_usage = include_usage
         self._done = False
         self._blocks: dict[int, str] = {}  # block index -> "text" | "thinking" | "tool" | "skip"
+        self._pending_signature: str | None = None  # Gemini's, for the next tool call
         self._tool_index: dict[int, int] = {}  # block index -> tool_calls index
         self._tool_args: dict[int, bool] = {}  # block index -> any arguments streamed
         self._reasoning_started = False  # some reasoning text went out (for the joiner)
@@ -111,6 +116,7 @@ class ChatViaMessagesStream(AnthropicEventReader):
             out += self._text(block.get("text"))
         elif btype == "thinking":
             self._blocks[index] = "thinking"
+            self._gemini_signature(block.get("signature"))
             out += self._thinking(index, block.get("thinking"))
         elif btype == "tool_use":
             out.append(self._tool_start(index, block))
@@ -134,7 +140,8 @@ class ChatViaMessagesStream(AnthropicEventReader):
         if block == "tool" and dtype == "input_json_delta":
             return list(self._arguments(index, delta.get("partial_json")))
         if dtype == "signature_delta":
-            self._note("thinking_signature_dropped", "OpenAI clients cannot replay signatures")
+            if not self._gemini_signature(delta.get("signature")):
+                self._note("thinking_signature_dropped", "OpenAI clients cannot replay signatures")
         elif dtype == "citations_delta":
             self._note("citations_dropped", "OpenAI chunks carry no citations")
         elif block != "skip":
@@ -215,8 +222,17 @@ class ChatViaMessagesStream(AnthropicEventReader):
             arguments = json.dumps(given, ensure_ascii=False, separators=(",", ":"))
         self._tool_args[index] = bool(arguments)
         function = {"name": name, "arguments": arguments}
+        call_id, extra = gemini_call(call_id, self._pending_signature)
+        self._pending_signature = None
         call = {"index": position, "id": call_id, "type": "function", "function": function}
-        return self._chunk({"tool_calls": [call]})
+        return self._chunk({"tool_calls": [{**call, **extra}]})
+
+    def _gemini_signature(self, signature: Any) -> bool:
+        """Keep a Gemini thought signature for the next tool call (see `gemini_call`)."""
+        if isinstance(signature, str) and signature.startswith(GEMINI_PREFIX):
+            self._pending_signature = signature[len(GEMINI_PREFIX) :] or None
+            return True
+        return False
 
     def _arguments(self, index: int, fragment: Any) -> list[Chunk | None]:
         if not isinstance(fragment, str):

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from anyllm_cli.errors import ErrorKind, InvalidInput, anthropic_error, parse_error_body
+from anyllm_cli.translate._gemini_reply import openai_thought_signature, signed_tool_id
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.messages_via_chat import stop_reason, usage
 
@@ -70,6 +71,7 @@ class _ToolCall:
     args: list[str] = field(default_factory=list)
     block: int = -1
     closed: bool = False
+    signature: str = ""  # extra_content.google.thought_signature (Gemini's OpenAI endpoint)
 
 
 class MessagesViaChatStream:
@@ -208,6 +210,9 @@ class MessagesViaChatStream:
         if not isinstance(delta, dict):
             raise InvalidInput("expected an object", path)
         call = self._call_for(delta, n, path)
+        signature = openai_thought_signature(delta, path)
+        if signature and not call.signature and call.block < 0:
+            call.signature = signature
         function = delta.get("function") or {}
         if not isinstance(function, dict):
             raise InvalidInput("expected an object", f"{path}.function")
@@ -288,6 +293,8 @@ class MessagesViaChatStream:
             detail = f"id {tool_id} derived (upstream id {call.id!r} missing or reused)"
             self._note("tool_call_id_derived", detail, f"tool_calls[{call.ordinal}]")
         self._ids.add(tool_id)
+        if call.signature:  # Gemini's, from its OpenAI-compatible endpoint: back next turn
+            tool_id = signed_tool_id(tool_id, call.signature)
         block = {"type": "tool_use", "id": tool_id, "name": call.name, "input": {}}
         out.append({"type": "content_block_start", "index": call.block, "content_block": block})
         buffered = "".join(call.args)

@@ -4,16 +4,20 @@ Each data chunk is one partial GenerateContentResponse holding only the *new* pa
 
 | Gemini chunk                                  | Anthropic event                                         |
 | --------------------------------------------- | ------------------------------------------------------- |
-| the first chunk, whatever it holds            | `message_start`: id `message_id` or `msg_<responseId>`, |
+| the first chunk, whatever it holds            | `message_start`: id `message_id`, `msg_<responseId>` or |
+|                                               | the injected `fallback_id` (each stream its own),       |
 |                                               | input tokens from its usageMetadata (else the estimate) |
 | part `thought: true`                          | `thinking` block, `thinking_delta`                      |
 | its `thoughtSignature`                        | `signature_delta` "gemini:<sig>" on that block          |
 | `thoughtSignature` on any other part          | a thinking block with no text carrying the signature,   |
 |                                               | before the part's block (an empty text part's signature |
 |                                               | goes on the open thinking block when it has none)       |
+| the same once text or a tool_use was sent     | a functionCall's: in the tool_use id (`__gsig_`); any   |
+|                                               | other: dropped (`text_signature_dropped`)               |
 | part `text`                                   | `text` block, `text_delta`                              |
 | part `functionCall` (always whole)            | `tool_use` block + one `input_json_delta`; id Gemini's, |
-|                                               | or `toolu_<responseId>_<n>`                             |
+|                                               | or `toolu_<responseId>_<n>`; held until the next part,  |
+|                                               | whose bare signature (empty text) is the call's own     |
 | other parts (inlineData, executableCode, ...) | dropped (`response_part_dropped`)                       |
 | `promptFeedback.blockReason`                  | a text block explaining it; stop_reason `refusal`; end  |
 | `finishReason`                                | closes the open block; the end waits for `finish()`     |
@@ -48,6 +52,8 @@ from anyllm_cli.translate.messages_via_gemini import (
     FINISH_REASONS,
     SIGNATURE_PREFIX,
     block_text,
+    late_signature,
+    signed_tool_id,
     stop_reason,
     tool_id,
     usage,
@@ -72,12 +78,18 @@ _STATUS_KINDS = {
 
 class MessagesViaGeminiStream:
     def __init__(
-        self, *, requested_model: str, message_id: str | None = None, input_tokens: int = 0
+        self,
+        *,
+        requested_model: str,
+        message_id: str | None = None,
+        input_tokens: int = 0,
+        fallback_id: str | None = None,
     ) -> None:
         self.degradations: list[Degradation] = []
         self.started = False
         self._model = requested_model
         self._message_id = message_id
+        self._fallback_id = fallback_id  # the id when the stream has no responseId (injected)
         self._input_tokens = input_tokens
         self._state = _IDLE
         self._base = ""  # tool ids derive from it: the responseId, else the message id
@@ -85,6 +97,8 @@ class MessagesViaGeminiStream:
         self._index = -1
         self._open: str | None = None  # "text" | "thinking"; tool_use blocks never stay open
         self._signed = False  # the open thinking block has its signature
+        self._late = False  # a text or tool_use block was sent: no thinking block may follow
+        self._held: tuple[Any, str | None, str] | None = None  # a functionCall, its signature, path
         self._calls = 0
         self._ids: set[str] = set()
         self._finish_reason: str | None = None
@@ -163,6 +177,7 @@ class MessagesViaGeminiStream:
             if not isinstance(reason, str):
                 raise InvalidInput("expected a string", f"{path}.finishReason")
             self._finish_reason = reason
+            self._release(out)
             self._close(out)
             self._state = _FINISHING
 
@@ -176,6 +191,12 @@ class MessagesViaGeminiStream:
         if text is not None and not isinstance(text, str):
             raise InvalidInput("expected a string", f"{path}.text")
         call = part.get("functionCall")
+        if self._held is not None:
+            bare = signature and not text and call is None and part.get("thought") is not True
+            if bare and self._held[1] is None:  # the call's signature, on the next (empty) part
+                self._held = (self._held[0], signature, self._held[2])
+                return
+            self._release(out)
         if part.get("thought") is True and text is not None:
             if self._open != "thinking" or self._signed:
                 self._open_block("thinking", out)
@@ -183,24 +204,34 @@ class MessagesViaGeminiStream:
             if signature:
                 self._sign(signature, out)
         elif call is not None:
-            if signature:
-                self._carrier(signature, out)
-            self._tool_use(call, path, out)
+            _check_call(call, path)
+            self._held = (call, signature or None, path)  # until the next part: its signature?
         elif text is not None:
             if signature and not text and self._open == "thinking" and not self._signed:
                 self._sign(signature, out)
                 return
             if signature:
-                self._carrier(signature, out)
+                self._carrier(signature, out, path)
             if text:
                 if self._open != "text":
                     self._open_block("text", out)
                 self._delta("text", text, out)
         else:
             if signature:
-                self._carrier(signature, out)
+                self._carrier(signature, out, path)
             kinds = ", ".join(sorted(k for k in part if k not in ("thought", "thoughtSignature")))
             self._note("response_part_dropped", f"{kinds or 'empty'} part", path)
+
+    def _release(self, out: list[dict[str, Any]]) -> None:
+        """Send the held functionCall: its signature on a thinking block before it while only
+        thinking came before, else in its tool_use id."""
+        if self._held is None:
+            return
+        call, signature, path = self._held
+        self._held = None
+        if signature and not self._late:
+            self._carrier(signature, out)
+        self._tool_use(call, path, out, signature if self._late else None)
 
     def _open_block(self, kind: str, out: list[dict[str, Any]]) -> None:
         self._close(out)
@@ -208,6 +239,7 @@ class MessagesViaGeminiStream:
         self._next_index += 1
         self._open = kind
         self._signed = False
+        self._late = self._late or kind == "text"
         start = {"type": kind, kind: ""}
         if kind == "thinking":
             start["signature"] = ""
@@ -225,23 +257,21 @@ class MessagesViaGeminiStream:
         out.append({"type": "content_block_delta", "index": self._index, "delta": delta})
         self._signed = True
 
-    def _carrier(self, signature: str, out: list[dict[str, Any]]) -> None:
-        """A thinking block with no text whose only job is to carry a signature."""
+    def _carrier(self, signature: str, out: list[dict[str, Any]], path: str = "") -> None:
+        """A thinking block with no text whose only job is to carry a signature; after text or a
+        tool_use (where no thinking block may follow) the signature is dropped instead."""
+        if self._late:
+            late_signature(path, self.degradations)
+            return
         self._open_block("thinking", out)
         self._sign(signature, out)
         self._close(out)
 
-    def _tool_use(self, call: Any, path: str, out: list[dict[str, Any]]) -> None:
-        if not isinstance(call, dict):
-            raise InvalidInput("expected an object", f"{path}.functionCall")
-        name = call.get("name")
-        if not isinstance(name, str):
-            raise InvalidInput("expected a string", f"{path}.functionCall.name")
-        args = call.get("args")
-        if args is None:
-            args = {}
-        elif not isinstance(args, dict):
-            raise InvalidInput("expected an object", f"{path}.functionCall.args")
+    def _tool_use(
+        self, call: Any, path: str, out: list[dict[str, Any]], signature: str | None
+    ) -> None:
+        name = call["name"]
+        args = call.get("args") or {}
         upstream = call.get("id")
         call_id = tool_id(upstream, self._base, self._calls)
         if call_id in self._ids:
@@ -250,6 +280,9 @@ class MessagesViaGeminiStream:
             self._note("tool_call_id_derived", f"id {call_id} derived", path)
         self._ids.add(call_id)
         self._calls += 1
+        self._late = True
+        if signature:
+            call_id = signed_tool_id(call_id, signature)
         self._close(out)
         index = self._next_index
         self._next_index += 1
@@ -274,7 +307,9 @@ class MessagesViaGeminiStream:
         self._state = _STREAMING
         response_id = chunk.get("responseId")
         clean = _NOT_ID.sub("_", response_id) if isinstance(response_id, str) else ""
-        message_id = self._message_id or f"msg_{clean or 'stream'}"
+        message_id = self._message_id or (
+            f"msg_{clean}" if clean else self._fallback_id or "msg_stream"
+        )
         self._base = clean or _NOT_ID.sub("_", message_id.removeprefix("msg_")) or "stream"
         counts = usage(self._usage)
         if self._usage is None or "promptTokenCount" not in self._usage:
@@ -301,6 +336,7 @@ class MessagesViaGeminiStream:
 
     def _end(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        self._release(out)
         self._close(out)
         self._state = _DONE
         reason = self._finish_reason
@@ -329,6 +365,16 @@ class MessagesViaGeminiStream:
         if (code, path) not in self._noted:
             self._noted.add((code, path))
             self.degradations.append(Degradation(code, detail, path))
+
+
+def _check_call(call: Any, path: str) -> None:
+    if not isinstance(call, dict):
+        raise InvalidInput("expected an object", f"{path}.functionCall")
+    if not isinstance(call.get("name"), str):
+        raise InvalidInput("expected a string", f"{path}.functionCall.name")
+    args = call.get("args")
+    if args is not None and not isinstance(args, dict):
+        raise InvalidInput("expected an object", f"{path}.functionCall.args")
 
 
 def _error_of(error: Any) -> tuple[ErrorKind, str]:

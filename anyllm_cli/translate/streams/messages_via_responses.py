@@ -6,7 +6,7 @@
 |                                                  | model = requested model, input_tokens = the estimate  |
 | `response.reasoning_summary_text.delta`,         | `thinking` block, `thinking_delta`; a new summary     |
 | `response.reasoning_text.delta`                  | part is joined with "\\n\\n"                          |
-| `output_item.done` of a reasoning item           | `signature_delta` "resp:" + `encrypted_content`, then |
+| `output_item.done` of a reasoning item           | `signature_delta` "resp:<id>:<encrypted_content>",then|
 |                                                  | the block closes (opened then, if no summary came)    |
 | `response.output_text.delta`, `.refusal.delta`   | `text` block per content part, `text_delta`           |
 |                                                  | (a refusal: stop_reason `refusal`)                    |
@@ -45,8 +45,8 @@ from typing import Any
 from anyllm_cli.errors import ErrorKind, InvalidInput, anthropic_error, kind_from_error_type
 from anyllm_cli.translate.degradation import Degradation
 from anyllm_cli.translate.messages_via_responses import (
-    SIGNATURE_PREFIX,
     error_kind,
+    signature,
     stop_reason,
     usage,
 )
@@ -245,7 +245,9 @@ class MessagesViaResponsesStream:
         elif encrypted:
             if self._owner is not item:
                 self._open_block(item, "thinking", out)
-            delta = {"type": "signature_delta", "signature": SIGNATURE_PREFIX + encrypted}
+            item_id = raw.get("id")
+            signed = signature(item_id if isinstance(item_id, str) else None, encrypted)
+            delta = {"type": "signature_delta", "signature": signed}
             out.append({"type": "content_block_delta", "index": self._index, "delta": delta})
         if self._owner is item:
             self._close(out)

@@ -314,3 +314,53 @@ def test_damaged_real_events_raise_only_invalid_input(
         json.dumps(chunk)
         if chunk is not None and "error" not in chunk:
             ChatCompletionChunk.model_validate(chunk)
+
+
+def test_a_gemini_signature_goes_on_the_next_tool_call_chunk() -> None:
+    start = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": []}
+    start |= {"stop_reason": None, "usage": {"input_tokens": 1, "output_tokens": 0}}
+    thinking = {"type": "thinking", "thinking": "", "signature": ""}
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": thinking},
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "signature_delta", "signature": "gemini:c2ln"},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "tool_use", "id": "c1", "name": "f", "input": {}},
+        },
+        {"type": "content_block_stop", "index": 1},
+        {
+            "type": "content_block_start",
+            "index": 2,
+            "content_block": {"type": "tool_use", "id": "c2__gsig_dHdv", "name": "g", "input": {}},
+        },
+        {"type": "content_block_stop", "index": 2},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use"},
+            "usage": {"output_tokens": 3},
+        },
+        {"type": "message_stop"},
+    ]
+    translator = _translator()
+    chunks = [c for e in events for c in translator.feed(e)]
+    calls = [
+        c["choices"][0]["delta"]["tool_calls"][0]
+        for c in chunks
+        if c and c["choices"] and "tool_calls" in c["choices"][0]["delta"]
+    ]
+    starts = [c for c in calls if "id" in c]
+    assert [(c["id"], c.get("extra_content")) for c in starts] == [
+        ("c1", {"google": {"thought_signature": "c2ln"}}),
+        ("c2", {"google": {"thought_signature": "two"}}),
+    ]
+    for chunk in chunks:
+        if chunk is not None:
+            ChatCompletionChunk.model_validate(chunk)
+    assert "thinking_signature_dropped" not in [d.code for d in translator.degradations]

@@ -579,3 +579,23 @@ def test_a_missing_or_odd_upstream_id_gives_a_fixed_message_id() -> None:
     for odd in ({}, {"id": 5}, {"id": ""}):
         events, _ = feed_all([odd])
         assert events[0]["message"]["id"] == "msg_stream"
+
+
+def test_a_gemini_openai_signature_rides_in_the_streamed_tool_id() -> None:
+    call = {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+        "extra_content": {"google": {"thought_signature": "c2ln"}},
+    }
+    chunks = [
+        {
+            "id": "c",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [call]}}],
+        },
+        {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    events, _ = feed_all(chunks)
+    message = accumulate(events)
+    assert message["content"][0]["id"].startswith("call_1__gsig_")

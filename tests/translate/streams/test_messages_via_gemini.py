@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ EXPECTED: dict[str, tuple[list[tuple[str, Any]], str]] = {
         "tool_use",
     ),
     "signature_in_final_empty_part": (
-        [("text", "Paris: 22C and sunny. Tokyo: 09:14."), thinking("", SIG2)],
+        [("text", "Paris: 22C and sunny. Tokyo: 09:14.")],  # the text's signature: dropped
         "end_turn",
     ),
     "thought_then_empty_signature_part": (
@@ -179,6 +180,93 @@ def test_the_sdk_accumulator_and_ours_agree_on_the_final_message(name: str) -> N
     assert ours["stop_reason"] == stop
     assert ours["model"] == MODEL
     assert normal(ours) == sdk_accumulate(events)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_no_thinking_block_follows_text_or_a_tool_use(name: str) -> None:
+    """Anthropic's block grammar: thinking blocks first. Claude Code reads a reply with a thinking
+    block after its text as an empty result."""
+    kinds = [b["type"] for b in accumulate(events_of(pump([load(name)])[0]))["content"]]
+    first_other = next((n for n, k in enumerate(kinds) if k != "thinking"), len(kinds))
+    assert "thinking" not in kinds[first_other:], kinds
+
+
+def test_a_call_signature_after_text_rides_in_the_tool_id_and_goes_back() -> None:
+    chunks = [
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": "Checking."}]}}]},
+        {
+            "candidates": [
+                {
+                    "content": {
+                        "role": "model",
+                        "parts": [
+                            {
+                                "functionCall": {"id": "c1", "name": "f", "args": {}},
+                                "thoughtSignature": "c2lnLzE+Pw==",
+                            }
+                        ],
+                    },
+                    "finishReason": "STOP",
+                }
+            ]
+        },
+    ]
+    stream = MessagesViaGeminiStream(requested_model=MODEL)
+    events = [e for c in chunks for e in stream.feed(c)] + stream.finish()
+    message = accumulate(events)
+    assert [b["type"] for b in message["content"]] == ["text", "tool_use"]
+    call = message["content"][1]
+    assert call["id"].startswith("c1__gsig_") and re.fullmatch(r"[A-Za-z0-9_-]+", call["id"])
+    history = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": message["content"]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"]}]},
+    ]
+    req = MessagesRequest.parse({"model": "g", "max_tokens": 9, "messages": history})
+    contents = request(req).body["contents"]
+    assert contents[1]["parts"][1] == {
+        "functionCall": {"name": "f", "args": {}, "id": "c1"},
+        "thoughtSignature": "c2lnLzE+Pw==",
+    }
+    assert contents[2]["parts"][0]["functionResponse"]["id"] == "c1"
+
+
+@pytest.mark.parametrize("preamble", [False, True])
+def test_a_call_signature_on_the_next_empty_part_is_the_calls_own(preamble: bool) -> None:
+    def chunk(part: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [part]}}
+        return {"candidates": [{**candidate, "finishReason": finish} if finish else candidate]}
+
+    chunks = [chunk({"text": "Hmm.", "thought": True})]
+    chunks += [chunk({"text": "Checking."})] if preamble else []
+    chunks += [
+        chunk({"functionCall": {"id": "c1", "name": "f", "args": {}}}),
+        chunk({"text": "", "thoughtSignature": "c2ln"}),
+        chunk({"text": ""}, "STOP"),
+    ]
+    stream = MessagesViaGeminiStream(requested_model=MODEL)
+    message = accumulate([e for c in chunks for e in stream.feed(c)] + stream.finish())
+    kinds = [b["type"] for b in message["content"]]
+    if preamble:  # the unsigned thought is kept for the client; the signature rides in the id
+        assert kinds == ["thinking", "text", "tool_use"]
+        assert message["content"][2]["id"].startswith("c1__gsig_")
+    else:
+        assert kinds == ["thinking", "thinking", "tool_use"]
+        assert message["content"][1]["signature"] == "gemini:c2ln"
+        assert message["content"][2]["id"] == "c1"
+    history = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": message["content"]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": message["content"][-1]["id"]}],
+        },
+    ]
+    req = MessagesRequest.parse({"model": "g", "max_tokens": 9, "messages": history})
+    calls = [p for p in request(req).body["contents"][1]["parts"] if "functionCall" in p]
+    assert calls == [
+        {"functionCall": {"name": "f", "args": {}, "id": "c1"}, "thoughtSignature": "c2ln"}
+    ]
 
 
 def test_every_transcript_is_covered() -> None:

@@ -98,7 +98,7 @@ def test_every_event_is_valid_and_the_grammar_holds(name: str) -> None:
             EVENT.validate_python(event)
 
 
-SIGNED = "resp:" + ENC
+SIGNED = "resp:rs_s3:" + ENC  # the reasoning item id rides with its encrypted content
 # What each transcript folds into: (block type, text / thinking / name + input) and the stop reason.
 EXPECTED: dict[str, tuple[list[tuple[str, Any]], str]] = {
     "text_only": ([("text", "Hello! How can I help you today?")], "end_turn"),
