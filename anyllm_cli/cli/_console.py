@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -99,3 +101,44 @@ def table(console: Console, columns: list[str], rows: list[list[str]]) -> None:
     for row in rows:
         out.add_row(*(Text(cell) for cell in row))
     console.print(out)
+
+
+def rows(console: Console, title: str, items: list[tuple[str, str]]) -> None:
+    """Label/value rows in a titled two-column table (plain text, no markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in items:
+        grid.add_row(Text(label), Text(value))
+    console.print(grid)
+
+
+@contextmanager
+def progress(total: int, *, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr (a spinner when `total` is 0); yields `advance()`. Disabled: no-op."""
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=stderr(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replay", total=total or None)
+        yield lambda: bar.advance(task)

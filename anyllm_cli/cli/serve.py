@@ -101,6 +101,20 @@ def serve(
     open_: Annotated[
         bool, typer.Option("--open", help="Allow listening beyond loopback without keys.")
     ] = False,
+    record: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR_OR_FILE",
+            help="Record every call as JSON lines (into a directory, or NAME.jsonl); keys redacted.",
+        ),
+    ] = None,
+    record_bodies: Annotated[
+        str | None,
+        typer.Option(metavar="none|requests|all", help="What to keep of each call [all]."),
+    ] = None,
+    record_sample: Annotated[
+        float | None, typer.Option(metavar="SHARE", help="Share of calls recorded, in (0, 1] [1].")
+    ] = None,
 ) -> None:
     """Run the proxy: Anthropic, OpenAI and Gemini clients in front of any backend."""
     from anyllm_cli.config import load_settings
@@ -122,6 +136,9 @@ def serve(
         "open": open_ or None,
         "db": db,
         "redis": redis,
+        "record": record,
+        "record_bodies": record_bodies,
+        "record_sample": record_sample,
     }
     flags = {k: v for k, v in given.items() if v is not None}
     json_logs = log_format == "json"

@@ -25,7 +25,8 @@ networks are allowed, and there a key is optional. Serving beyond loopback needs
 explicit `--open`.
 
 Layout: `_files` reads the env file, the TOML file and the user dirs (`_Table` checks each key);
-`_urls` normalises base URLs; `_backends` builds each backend; `_server` merges `[server]`; this
+`_urls` normalises base URLs; `_backends` builds each backend; `_server` merges `[server]`; `_record`
+reads `[record]` and the `--record*` flags (recording is off without a path); this
 module assembles them, picks the default backend and applies the overrides.
 
 What it gives up: no hot reload, no per-backend server options, no config-file writing.
@@ -62,6 +63,7 @@ from anyllm_cli.config._files import (
     data_home,
     parse_env_file,
 )
+from anyllm_cli.config._record import RECORD_BODIES, RecordSettings, _merge_record
 from anyllm_cli.config._server import (
     LOG_FORMATS,
     LOG_LEVELS,
@@ -89,9 +91,11 @@ __all__ = [
     "KINDS",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "RECORD_BODIES",
     "THINKING_STYLES",
     "BackendSettings",
     "BatchSettings",
+    "RecordSettings",
     "Settings",
     "StoreSettings",
     "backend_names",
@@ -132,6 +136,7 @@ class Settings:
     home: Path = field(default_factory=_default_home)
     store: StoreSettings | None = None  # None: no key store (keys off)
     store_keys: int = 0  # active keys in the store when serve started (they count for exposure)
+    record: RecordSettings | None = None  # `serve --record` / [record]: off when None
     config_file: Path | None = None  # the TOML file read, for the banner
     env_file: Path | None = None  # the env file read, for the banner
     batch: BatchSettings = field(default_factory=BatchSettings)
@@ -246,7 +251,18 @@ def load_settings(
     path = _find_config(given, envs, cwd)
     doc = _Table(_read_toml(path) if path else {}, "", str(path) if path else CONFIG_FILE)
     doc.only(
-        frozenset({"default_backend", "server", "backends", "store", "prices", "webhooks", "batch"})
+        frozenset(
+            {
+                "default_backend",
+                "server",
+                "backends",
+                "store",
+                "prices",
+                "webhooks",
+                "batch",
+                "record",
+            }
+        )
     )
     backends, default = _build_backends(doc, given, envs)
     server = _merge_server(doc, given, envs)
@@ -257,6 +273,7 @@ def load_settings(
         home=data_home(envs, cwd),
         store=store_settings(doc, given, envs, data_home(envs, cwd)),
         store_keys=store_keys,
+        record=_merge_record(doc, given, cwd, workers=server.get("workers", 1)),
         config_file=path,
         env_file=env_file,
         batch=batch_settings(doc),
