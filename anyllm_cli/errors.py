@@ -5,6 +5,9 @@
      ├── LossyTranslation    a translation had to drop or degrade something and the caller forbade it
      ├── ConfigError         settings cannot be loaded; names the file, key and fix
      ├── NotFound            no such backend, route or model for this proxy
+     ├── StoreError          the store cannot be opened or used (newer schema, bad URL, engine down)
+     ├── KeyNotFound         no virtual key with that id or name (managing keys, not calling with one)
+     ├── Refused             a guard said no: unknown key 401, not allowed 403, limit or budget 429
      └── UpstreamError       the upstream answered with an error, or could not be reached
 
 Every error has a kind (an `ErrorKind`). One table maps an upstream HTTP status to a kind; one table
@@ -80,6 +83,35 @@ class NotFound(AnyllmError):
     """What the caller asked for does not exist here (a backend name, a route, a method)."""
 
     kind = ErrorKind.NOT_FOUND
+
+
+class StoreError(AnyllmError):
+    """The store cannot be opened, migrated or reached."""
+
+    kind = ErrorKind.API_ERROR
+
+
+class KeyNotFound(NotFound):
+    """No virtual key has that id or name."""
+
+    kind = ErrorKind.NOT_FOUND
+
+
+class Refused(AnyllmError):
+    """A guard refused a call; `headers` (rate-limit state) go on the error reply."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 class UpstreamError(AnyllmError):

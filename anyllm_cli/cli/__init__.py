@@ -12,6 +12,9 @@ import sys
 import typer
 
 from anyllm_cli import __version__
+from anyllm_cli.cli.batch import app as batch_app
+from anyllm_cli.cli.keys import keys_app
+from anyllm_cli.cli.replay import replay
 from anyllm_cli.cli.serve import serve
 from anyllm_cli.cli.translate import translate
 from anyllm_cli.errors import AnyllmError, ConfigError, InvalidInput, LossyTranslation
@@ -56,6 +59,9 @@ def _root(
 
 app.command()(translate)
 app.command()(serve)
+app.add_typer(batch_app)
+app.add_typer(keys_app)
+app.command()(replay)
 
 
 def exit_code(exc: AnyllmError) -> int:

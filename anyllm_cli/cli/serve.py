@@ -88,9 +88,33 @@ def serve(
         str | None,
         typer.Option(metavar="FORMAT", help="text, or json (stderr is then JSON Lines only)."),
     ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL", help="Key store: sqlite:///PATH or postgresql://... [ANYLLM_DB]."
+        ),
+    ] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="Redis for limits across instances [ANYLLM_REDIS_URL]."),
+    ] = None,
     open_: Annotated[
         bool, typer.Option("--open", help="Allow listening beyond loopback without keys.")
     ] = False,
+    record: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR_OR_FILE",
+            help="Record every call as JSON lines (into a directory, or NAME.jsonl); keys redacted.",
+        ),
+    ] = None,
+    record_bodies: Annotated[
+        str | None,
+        typer.Option(metavar="none|requests|all", help="What to keep of each call [all]."),
+    ] = None,
+    record_sample: Annotated[
+        float | None, typer.Option(metavar="SHARE", help="Share of calls recorded, in (0, 1] [1].")
+    ] = None,
 ) -> None:
     """Run the proxy: Anthropic, OpenAI and Gemini clients in front of any backend."""
     from anyllm_cli.config import load_settings
@@ -110,13 +134,19 @@ def serve(
         "log_level": log_level,
         "log_format": log_format,
         "open": open_ or None,
+        "db": db,
+        "redis": redis,
+        "record": record,
+        "record_bodies": record_bodies,
+        "record_sample": record_sample,
     }
     flags = {k: v for k, v in given.items() if v is not None}
     json_logs = log_format == "json"
     try:
-        settings = load_settings(flags, os.environ, cwd=Path.cwd())
+        keys = count_keys(flags)
+        settings = load_settings(flags, os.environ, cwd=Path.cwd(), store_keys=keys)
         json_logs = settings.log_format == "json"
-        run(settings, lambda url: announce(settings, url))
+        run(settings, lambda url: announce(settings, url, keys))
     except AnyllmError as exc:
         if not json_logs:
             raise  # main() prints `anyllm: error: ...`
@@ -124,6 +154,28 @@ def serve(
 
         sys.stderr.write(_record("error", {"event": "startup_failed", "message": str(exc)}) + "\n")
         raise typer.Exit(exit_code(exc)) from None
+
+
+def count_keys(flags: dict[str, Any]) -> int:
+    """Open (and migrate) the key store before serving: its problems are one line here, and its
+    active keys count for the bind rule and the banner."""
+    import time
+
+    import anyio
+
+    from anyllm_cli.config import load_store_settings
+    from anyllm_cli.stores import open_store
+
+    config = load_store_settings(flags, os.environ, cwd=Path.cwd())
+
+    async def count() -> int:
+        store = await open_store(config.url, config.redis_url)
+        try:
+            return await store.count_active_keys(time.time())
+        finally:
+            await store.close()
+
+    return anyio.run(count)
 
 
 def client_env(settings: Settings, url: str) -> list[str]:
@@ -168,14 +220,14 @@ def _sources(settings: Settings) -> list[str]:
     return [f"Config file: {config}", f"Env file: {env}"]
 
 
-def announce(settings: Settings, url: str) -> None:
+def announce(settings: Settings, url: str, keys: int = 0) -> None:
     """The start banner on stderr, then the machine-readable `listening on URL` line (under
     `--log-format json`, one JSON record instead of both)."""
     from anyllm_cli import __version__
     from anyllm_cli.cli import _console
 
     if settings.log_format == "json":
-        sys.stderr.write(listening_record(settings, url) + "\n")
+        sys.stderr.write(listening_record(settings, url, keys) + "\n")
         sys.stderr.flush()
         return
     lines = [f"Serving on {url}", *_sources(settings), "", "Backends:"]
@@ -183,16 +235,23 @@ def announce(settings: Settings, url: str) -> None:
         lines += _backend_lines(b, name == settings.default_backend)
     lines += ["", "Point your clients at it:"]
     lines += [f"  {line}" for line in client_env(settings, url)]
-    if not settings.proxy_api_keys:
-        lines.append("  (no PROXY_API_KEYS set: any key is accepted)")
+    if settings.store is not None:
+        from anyllm_cli.config import safe_url
+
+        lines += ["", f"Key store: {safe_url(settings.store.url)} ({keys} active keys)"]
+        if settings.store.redis_url:
+            lines.append(f"  limits in {safe_url(settings.store.redis_url)}")
+    if not settings.proxy_api_keys and not keys:
+        lines.append("  (no PROXY_API_KEYS and no keys in the store: any key is accepted)")
     _console.panel(_console.stderr(), f"anyllm serve {__version__}", lines)
     sys.stderr.write(f"listening on {url}\n")
     sys.stderr.flush()
 
 
-def listening_record(settings: Settings, url: str) -> str:
+def listening_record(settings: Settings, url: str, keys: int = 0) -> str:
     """The JSON form of the banner: one record shaped like the access log's."""
     from anyllm_cli import __version__
+    from anyllm_cli.config import safe_url
 
     return _record(
         "info",
@@ -208,7 +267,9 @@ def listening_record(settings: Settings, url: str) -> str:
                 name: {"kind": b.kind, "base_url": None if b.kind == "echo" else b.base_url}
                 for name, b in settings.backends.items()
             },
-            "auth": bool(settings.proxy_api_keys),
+            "auth": bool(settings.proxy_api_keys or keys),
+            "key_store": safe_url(settings.store.url) if settings.store else None,
+            "active_keys": keys,
         },
     )
 

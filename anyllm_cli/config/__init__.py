@@ -25,7 +25,8 @@ networks are allowed, and there a key is optional. Serving beyond loopback needs
 explicit `--open`.
 
 Layout: `_files` reads the env file, the TOML file and the user dirs (`_Table` checks each key);
-`_urls` normalises base URLs; `_backends` builds each backend; `_server` merges `[server]`; this
+`_urls` normalises base URLs; `_backends` builds each backend; `_server` merges `[server]`; `_record`
+reads `[record]` and the `--record*` flags (recording is off without a path); this
 module assembles them, picks the default backend and applies the overrides.
 
 What it gives up: no hot reload, no per-backend server options, no config-file writing.
@@ -50,6 +51,7 @@ from anyllm_cli.config._backends import (
     _toml_backend,
     backend_names,
 )
+from anyllm_cli.config._batch import BatchSettings, batch_settings
 from anyllm_cli.config._files import (
     CONFIG_FILE,
     ENV_FILE,
@@ -61,12 +63,19 @@ from anyllm_cli.config._files import (
     data_home,
     parse_env_file,
 )
+from anyllm_cli.config._record import RECORD_BODIES, RecordSettings, _merge_record
 from anyllm_cli.config._server import (
     LOG_FORMATS,
     LOG_LEVELS,
     _check_exposure,
     _merge_server,
     check_exposure,
+)
+from anyllm_cli.config._store import (
+    StoreSettings,
+    load_store_settings,
+    safe_url,
+    store_settings,
 )
 from anyllm_cli.config._urls import is_local_url, is_loopback_host, normalize_base_url
 from anyllm_cli.config.model_map import parse_model_map
@@ -82,17 +91,23 @@ __all__ = [
     "KINDS",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "RECORD_BODIES",
     "THINKING_STYLES",
     "BackendSettings",
+    "BatchSettings",
+    "RecordSettings",
     "Settings",
+    "StoreSettings",
     "backend_names",
     "config_home",
     "data_home",
     "is_local_url",
     "is_loopback_host",
     "load_settings",
+    "load_store_settings",
     "normalize_base_url",
     "parse_env_file",
+    "safe_url",
 ]
 
 
@@ -119,8 +134,12 @@ class Settings:
     metrics_auth: bool = False
     degradation_header: bool = False
     home: Path = field(default_factory=_default_home)
+    store: StoreSettings | None = None  # None: no key store (keys off)
+    store_keys: int = 0  # active keys in the store when serve started (they count for exposure)
+    record: RecordSettings | None = None  # `serve --record` / [record]: off when None
     config_file: Path | None = None  # the TOML file read, for the banner
     env_file: Path | None = None  # the env file read, for the banner
+    batch: BatchSettings = field(default_factory=BatchSettings)
 
     def __post_init__(self) -> None:
         if self.default_backend not in self.backends:
@@ -221,22 +240,42 @@ def _build_backends(
     return backends, default
 
 
-def load_settings(flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path) -> Settings:
-    """Defaults < TOML file < .anyllm.env < real environment < flags. Raises ConfigError."""
+def load_settings(
+    flags: Mapping[str, Any], env: Mapping[str, str], *, cwd: Path, store_keys: int = 0
+) -> Settings:
+    """Defaults < TOML file < .anyllm.env < real environment < flags. Raises ConfigError.
+    `store_keys`: active keys in the key store, which count as keys for the bind rule."""
     given = {k: v for k, v in flags.items() if v is not None and v is not False and v != []}
     from_env_file, env_file = _read_env_file(given, cwd)
     envs = {**from_env_file, **{k: v for k, v in env.items() if v != ""}}
     path = _find_config(given, envs, cwd)
     doc = _Table(_read_toml(path) if path else {}, "", str(path) if path else CONFIG_FILE)
-    doc.only(frozenset({"default_backend", "server", "backends"}))
+    doc.only(
+        frozenset(
+            {
+                "default_backend",
+                "server",
+                "backends",
+                "store",
+                "prices",
+                "webhooks",
+                "batch",
+                "record",
+            }
+        )
+    )
     backends, default = _build_backends(doc, given, envs)
     server = _merge_server(doc, given, envs)
-    _check_exposure(server)
+    _check_exposure({**server, "store_keys": store_keys})
     return Settings(
         backends=MappingProxyType(backends),
         default_backend=default,
         home=data_home(envs, cwd),
+        store=store_settings(doc, given, envs, data_home(envs, cwd)),
+        store_keys=store_keys,
+        record=_merge_record(doc, given, cwd, workers=server.get("workers", 1)),
         config_file=path,
         env_file=env_file,
+        batch=batch_settings(doc),
         **server,
     )

@@ -104,7 +104,8 @@ def check_exposure(host: str, *, keys: bool, open_: bool) -> None:
     raise ConfigError(
         f"host {host}: refusing to serve beyond this machine without keys: anyone who can reach it "
         "could spend your upstream credits. Set PROXY_API_KEYS=key1,key2 (or [server] "
-        "proxy_api_keys; clients send one as their API key), bind to 127.0.0.1, or pass --open "
+        "proxy_api_keys; clients send one as their API key) or create one with `anyllm keys create`, "
+        "bind to 127.0.0.1, or pass --open "
         "to serve anyone who can connect"
     )
 
@@ -112,6 +113,6 @@ def check_exposure(host: str, *, keys: bool, open_: bool) -> None:
 def _check_exposure(server: Mapping[str, Any]) -> None:
     check_exposure(
         server.get("host", "127.0.0.1"),
-        keys=bool(server.get("proxy_api_keys")),
+        keys=bool(server.get("proxy_api_keys") or server.get("store_keys")),
         open_=bool(server.get("open")),
     )

@@ -11,6 +11,8 @@
 | POST [/NAME]/v1/chat/completions        | api "chat"                                            |
 | POST [/NAME]/v1beta/models/{m}:{action} | api "gemini" / "gemini_count" (Gemini clients; also  |
 |                                         | under /v1/models/, Gemini's v1 API)                   |
+| /v1/messages/batches*, /v1/files*,      | batches.py: Message Batches, Files, Batches over   |
+| /v1/batches*                            | the store and the batch engine (started here)      |
 | any  [/NAME]/v1/...                     | api "forward": passed through to OpenAI-compatible    |
 |                                         | backends                                              |
 | anything else                           | 404 in the caller's format                            |
@@ -30,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -42,8 +45,12 @@ from anyllm_cli import __version__
 from anyllm_cli.backends import build_backend
 from anyllm_cli.backends._http import build_client
 from anyllm_cli.backends.base import Backend
-from anyllm_cli.config import Settings
+from anyllm_cli.config import Settings, is_local_url
 from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound
+from anyllm_cli.keys.guard import KeyGuard
+from anyllm_cli.keys.pricing import PriceTable
+from anyllm_cli.keys.resolver import KeyResolver
+from anyllm_cli.keys.webhooks import BudgetAlerts
 from anyllm_cli.pipeline import (
     ANONYMOUS,
     CallObserver,
@@ -57,8 +64,9 @@ from anyllm_cli.pipeline import (
 )
 from anyllm_cli.pipeline.seams import ClientAPI
 from anyllm_cli.routing import StaticRouter
-from anyllm_cli.server import catalog
+from anyllm_cli.server import batches, catalog
 from anyllm_cli.server.access import AccessLog
+from anyllm_cli.server.admin import Admin, admin_routes
 from anyllm_cli.server.context import PRINCIPAL_KEY, RequestContext, context
 from anyllm_cli.server.formats import (
     ClientFormat,
@@ -74,6 +82,7 @@ from anyllm_cli.server.metrics import Metrics
 from anyllm_cli.server.middleware import Auth, BodyLimit, ConcurrencyLimit, RequestScope
 from anyllm_cli.server.paths import passthrough_path
 from anyllm_cli.server.streaming import StreamDriver
+from anyllm_cli.stores import Store, open_store
 
 log = logging.getLogger("anyllm.server")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -128,6 +137,13 @@ def _failure(ctx: RequestContext, exc: AnyllmError, *, param: str | None = None)
     status, headers, body = render_error(
         ctx.fmt, exc.kind, message, param=param, retry_after=retry_after
     )
+    extra = getattr(exc, "headers", None)  # a guard's refusal: the key's rate-limit state
+    if isinstance(extra, dict):
+        taken = {k for k, _ in headers}
+        headers = [
+            *headers,
+            *((k.encode(), v.encode()) for k, v in extra.items() if k.encode() not in taken),
+        ]
     ctx.error_type = error_type(ctx.fmt, exc.kind)
     ctx.error_message = message
     return _Raw(status, headers, body)
@@ -149,12 +165,15 @@ class Proxy:
         self.transport = transport
         self.guard = guard
         self.pricer = pricer
+        self.store: Store | None = None
+        self.resolver: KeyResolver | None = None
         self._ids = catalog.model_ids(settings.backends.values())
         mapped = [m for b in settings.backends.values() for m in b.model_map.values()]
         self.metrics = Metrics(models=[*self._ids, *mapped])
         self.observers = (AccessLog(self.metrics), *observers)
         self._pipeline: Pipeline | None = None
         self.startup_error: AnyllmError | None = None
+        self.batch_api = batches.BatchAPI(settings.backends, settings.batch)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -171,16 +190,46 @@ class Proxy:
                     raise
                 stack.push_async_callback(backend.aclose)
                 backends[name] = backend
+            guard, pricer = await self._open_keys(stack)
             router = StaticRouter(self.settings.backends, self.settings.default_backend)
             self._pipeline = Pipeline(
                 backends,
                 router=router,
-                guard=self.guard,
+                guard=guard,
                 observers=self.observers,
-                pricer=self.pricer,
+                pricer=pricer,
             )
             stack.callback(setattr, self, "_pipeline", None)
+            await self.batch_api.start(stack, self.store, self._pipeline)
             yield
+
+    async def _open_keys(self, stack: AsyncExitStack) -> tuple[Guard | None, Pricer | None]:
+        """The store (keys, limits, spend), its cached resolver, the KeyGuard and the price table;
+        spend is flushed by a task that ends, flushing once more, before the store closes."""
+        config = self.settings.store
+        if config is None:
+            return self.guard, self.pricer
+        try:
+            store = await open_store(config.url, config.redis_url)
+        except AnyllmError as exc:
+            self.startup_error = exc
+            raise
+        stack.push_async_callback(store.close)
+        stack.callback(setattr, self, "store", None)
+        self.store, self.resolver = store, KeyResolver(store)
+        pricer = self.pricer or PriceTable(config.prices, local_backends(self.settings))
+        if self.guard is not None:
+            return self.guard, pricer
+        alerts = None
+        if config.budget_webhook:
+            hooks = httpx.AsyncClient(timeout=5.0)
+            stack.push_async_callback(hooks.aclose)
+            alerts = BudgetAlerts(store, config.budget_webhook, config.budget_thresholds, hooks)
+        guard = KeyGuard(self.resolver, store, store.limiter, alerts=alerts)
+        tasks = await stack.enter_async_context(anyio.create_task_group())
+        tasks.start_soon(guard.book.run)
+        stack.callback(tasks.cancel_scope.cancel)
+        return guard, pricer
 
     @property
     def pipeline(self) -> Pipeline:
@@ -208,10 +257,20 @@ class Proxy:
         reply = await self.pipeline.run(client_request)
         ctx.call = reply.call
         if isinstance(reply, JSONReply):
+            self._cost_header(reply)
             return _json(reply.body)
         if isinstance(reply, StreamReply):
             return _ASGI(StreamDriver(reply, ctx, ping_interval=self.settings.ping_interval))
         return _ASGI(ForwardDriver(reply, ctx))
+
+    def _cost_header(self, reply: JSONReply) -> None:
+        """`x-anyllm-cost` (USD) on a JSON reply whose model has a price."""
+        call, pricer = reply.call, self.pipeline.pricer
+        if pricer is None or not call.backend:
+            return
+        cost = pricer.price(call.backend, call.upstream_model, call.usage())
+        if cost is not None:
+            call.reply_headers = {**call.reply_headers, "x-anyllm-cost": f"{cost:.6f}"}
 
     # -- Anthropic, OpenAI and Gemini calls ----------------------------------------------------------
 
@@ -306,6 +365,22 @@ class Proxy:
         return _failure(_ctx(request), exc, param=param)
 
 
+def local_backends(settings: Settings) -> set[str]:
+    """Backends on this machine or a private network: their models cost 0 unless priced."""
+    from anyllm_cli.config.presets import PRESETS
+
+    out = set()
+    for name, b in settings.backends.items():
+        preset = PRESETS.get(b.preset or "")
+        if (
+            b.kind == "echo"
+            or (preset and preset.local)
+            or (b.base_url and is_local_url(b.base_url))
+        ):
+            out.add(name)
+    return out
+
+
 def _routes(proxy: Proxy) -> list[Route]:
     def both(path: str, endpoint: Handler, methods: list[str], name: str) -> list[Route]:
         return [
@@ -317,6 +392,7 @@ def _routes(proxy: Proxy) -> list[Route]:
         Route("/", proxy.root, methods=["GET", "HEAD"]),
         Route("/health", proxy.health, methods=["GET", "HEAD"]),
         Route("/metrics", proxy.metrics_page, methods=["GET"]),
+        *batches.routes(proxy.batch_api),
         *both("/v1/messages", proxy.messages, ["POST"], "messages"),
         *both("/v1/messages/count_tokens", proxy.count_tokens, ["POST"], "count_tokens"),
         *both("/v1/models", proxy.models, ["GET"], "models"),
@@ -342,12 +418,18 @@ def create_app(
     proxy = Proxy(settings, transport, guard=guard, observers=observers, pricer=pricer)
 
     app = Starlette(
-        routes=_routes(proxy),
+        routes=[*admin_routes(Admin(lambda: proxy.store)), *_routes(proxy)],
         middleware=[
             Middleware(
                 RequestScope, metrics=proxy.metrics, degradation_header=settings.degradation_header
             ),
-            Middleware(Auth, keys=settings.proxy_api_keys, metrics_auth=settings.metrics_auth),
+            Middleware(
+                Auth,
+                keys=settings.proxy_api_keys,
+                metrics_auth=settings.metrics_auth,
+                resolver=lambda: proxy.resolver,
+                master_key=settings.store.master_key if settings.store else None,
+            ),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout),
             Middleware(ConcurrencyLimit, limit=settings.max_concurrency),
         ],

@@ -5,8 +5,9 @@
                      x-anyllm-degradation, the guard's headers), any unexpected exception -> 500 in
                      the caller's format, then one access-log line and one metrics observation for
                      a request the pipeline never saw (the pipeline's completion point does the rest)
-    Auth             PROXY_API_KEYS from x-api-key, x-goog-api-key or Authorization: Bearer, compared
-                     in constant time
+    Auth             who is calling -> a Principal in the scope: the master key, PROXY_API_KEYS
+                     (constant time), or a virtual key from the store (by hash, cached); 401 saying
+                     why (missing, invalid, revoked, expired); /admin/ and /key/ need the master key
     ConcurrencyLimit requests in flight beyond the limit -> 529 overloaded (503 for OpenAI clients)
     BodyLimit        the whole body read first (outside the concurrency limit): over the limit
                      -> 413 (declared or counted), not in within `body_timeout` -> 408
@@ -30,9 +31,12 @@ from datetime import UTC, datetime
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from anyllm_cli.errors import ErrorKind
+from anyllm_cli.errors import ErrorKind, StoreError
+from anyllm_cli.keys.format import looks_like_key
+from anyllm_cli.keys.resolver import KeyResolver
+from anyllm_cli.pipeline.seams import ANONYMOUS, Principal
 from anyllm_cli.server.access import access_fields, log_access
-from anyllm_cli.server.context import SCOPE_KEY, RequestContext, context
+from anyllm_cli.server.context import PRINCIPAL_KEY, SCOPE_KEY, RequestContext, context
 from anyllm_cli.server.formats import ClientFormat, client_format, error_type, render_error
 from anyllm_cli.server.headers import (
     anthropic_ratelimit,
@@ -141,9 +145,11 @@ class RequestScope:
         extra: list[tuple[str, str]] = []
         if call.upstream_headers:
             if ctx.fmt is ClientFormat.ANTHROPIC:
-                extra += anthropic_ratelimit(call.upstream_headers, self._now())
+                limits = anthropic_ratelimit(call.upstream_headers, self._now())
             else:
-                extra += openai_ratelimit(call.upstream_headers)
+                limits = openai_ratelimit(call.upstream_headers)
+            own = {k.lower() for k in call.reply_headers}  # a key's own limits win
+            extra += [(k, v) for k, v in limits if k not in own]
             if not any(k == b"retry-after" for k, _ in message.get("headers", ())):
                 extra += upstream_retry_after(call.upstream_headers)
         if call.reply_headers:
@@ -182,46 +188,137 @@ class RequestScope:
         )
 
 
-class Auth:
-    """Checks the proxy's own keys; open when none are configured."""
+# The admin API (ours, and LiteLLM's key routes): exact, so a backend named "key" stays a backend.
+ADMIN_PATHS = frozenset(
+    {
+        "/admin/keys",
+        "/admin/spend",
+        *(f"/key/{op}" for op in ("generate", "update", "delete", "info", "list")),
+    }
+)
 
-    def __init__(self, app: ASGIApp, *, keys: Iterable[str], metrics_auth: bool = False) -> None:
+
+def is_admin_path(path: str) -> bool:
+    return path in ADMIN_PATHS or path.startswith("/admin/keys/")
+
+
+def _presented(scope: Scope) -> list[bytes]:
+    """The credentials a caller sent: x-api-key, x-goog-api-key, Authorization: Bearer."""
+    found: list[bytes] = []
+    for name in (b"x-api-key", b"x-goog-api-key"):  # Anthropic's and Gemini's clients
+        api_key = _header(scope, name)
+        if api_key:
+            found.append(api_key.strip())
+    auth = _header(scope, b"authorization")
+    if auth and auth[:7].lower() == b"bearer ":
+        found.append(auth[7:].strip())
+    return found
+
+
+def _matches(candidates: list[bytes], keys: tuple[bytes, ...]) -> bool:
+    ok = False
+    for candidate in candidates:
+        for key in keys:  # compare with every key: the time does not tell which matched
+            ok |= hmac.compare_digest(candidate, key)
+    return ok
+
+
+class _Denied(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class Auth:
+    """Resolves the caller to a `Principal` in the scope under "anyllm.principal".
+
+    The master key (admin API; other traffic with it is logged with a warning), then the static
+    PROXY_API_KEYS, then virtual keys in the store (by hash, through the cached resolver). Without
+    static keys and with no active key in the store, the proxy is open (anonymous). The admin routes
+    take only the master key.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: Iterable[str],
+        metrics_auth: bool = False,
+        resolver: Callable[[], KeyResolver | None] | None = None,
+        master_key: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.app = app
         self._keys = tuple(k.encode() for k in keys)
+        self._master = (master_key.encode(),) if master_key else ()
+        self._resolver = resolver
+        self._clock = clock
         self._open = OPEN_PATHS | {"/"} | (frozenset() if metrics_auth else {"/metrics"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._keys or scope["path"] in self._open:
+        if scope["type"] != "http" or scope["path"] in self._open or PRINCIPAL_KEY in scope:
             await self.app(scope, receive, send)
             return
-        if self._allowed(scope):
-            await self.app(scope, receive, send)
+        ctx = context(scope)
+        fmt = ctx.fmt if ctx else client_format(scope["path"], scope["headers"])
+        try:
+            principal = await self._principal(scope)
+        except _Denied as denied:
+            # a little of the body is read, so a client that sent one reads the 401, not a reset
+            linger = _Linger(receive, _AUTH_LINGER_S, _AUTH_LINGER_BYTES)
+            await _reject(scope, send, ErrorKind.AUTHENTICATION, denied.message, linger=linger)
             return
-        given = (
-            _header(scope, b"x-api-key")
-            or _header(scope, b"x-goog-api-key")
-            or _header(scope, b"authorization")
-        )
-        problem = "invalid API key" if given else "missing API key"
-        message = f"{problem}: send one of the proxy's keys as x-api-key or Authorization: Bearer"
-        # a little of the body is read, so a client that sent one reads the 401, not a reset
-        linger = _Linger(receive, _AUTH_LINGER_S, _AUTH_LINGER_BYTES)
-        await _reject(scope, send, ErrorKind.AUTHENTICATION, message, linger=linger)
+        except StoreError as exc:  # the key store is down: say so, not a 500 with its details
+            log.error("key lookup failed: %s", exc.message)
+            message = "the proxy cannot check keys right now (its key store is unavailable)"
+            await send_error(send, ctx, fmt, ErrorKind.OVERLOADED, message, retry_after=1)
+            return
+        scope[PRINCIPAL_KEY] = principal
+        await self.app(scope, receive, send)
 
-    def _allowed(self, scope: Scope) -> bool:
-        candidates: list[bytes] = []
-        for name in (b"x-api-key", b"x-goog-api-key"):  # Anthropic's and Gemini's clients
-            api_key = _header(scope, name)
-            if api_key:
-                candidates.append(api_key.strip())
-        auth = _header(scope, b"authorization")
-        if auth and auth[:7].lower() == b"bearer ":
-            candidates.append(auth[7:].strip())
-        ok = False
-        for candidate in candidates:
-            for key in self._keys:  # compare with every key: the time does not tell which matched
-                ok |= hmac.compare_digest(candidate, key)
-        return ok
+    async def _principal(self, scope: Scope) -> Principal:
+        given = _presented(scope)
+        if is_admin_path(scope["path"]):
+            if not self._master:
+                raise _Denied("the admin API is off: set ANYLLM_MASTER_KEY to turn it on")
+            if not _matches(given, self._master):
+                raise _Denied("the admin API needs the master key (ANYLLM_MASTER_KEY)")
+            return Principal("master", "master", "master")
+        if self._master and _matches(given, self._master):
+            log.warning("a request used the master key (%s %s)", scope["method"], scope["path"])
+            return Principal("master", "master", "master")
+        if self._keys and _matches(given, self._keys):
+            return Principal("static", "static", "static")
+        found = await self._virtual(given)
+        if found is not None:
+            return found
+        resolver = self._resolver() if self._resolver is not None else None
+        if self._keys or (resolver is not None and await resolver.active_keys()):
+            problem = "invalid API key" if given else "missing API key"
+            raise _Denied(
+                f"{problem}: send a key of this proxy as x-api-key or Authorization: Bearer"
+            )
+        return ANONYMOUS
+
+    async def _virtual(self, given: list[bytes]) -> Principal | None:
+        resolver = self._resolver() if self._resolver is not None else None
+        if resolver is None:
+            return None
+        for raw in given:
+            secret = raw.decode("latin-1")
+            if not looks_like_key(secret):
+                continue
+            record = await resolver.resolve(secret)
+            if record is None:
+                continue
+            status = record.status(self._clock())
+            if status != "active":
+                raise _Denied(
+                    f"this API key was {status}"
+                    if status == "revoked"
+                    else "this API key has expired"
+                )
+            return Principal(record.id, record.name, "virtual")
+        return None
 
 
 class ConcurrencyLimit:

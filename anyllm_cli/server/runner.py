@@ -26,7 +26,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hypercorn.asyncio import serve
@@ -35,6 +35,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anyllm_cli.config import Settings, check_exposure, is_loopback_host
 from anyllm_cli.errors import AnyllmError, ConfigError
+from anyllm_cli.pipeline.seams import CallObserver
+from anyllm_cli.replay.recorder import recorder_for
 from anyllm_cli.server.access import configure_logging
 from anyllm_cli.server.app import create_app
 
@@ -48,7 +50,8 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(settings: Settings) -> None:
     """Refuse an open proxy on a reachable address (config's one rule, checked again at bind)."""
-    check_exposure(settings.host, keys=bool(settings.proxy_api_keys), open_=settings.open)
+    keys = bool(settings.proxy_api_keys or settings.store_keys)
+    check_exposure(settings.host, keys=keys, open_=settings.open)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -124,8 +127,21 @@ def hypercorn_config(settings: Settings, sock: socket.socket) -> Config:
 
 
 async def serve_app(settings: Settings, sock: socket.socket, ready: Callable[[], None]) -> None:
-    """One worker: the app on `sock` until SIGINT/SIGTERM."""
-    proxy_app = create_app(settings)
+    """One worker: the app on `sock` until SIGINT/SIGTERM (recording, when on, per worker)."""
+    with contextlib.ExitStack() as resources:
+        observers: list[CallObserver] = []
+        if settings.record is not None:
+            observers.append(resources.enter_context(recorder_for(settings)))
+        await _serve_app(settings, sock, ready, observers)
+
+
+async def _serve_app(
+    settings: Settings,
+    sock: socket.socket,
+    ready: Callable[[], None],
+    observers: Sequence[CallObserver],
+) -> None:
+    proxy_app = create_app(settings, observers=observers)
     app = _Startup(proxy_app, ready)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,6 +13,8 @@ Three kinds of target answer the same load, measured in one run on this machine:
   (d) the same app on the same server with a Guard and a CallObserver that do nothing, beside the
       app without them (both started by this script, `--role app`), so the seams' cost is one
       ratio (`--skip-hooks` leaves it out, e.g. to measure code from before the seams).
+  (e) with `--keys`: a second `anyllm serve` whose store holds one virtual key (rpm, tpm and budget
+      set high enough never to bind), called with that key: the cost of enforcement, side by side.
 The forwarders and the proxy are pinned to core 0 (`taskset -c 0`); the mock upstream and the load
 generator (`wrk`, Debian package `wrk`, with a Lua script for the POST body) share core 1, since a
 Python load generator saturates before the server does. Each wrk run is short (3 s by default), so
@@ -372,16 +374,30 @@ class Proxy:
     log: Path
 
 
-def _start_proxy(upstream: str, workdir: Path) -> Proxy:
-    log = workdir / "anyllm-serve.log"
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": "sk-bench-dummy",
-        "ANYLLM_HOME": str(workdir / "home"),
-        "NO_COLOR": "1",
-    }
+def _proxy_env(home: Path) -> dict[str, str]:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-bench-dummy", "ANYLLM_HOME": str(home)}
+    env["NO_COLOR"] = "1"
     for name in ("OPENAI_BASE_URL", "ANYLLM_CONFIG", "PROXY_API_KEYS", "BIG_MODEL", "SMALL_MODEL"):
         env.pop(name, None)
+    for name in ("ANYLLM_DB", "ANYLLM_REDIS_URL", "ANYLLM_MASTER_KEY"):
+        env.pop(name, None)
+    return env
+
+
+def _create_key(home: Path) -> str:
+    """A virtual key with limits and a budget that never bind, so every request pays the full
+    enforcement path (lookup, budget, rpm and tpm, spend) without being refused."""
+    args = ["keys", "create", "bench", "--rpm", "1000000000", "--tpm", "1000000000000"]
+    args += ["--budget", "1000000", "--json"]
+    out = subprocess.run(
+        [*_anyllm_command(), *args], env=_proxy_env(home), capture_output=True, check=True
+    )
+    return str(json.loads(out.stdout)["key"])
+
+
+def _start_proxy(upstream: str, workdir: Path, name: str = "home") -> Proxy:
+    log = workdir / f"anyllm-serve-{name}.log"
+    env = _proxy_env(workdir / name)
     command = [*_anyllm_command(), "serve", "--backend", "openai", "--base-url", upstream]
     command += ["--host", "127.0.0.1", "--port", "0"]
     started = time.perf_counter()
@@ -446,6 +462,7 @@ class Target:
     label: str
     url: str  # full URL of the POST endpoint
     anthropic: bool  # body in the Anthropic Messages shape (else OpenAI Chat)
+    key: str = "bench"
     requests_done: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -466,9 +483,9 @@ def _body(target: Target, stream: bool, text: str = "Say hello in one short sent
 def _headers(target: Target) -> dict[str, str]:
     headers = {"content-type": "application/json"}
     if target.anthropic:
-        headers |= {"x-api-key": "bench", "anthropic-version": "2023-06-01"}
+        headers |= {"x-api-key": target.key, "anthropic-version": "2023-06-01"}
     else:
-        headers["authorization"] = "Bearer bench"
+        headers["authorization"] = f"Bearer {target.key}"
     return headers
 
 
@@ -658,6 +675,14 @@ def _run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], workdir
             procs.append(_spawn_role(PROXY_CORE, *role, *(["--hooks"] if hooks else [])))
             _wait_port(port, procs[-1])
             targets.append(Target(label, f"http://127.0.0.1:{port}/v1/messages", True))
+    if proxy is not None and args.keys:
+        secret = _create_key(workdir / "home-keys")
+        keyed = _start_proxy(upstream, workdir, "home-keys")
+        procs.append(keyed.proc)
+        time.sleep(0.5)
+        targets.append(
+            Target("(e) anyllm serve + key, /v1/messages", keyed.url + "/v1/messages", True, secret)
+        )
     for target in targets:
         _check(target)
 
@@ -705,8 +730,26 @@ def _run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], workdir
         for note in target.notes:
             print(f"WARNING {target.label}: {note}")
     if proxy is not None:
+        _keys_report(targets, results)
         _proxy_report(args, proxy, targets, results, rss, ttfb, workdir)
     return 0
+
+
+def _keys_report(targets: list[Target], results: dict[tuple[str, bool, int], WrkResult]) -> None:
+    """Issue 9: keys on (a virtual key with limits and a budget) against keys off, c=64."""
+    off = next((t for t in targets if t.label.startswith("(c) anyllm serve, /v1/messages")), None)
+    on = next((t for t in targets if t.label.startswith("(e)")), None)
+    if off is None or on is None:
+        return
+    print()
+    print("keys on vs off (/v1/messages, c=64):")
+    for stream in (False, True):
+        a, b = results[(off.label, stream, 64)].rps, results[(on.label, stream, 64)].rps
+        ok = b >= 0.9 * a
+        print(
+            f"  {'PASS' if ok else 'FAIL'}  stream={stream!s:<5} off {a:.0f} req/s, on {b:.0f} "
+            f"req/s ({100 * b / a:.0f}%; goal >= 90%)"
+        )
 
 
 def _proxy_report(
@@ -815,6 +858,9 @@ def main() -> int:
         help="forwarder variants (b)",
     )
     parser.add_argument("--skip-proxy", action="store_true", help="measure (a) and (b) only")
+    parser.add_argument(
+        "--keys", action="store_true", help="also (d): the proxy with a virtual key (issue 9)"
+    )
     args = parser.parse_args()
     if args.role == "upstream":
         asyncio.run(_serve_upstream(args.port))

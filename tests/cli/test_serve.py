@@ -156,3 +156,16 @@ def test_a_startup_error_under_json_logs_is_one_json_record(
     assert record["event"] == "startup_failed"
     assert record["level"] == "error"
     assert "--config missing.toml: no such file" in record["message"]
+
+
+def test_record_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from anyllm_cli.config import RecordSettings
+
+    seen: list[Settings] = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANYLLM_HOME", str(tmp_path))
+    monkeypatch.setattr("anyllm_cli.server.runner.run", lambda s, a: seen.append(s))
+    args = ["serve", "--backend", "echo", "--record", "recs", "--record-bodies", "requests"]
+    result = CliRunner().invoke(app, [*args, "--record-sample", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert seen[0].record == RecordSettings(tmp_path / "recs", "requests", 0.25)

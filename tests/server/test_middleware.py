@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -11,9 +13,19 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from anyllm_cli.keys import manage
+from anyllm_cli.keys.manage import KeyOptions
+from anyllm_cli.keys.resolver import KeyResolver
 from anyllm_cli.server.context import context
 from anyllm_cli.server.metrics import Metrics
-from anyllm_cli.server.middleware import Auth, BodyLimit, ConcurrencyLimit, RequestScope
+from anyllm_cli.server.middleware import (
+    PRINCIPAL_KEY,
+    Auth,
+    BodyLimit,
+    ConcurrencyLimit,
+    RequestScope,
+)
+from anyllm_cli.stores import open_store
 from anyllm_cli.translate.degradation import Degradation
 
 pytestmark = pytest.mark.anyio
@@ -133,6 +145,57 @@ async def test_auth_rejects_in_the_callers_format() -> None:
 async def test_auth_is_open_without_keys() -> None:
     async with client(Auth(ok_app, keys=[])) as c:
         assert (await c.post("/v1/messages")).status_code == 200
+
+
+async def principal_app(scope: Scope, receive: Receive, send: Send) -> None:
+    p = scope.get(PRINCIPAL_KEY)
+    body = f"{p.kind}:{p.id}:{p.name}".encode() if p else b"none"
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def test_auth_resolves_virtual_static_and_master_keys(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await open_store(f"sqlite://{tmp_path / 'a.db'}")
+    resolver = KeyResolver(store, refresh_s=0)
+    auth = Auth(principal_app, keys=[], resolver=lambda: resolver, master_key="mk")
+    async with client(RequestScope(auth, metrics=Metrics())) as c:
+        open_ = await c.post("/v1/messages")
+        assert open_.text == "anonymous:anonymous:"  # no active key in the store: open
+        record, secret = await manage.create(store, KeyOptions(name="ci"), time.time())
+        closed = await c.post("/v1/messages")
+        assert closed.status_code == 401 and "missing API key" in closed.text
+        ok = await c.post("/v1/messages", headers={"x-api-key": secret})
+        assert ok.text == f"virtual:{record.id}:ci"
+        bearer = await c.post("/v1/chat/completions", headers={"authorization": f"Bearer {secret}"})
+        assert bearer.text == ok.text
+        wrong = await c.post("/v1/messages", headers={"x-api-key": secret[:-2] + "xx"})
+        assert wrong.status_code == 401 and "invalid API key" in wrong.text
+        caplog.set_level(logging.WARNING, "anyllm")
+        master = await c.post("/v1/messages", headers={"x-api-key": "mk"})
+        assert master.text == "master:master:master"
+        assert "used the master key" in caplog.text
+        await manage.revoke(store, record.id, time.time())
+        revoked = await c.post("/v1/messages", headers={"x-api-key": secret})
+        assert revoked.status_code == 401
+        assert revoked.json()["error"]["message"] == "this API key was revoked"
+        await store.close()
+        down = await c.post("/v1/chat/completions", headers={"authorization": f"Bearer {secret}"})
+        assert down.status_code == 503 and down.headers["retry-after"] == "1"
+        assert "key store is unavailable" in down.json()["error"]["message"]
+    assert secret not in caplog.text
+
+
+async def test_admin_routes_take_only_the_master_key() -> None:
+    async with client(Auth(principal_app, keys=["k1"], master_key="mk")) as c:
+        assert (await c.get("/admin/keys", headers={"x-api-key": "k1"})).status_code == 401
+        assert (await c.get("/key/list", headers={"authorization": "Bearer mk"})).status_code == 200
+        named = await c.post("/key/v1/messages", headers={"x-api-key": "k1"})
+        assert named.text == "static:static:static"  # a backend named "key" is not the admin API
+    async with client(Auth(principal_app, keys=[])) as c:
+        off = await c.get("/admin/keys/key_1", headers={"x-api-key": "anything"})
+        assert off.status_code == 401 and "ANYLLM_MASTER_KEY" in off.text
 
 
 # -- limits ------------------------------------------------------------------------------------------

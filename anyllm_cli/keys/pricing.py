@@ -1,0 +1,70 @@
+"""The price table: USD for a call's usage, from genai-prices, with per-model overrides.
+
+    [prices."MODEL"] in the config (USD per million tokens)  >  a local backend (0)  >  genai-prices
+
+`genai-prices` is a maintained table of providers' prices, matched by model name; its `input_tokens`
+includes cache reads and writes, as our `Usage` does, and it applies the cache rates itself. A
+backend on this machine or a private network costs nothing unless its model is priced in the config.
+A model nobody prices gives None (spend records 0 and the reply has no `x-anyllm-cost`); each such
+model is looked up once.
+
+What it gives up: prices are matched by model name only (not by the backend's provider), so a model
+resold at another price needs an override.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+
+from anyllm_cli.pipeline.seams import Usage
+
+log = logging.getLogger("anyllm.keys")
+PER_MILLION = 1_000_000
+
+
+class PriceTable:
+    def __init__(
+        self,
+        overrides: Mapping[str, Mapping[str, float]] | None = None,
+        free_backends: Collection[str] = (),
+    ) -> None:
+        self._overrides = dict(overrides or {})
+        self._free = frozenset(free_backends)
+        self._unknown: set[str] = set()
+
+    def price(self, backend: str, model: str, usage: Usage) -> float | None:
+        if model in self._overrides:
+            return _override(self._overrides[model], usage)
+        if backend in self._free:
+            return 0.0
+        if model in self._unknown:
+            return None
+        from genai_prices import Usage as PriceUsage
+        from genai_prices import calc_price
+
+        counted = PriceUsage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens or None,
+            cache_write_tokens=usage.cache_write_tokens or None,
+        )
+        try:
+            return float(calc_price(counted, model_ref=model).total_price)
+        except LookupError:
+            self._unknown.add(model)
+            log.info("no price known for model %s: its calls record $0", model)
+            return None
+
+
+def _override(rates: Mapping[str, float], usage: Usage) -> float:
+    cached = usage.cache_read_tokens + usage.cache_write_tokens
+    fresh = max(0, usage.input_tokens - cached)
+    input_rate = rates.get("input", 0.0)
+    total = (
+        fresh * input_rate
+        + usage.cache_read_tokens * rates.get("cache_read", input_rate)
+        + usage.cache_write_tokens * rates.get("cache_write", input_rate)
+        + usage.output_tokens * rates.get("output", 0.0)
+    )
+    return total / PER_MILLION

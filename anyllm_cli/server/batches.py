@@ -1,0 +1,358 @@
+"""Batch and file endpoints: Anthropic Message Batches and OpenAI Files/Batches over one engine.
+
+| route                                          | handler                                     |
+| ---------------------------------------------- | ------------------------------------------- |
+| POST   [/NAME]/v1/messages/batches             | validate, persist, wake the engine           |
+| GET    /v1/messages/batches[/{id}]             | list (after_id, limit) / one                 |
+| POST   /v1/messages/batches/{id}/cancel        | cancel                                       |
+| DELETE /v1/messages/batches/{id}               | delete an ended batch                        |
+| GET    /v1/messages/batches/{id}/results       | JSONL, in input order                        |
+| POST   /v1/files  GET /v1/files[/{id}[/content]] DELETE /v1/files/{id} | batch input files; output and error files are the batches' results |
+| POST   [/NAME]/v1/batches  GET /v1/batches[/{id}]  POST /v1/batches/{id}/cancel |          |
+
+A batch and a file belong to the principal that created them: anyone else gets a 404, as if it did
+not exist. The engine starts in `start()`, called from the app's lifespan with the store it opened;
+until then (or without a store) the routes answer with an error. Bad input is a 4xx in the caller's
+API format, with the line numbers of every bad line; a model the router cannot place, or a virtual
+key's allow-lists refuse, refuses the batch before it is stored.
+
+What it gives up: Anthropic's `before_id` paging is not supported (only `after_id`); a file is held
+in memory while it is validated (the server's body limit applies to uploads).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from fnmatch import fnmatchcase
+from typing import Any, cast
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from anyllm_cli.batch import anthropic, jobs, openai
+from anyllm_cli.batch.engine import Engine, EngineSettings, Runner
+from anyllm_cli.batch.job import BatchJob
+from anyllm_cli.config import BatchSettings
+from anyllm_cli.errors import AnyllmError, ErrorKind, InvalidInput, NotFound, Refused, StoreError
+from anyllm_cli.models.batches import BatchCreate, DeletedMessageBatch, FileDeleted, FileList
+from anyllm_cli.pipeline.seams import ANONYMOUS, Candidate, ClientRequest, Principal, Router
+from anyllm_cli.server.context import PRINCIPAL_KEY, context
+from anyllm_cli.server.formats import ClientFormat, dump_json, render_error
+from anyllm_cli.stores import KeyStore
+from anyllm_cli.stores.batches import Batches, BatchRecord, FileRecord, batches_of
+
+MAX_LIST = 1000
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(dump_json(body), status, media_type="application/json")
+
+
+def _principal(request: Request) -> Principal:
+    found = request.scope.get(PRINCIPAL_KEY)
+    return found if isinstance(found, Principal) else ANONYMOUS
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIST}", "limit")
+    return int(raw)
+
+
+class BatchAPI:
+    """The handlers and what they share once started: the store and the engine."""
+
+    def __init__(self, backends: Mapping[str, Any], config: BatchSettings | None = None) -> None:
+        self._backends = backends
+        self._settings = EngineSettings.of(config or BatchSettings())
+        self.batches: Batches | None = None
+        self.engine: Engine | None = None
+        self._router: Router | None = None
+        self._keys: KeyStore | None = None
+
+    async def start(self, stack: AsyncExitStack, store: object | None, runner: Runner) -> None:
+        """Run the engine over the app's store until the stack closes (before the store closes)."""
+        if store is None:
+            return
+        self.batches = batches_of(store)
+        self._keys = cast(KeyStore, store) if hasattr(store, "get_key") else None
+        self.engine = Engine(self.batches, runner, self._settings)
+        self._router = getattr(runner, "router", None)
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        tg.start_soon(self.engine.run)
+        stack.callback(tg.cancel_scope.cancel)
+        stack.callback(setattr, self, "batches", None)
+
+    # -- shared -----------------------------------------------------------------------------------
+
+    def _store(self) -> Batches:
+        if self.batches is None:
+            raise StoreError("batches need the store, which is not open")
+        return self.batches
+
+    async def _mine(self, request: Request, batch_id: str, fmt: str) -> BatchRecord:
+        record = await self._store().get_batch(batch_id)
+        if record is None or record.owner != _principal(request).id or record.format != fmt:
+            raise NotFound(f"no batch {batch_id!r}")
+        return record
+
+    def _backend(self, request: Request) -> str | None:
+        name = request.path_params.get("backend")
+        if name is not None and name not in self._backends:
+            raise NotFound(f"no backend named {name!r}")
+        return str(name) if name is not None else None
+
+    async def _create(self, request: Request, job: BatchJob, **kw: Any) -> BatchRecord:
+        principal, backend = _principal(request), self._backend(request)
+        if self._router is not None:  # a model no backend serves, or the key may not use
+            probe = ClientRequest(api=job.api, body=b"", backend=backend, principal=principal)
+            for model in sorted(job.models):
+                for candidate in self._router.candidates(probe, model)[:1]:
+                    await self._check_key(principal, candidate)
+        record = await jobs.create(self._store(), job, principal, backend=backend, **kw)
+        if self.engine is not None:
+            self.engine.wake()
+        return record
+
+    async def _check_key(self, principal: Principal, candidate: Candidate) -> None:
+        """A virtual key's allow-lists, checked before the batch is accepted (the guard checks
+        them again, with limits and budget, when each item runs)."""
+        if self._keys is None or principal.kind != "virtual":
+            return
+        record = await self._keys.get_key(principal.id)
+        if record is None:
+            return
+        names = (candidate.requested_model, candidate.upstream_model)
+        if record.models and not any(fnmatchcase(n, p) for p in record.models for n in names):
+            raise Refused(
+                ErrorKind.PERMISSION,
+                f"this API key may not use model {candidate.requested_model!r}",
+            )
+        if record.backends and not any(fnmatchcase(candidate.backend, p) for p in record.backends):
+            raise Refused(
+                ErrorKind.PERMISSION, f"this API key may not use backend {candidate.backend!r}"
+            )
+
+    async def _page(
+        self, request: Request, fmt: str, after: str | None
+    ) -> tuple[list[BatchRecord], bool]:
+        limit = _limit(request)
+        owner = _principal(request).id
+        found: list[BatchRecord] = []
+        cursor = after
+        while (
+            len(found) <= limit
+        ):  # other formats' batches are skipped: read on until a page is full
+            rows = await self._store().list_batches(owner, limit=limit + 1, after=cursor)
+            found += [r for r in rows if r.format == fmt]
+            if len(rows) < limit + 1:
+                break
+            cursor = rows[-1].id
+        return found[:limit], len(found) > limit
+
+    # -- Anthropic Message Batches ----------------------------------------------------------------
+
+    def _base(self, request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    async def create_message_batch(self, request: Request) -> Response:
+        job = anthropic.from_create(await request.body())
+        return _json(anthropic.message_batch(await self._create(request, job), self._base(request)))
+
+    async def list_message_batches(self, request: Request) -> Response:
+        page, more = await self._page(request, "anthropic", request.query_params.get("after_id"))
+        data = [anthropic.message_batch(r, self._base(request)) for r in page]
+        first, last = (page[0].id, page[-1].id) if page else (None, None)
+        return _json({"data": data, "has_more": more, "first_id": first, "last_id": last})
+
+    async def get_message_batch(self, request: Request) -> Response:
+        record = await self._mine(request, request.path_params["batch_id"], "anthropic")
+        return _json(anthropic.message_batch(record, self._base(request)))
+
+    async def cancel_message_batch(self, request: Request) -> Response:
+        record = await self._cancel(request, "anthropic")
+        return _json(anthropic.message_batch(record, self._base(request)))
+
+    async def delete_message_batch(self, request: Request) -> Response:
+        record = await self._mine(request, request.path_params["batch_id"], "anthropic")
+        if record.ended is None:
+            raise InvalidInput(f"batch {record.id} is still processing: cancel it first")
+        await self._store().delete_batch(record.id)
+        return _json(DeletedMessageBatch(id=record.id).dump())
+
+    async def message_batch_results(self, request: Request) -> Response:
+        record = await self._mine(request, request.path_params["batch_id"], "anthropic")
+        if record.ended is None:
+            raise InvalidInput(f"batch {record.id} has not ended: results are not ready yet")
+        return StreamingResponse(
+            jobs.result_bytes(self._store(), record), media_type="application/x-jsonl"
+        )
+
+    async def _cancel(self, request: Request, fmt: str) -> BatchRecord:
+        record = await self._mine(request, request.path_params["batch_id"], fmt)
+        await self._store().cancel(record.id, time.time())
+        if self.engine is not None:
+            self.engine.wake()
+        return await self._store().get_batch(record.id) or record
+
+    # -- OpenAI Files -----------------------------------------------------------------------------
+
+    async def upload_file(self, request: Request) -> Response:
+        async with request.form(max_part_size=256 * 1024 * 1024) as form:
+            purpose = form.get("purpose")
+            upload = form.get("file")
+            if purpose != "batch":
+                raise InvalidInput("only purpose=batch files are accepted here", "purpose")
+            if upload is None or isinstance(upload, str):
+                raise InvalidInput("send the file as the multipart field 'file'", "file")
+            content = await upload.read()
+            name = upload.filename or "batch.jsonl"
+        try:
+            content.decode()
+        except UnicodeDecodeError:
+            raise InvalidInput("a batch file is UTF-8 JSONL", "file") from None
+        record = FileRecord(
+            "file-" + uuid.uuid4().hex[:24],
+            _principal(request).id,
+            name,
+            "batch",
+            len(content),
+            time.time(),
+        )
+        await self._store().put_file(record, content)
+        return _json(openai.file_object(record))
+
+    async def _file(self, request: Request) -> tuple[FileRecord, bytes]:
+        file_id = request.path_params["file_id"]
+        result_of = openai.result_file_of(file_id)
+        if result_of is not None:
+            batch_id, errors = result_of
+            record = await self._mine(request, batch_id, "openai")
+            content = b"".join(
+                [c async for c in jobs.result_bytes(self._store(), record, errors=errors)]
+            )
+            name = f"{batch_id}_{'error' if errors else 'output'}.jsonl"
+            meta = FileRecord(
+                file_id, record.owner, name, "batch_output", len(content), record.ended or 0
+            )
+            return meta, content
+        found = await self._store().get_file(file_id)
+        if found is None or found.owner != _principal(request).id:
+            raise NotFound(f"no file {file_id!r}")
+        return found, await self._store().file_content(file_id) or b""
+
+    async def get_file(self, request: Request) -> Response:
+        record, _ = await self._file(request)
+        return _json(openai.file_object(record))
+
+    async def file_content(self, request: Request) -> Response:
+        _, content = await self._file(request)
+        return Response(content, media_type="application/octet-stream")
+
+    async def list_files(self, request: Request) -> Response:
+        purpose = request.query_params.get("purpose")
+        rows = await self._store().list_files(_principal(request).id, purpose=purpose)
+        data = [openai.file_object(r) for r in rows]
+        return _json(FileList(data=[], has_more=False).dump() | {"data": data})
+
+    async def delete_file(self, request: Request) -> Response:
+        record, _ = await self._file(request)
+        if openai.result_file_of(record.id) is None:
+            await self._store().delete_file(record.id)
+        return _json(FileDeleted(id=record.id, deleted=True).dump())
+
+    # -- OpenAI Batches ---------------------------------------------------------------------------
+
+    async def create_batch(self, request: Request) -> Response:
+        create = BatchCreate.parse(await request.body())
+        found = await self._store().get_file(create.input_file_id)
+        if found is None or found.owner != _principal(request).id:
+            raise NotFound(f"no file {create.input_file_id!r}")
+        window = openai.window_seconds(create.completion_window)
+        del window  # checked here, before the file is read
+        data = await self._store().file_content(found.id) or b""
+        job = openai.from_jsonl(data, endpoint=create.endpoint)
+        record = await self._create(
+            request,
+            job,
+            window=create.completion_window,
+            input_file_id=found.id,
+            metadata=create.metadata,
+        )
+        return _json(openai.batch_object(record))
+
+    async def list_batches(self, request: Request) -> Response:
+        page, more = await self._page(request, "openai", request.query_params.get("after"))
+        data = [openai.batch_object(r) for r in page]
+        first, last = (page[0].id, page[-1].id) if page else (None, None)
+        body = {
+            "object": "list",
+            "data": data,
+            "has_more": more,
+            "first_id": first,
+            "last_id": last,
+        }
+        return _json(body)
+
+    async def get_batch(self, request: Request) -> Response:
+        record = await self._mine(request, request.path_params["batch_id"], "openai")
+        return _json(openai.batch_object(record))
+
+    async def cancel_batch(self, request: Request) -> Response:
+        return _json(openai.batch_object(await self._cancel(request, "openai")))
+
+
+def _guarded(api: BatchAPI, handler: Any, fmt: ClientFormat) -> Any:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        except AnyllmError as exc:
+            ctx = context(request.scope)
+            use = ctx.fmt if ctx is not None else fmt
+            param = exc.path or None if isinstance(exc, InvalidInput) else None
+            status, headers, body = render_error(use, exc.kind, exc.message, param=param)
+            if ctx is not None:
+                ctx.error_message = exc.message
+            return Response(
+                body, status, headers=dict((k.decode(), v.decode()) for k, v in headers)
+            )
+
+    return endpoint
+
+
+def routes(api: BatchAPI) -> list[Route]:
+    """The batch and file routes, to mount before the passthrough."""
+    a, o = ClientFormat.ANTHROPIC, ClientFormat.OPENAI
+
+    def r(
+        path: str, handler: Any, method: str, fmt: ClientFormat, *, named: bool = False
+    ) -> list[Route]:
+        out = [Route(path, _guarded(api, handler, fmt), methods=[method])]
+        if named:
+            out.append(Route("/{backend}" + path, _guarded(api, handler, fmt), methods=[method]))
+        return out
+
+    mb = "/v1/messages/batches"
+    return [
+        *r(mb, api.create_message_batch, "POST", a, named=True),
+        *r(mb, api.list_message_batches, "GET", a),
+        *r(mb + "/{batch_id}", api.get_message_batch, "GET", a),
+        *r(mb + "/{batch_id}", api.delete_message_batch, "DELETE", a),
+        *r(mb + "/{batch_id}/cancel", api.cancel_message_batch, "POST", a),
+        *r(mb + "/{batch_id}/results", api.message_batch_results, "GET", a),
+        *r("/v1/files", api.upload_file, "POST", o),
+        *r("/v1/files", api.list_files, "GET", o),
+        *r("/v1/files/{file_id}", api.get_file, "GET", o),
+        *r("/v1/files/{file_id}", api.delete_file, "DELETE", o),
+        *r("/v1/files/{file_id}/content", api.file_content, "GET", o),
+        *r("/v1/batches", api.create_batch, "POST", o, named=True),
+        *r("/v1/batches", api.list_batches, "GET", o),
+        *r("/v1/batches/{batch_id}", api.get_batch, "GET", o),
+        *r("/v1/batches/{batch_id}/cancel", api.cancel_batch, "POST", o),
+    ]

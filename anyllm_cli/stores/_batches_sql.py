@@ -1,0 +1,436 @@
+"""The SQL for batches and files, shared by SQLite and PostgreSQL (`BatchStore`, `FileStore`).
+
+    batches       one row per batch, with result counters kept in step with its items
+    batch_items   one row per request, keyed (batch_id, custom_id): its body, its lease
+                  (lease_owner, lease_expires), and its one result (state 'open' -> 'done' once)
+    files         uploaded batch input files (JSONL text)
+
+`SQLBatches` wraps an engine store (`SQLiteStore` or `PostgresStore`) and runs small cursor
+functions through its `_read` / `_write`. A claim is one write transaction: pick the runnable items
+of each open batch (never-leased first, then expired leases) and stamp them with the worker and a
+lease expiry; PostgreSQL adds `FOR UPDATE SKIP LOCKED`, so instances claiming at once never wait on
+each other's rows. A result is written with `WHERE state = 'open'`: the first result of an item
+wins and a late duplicate (a re-sent item after a crash) is dropped, so results stay one per item.
+
+What it gives up: counters move only with writes through this module (a batch's items are never
+edited by hand); `finish` recounts from the items to stay exact.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from anyllm_cli.stores.batches import (
+    BatchRecord,
+    ClaimedItem,
+    Counts,
+    EndReason,
+    FileRecord,
+    ItemRow,
+    NewItem,
+)
+
+T = TypeVar("T")
+RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Engine(Protocol):
+    url: str
+
+    async def _read(self, fn: Any) -> Any: ...
+
+    async def _write(self, fn: Any, lock: str | None = None) -> Any: ...
+
+
+_BATCH_COLUMNS = (
+    "id, owner, owner_kind, format, api, endpoint, backend, created, expires, completion_window, "
+    "input_file_id, metadata, cancel_requested, ended, end_reason, "
+    "total, succeeded, errored, canceled, expired"
+)
+_FILE_COLUMNS = "id, owner, filename, purpose, bytes, created, expires"
+
+
+def _batch(row: Sequence[Any]) -> BatchRecord:
+    (bid, owner, kind, fmt, api, endpoint, backend, created, expires, window, file_id, meta) = row[
+        :12
+    ]
+    cancel, ended, reason, total, ok, err, canceled, expired = row[12:]
+    return BatchRecord(
+        id=bid,
+        owner=owner,
+        owner_kind=kind,
+        format=fmt,
+        api=api,
+        endpoint=endpoint,
+        backend=backend,
+        created=float(created),
+        expires=float(expires),
+        completion_window=window,
+        input_file_id=file_id,
+        metadata=json.loads(meta),
+        cancel_requested=cancel,
+        ended=ended,
+        end_reason=reason,
+        counts=Counts(int(total), int(ok), int(err), int(canceled), int(expired)),
+    )
+
+
+def _file(row: Sequence[Any]) -> FileRecord:
+    fid, owner, filename, purpose, size, created, expires = row
+    return FileRecord(fid, owner, filename, purpose, int(size), float(created), expires)
+
+
+def _claim_batch(
+    cur: Cursor, batch_id: str, *, want: int, worker: str, lease_s: float, now: float, skip: str
+) -> list[ClaimedItem]:
+    cur.execute(
+        f"""UPDATE batch_items SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1
+        WHERE batch_id = ? AND custom_id IN (
+            SELECT custom_id FROM batch_items
+            WHERE batch_id = ? AND state = 'open' AND lease_expires < ?
+            ORDER BY lease_expires, line LIMIT ?{skip})
+        RETURNING custom_id, body, attempts""",
+        (worker, now + lease_s, batch_id, batch_id, now, want),
+    )
+    return [
+        ClaimedItem(batch_id, str(cid), str(body).encode(), int(attempts) - 1)
+        for cid, body, attempts in cur.fetchall()
+    ]
+
+
+def _recount(cur: Cursor, batch_id: str) -> None:
+    cur.execute(
+        "SELECT result_type, COUNT(*) FROM batch_items "
+        "WHERE batch_id = ? AND state = 'done' GROUP BY result_type",
+        (batch_id,),
+    )
+    got = {str(kind): int(n) for kind, n in cur.fetchall()}
+    cur.execute(
+        "UPDATE batches SET succeeded = ?, errored = ?, canceled = ?, expired = ? WHERE id = ?",
+        (*(got.get(kind, 0) for kind in RESULT_TYPES), batch_id),
+    )
+
+
+class SQLBatches:
+    """`BatchStore` and `FileStore` over an engine store's connections."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        postgres = engine.url.startswith(("postgres:", "postgresql:"))
+        self._skip = " FOR UPDATE SKIP LOCKED" if postgres else ""
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    async def create_batch(self, batch: BatchRecord, items: Sequence[NewItem]) -> None:
+        def run(cur: Cursor) -> None:
+            cur.execute(
+                f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0)",
+                (
+                    batch.id,
+                    batch.owner,
+                    batch.owner_kind,
+                    batch.format,
+                    batch.api,
+                    batch.endpoint,
+                    batch.backend,
+                    batch.created,
+                    batch.expires,
+                    batch.completion_window,
+                    batch.input_file_id,
+                    json.dumps(dict(batch.metadata)),
+                    None,
+                    None,
+                    None,
+                    len(items),
+                ),
+            )
+            rows = [(batch.id, i.custom_id, i.line, i.body.decode()) for i in items]
+            for start in range(0, len(rows), 500):
+                chunk = rows[start : start + 500]
+                values = ", ".join("(?, ?, ?, ?, 'open', 0, 0)" for _ in chunk)
+                cur.execute(
+                    "INSERT INTO batch_items (batch_id, custom_id, line, body, state, "
+                    f"lease_expires, attempts) VALUES {values}",
+                    [v for row in chunk for v in row],
+                )
+
+        await self._engine._write(run)
+
+    async def get_batch(self, batch_id: str) -> BatchRecord | None:
+        def run(cur: Cursor) -> BatchRecord | None:
+            cur.execute(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
+            row = cur.fetchone()
+            return _batch(row) if row else None
+
+        result: BatchRecord | None = await self._engine._read(run)
+        return result
+
+    async def list_batches(
+        self, owner: str | None, *, limit: int = 20, after: str | None = None
+    ) -> list[BatchRecord]:
+        def run(cur: Cursor) -> list[BatchRecord]:
+            where, params = ["1 = 1"], []
+            if owner is not None:
+                where.append("owner = ?")
+                params.append(owner)
+            if after is not None:
+                where.append("(created, id) < (SELECT created, id FROM batches WHERE id = ?)")
+                params.append(after)
+            cur.execute(
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE {' AND '.join(where)} "
+                "ORDER BY created DESC, id DESC LIMIT ?",
+                (*params, limit),
+            )
+            return [_batch(row) for row in cur.fetchall()]
+
+        result: list[BatchRecord] = await self._engine._read(run)
+        return result
+
+    async def claim(
+        self,
+        worker: str,
+        limit: int,
+        per_batch: int,
+        lease_s: float,
+        now: float,
+        *,
+        only: str | None = None,
+    ) -> list[ClaimedItem]:
+        def run(cur: Cursor) -> list[ClaimedItem]:
+            one = " AND id = ?" if only is not None else ""
+            cur.execute(
+                "SELECT id FROM batches WHERE ended IS NULL AND cancel_requested IS NULL "
+                f"AND expires > ?{one} ORDER BY created, id",
+                (now, only) if only is not None else (now,),
+            )
+            claimed: list[ClaimedItem] = []
+            for (batch_id,) in cur.fetchall():
+                if len(claimed) >= limit:
+                    break
+                cur.execute(
+                    "SELECT COUNT(*) FROM batch_items "
+                    "WHERE batch_id = ? AND state = 'open' AND lease_expires >= ?",
+                    (batch_id, now),
+                )
+                want = min(limit - len(claimed), per_batch - int(cur.fetchone()[0]))
+                if want > 0:
+                    claimed += _claim_batch(
+                        cur,
+                        batch_id,
+                        want=want,
+                        worker=worker,
+                        lease_s=lease_s,
+                        now=now,
+                        skip=self._skip,
+                    )
+            return claimed
+
+        result: list[ClaimedItem] = await self._engine._write(run)
+        return result
+
+    async def renew(
+        self, worker: str, keys: Sequence[tuple[str, str]], lease_s: float, now: float
+    ) -> None:
+        def run(cur: Cursor) -> None:
+            for batch_id, custom_id in keys:
+                cur.execute(
+                    "UPDATE batch_items SET lease_expires = ? WHERE batch_id = ? "
+                    "AND custom_id = ? AND lease_owner = ? AND state = 'open'",
+                    (now + lease_s, batch_id, custom_id, worker),
+                )
+
+        if keys:
+            await self._engine._write(run)
+
+    async def release(self, worker: str, keys: Sequence[tuple[str, str]]) -> None:
+        def run(cur: Cursor) -> None:
+            for batch_id, custom_id in keys:
+                cur.execute(
+                    "UPDATE batch_items SET lease_expires = 0, lease_owner = NULL "
+                    "WHERE batch_id = ? AND custom_id = ? AND lease_owner = ? AND state = 'open'",
+                    (batch_id, custom_id, worker),
+                )
+
+        if keys:
+            await self._engine._write(run)
+
+    async def complete(
+        self, batch_id: str, results: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        def run(cur: Cursor) -> None:
+            added = dict.fromkeys(RESULT_TYPES, 0)
+            for custom_id, result in results:
+                kind = str(result["type"])
+                cur.execute(
+                    "UPDATE batch_items SET state = 'done', result_type = ?, result = ?, "
+                    "lease_owner = NULL WHERE batch_id = ? AND custom_id = ? AND state = 'open' "
+                    "RETURNING custom_id",
+                    (kind, json.dumps(result), batch_id, custom_id),
+                )
+                if cur.fetchall():
+                    added[kind] += 1
+            sets = ", ".join(f"{kind} = {kind} + ?" for kind in RESULT_TYPES)
+            cur.execute(
+                f"UPDATE batches SET {sets} WHERE id = ?",
+                (*(added[kind] for kind in RESULT_TYPES), batch_id),
+            )
+
+        if results:
+            await self._engine._write(run)
+
+    async def cancel(self, batch_id: str, now: float) -> None:
+        def run(cur: Cursor) -> None:
+            cur.execute(
+                "UPDATE batches SET cancel_requested = ? "
+                "WHERE id = ? AND cancel_requested IS NULL AND ended IS NULL",
+                (now, batch_id),
+            )
+
+        await self._engine._write(run)
+
+    async def due(self, now: float) -> list[BatchRecord]:
+        def run(cur: Cursor) -> list[BatchRecord]:
+            cur.execute(
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE ended IS NULL AND ("
+                "cancel_requested IS NOT NULL OR expires <= ? "
+                "OR succeeded + errored + canceled + expired >= total) ORDER BY created",
+                (now,),
+            )
+            return [_batch(row) for row in cur.fetchall()]
+
+        result: list[BatchRecord] = await self._engine._read(run)
+        return result
+
+    async def finish(self, batch_id: str, reason: EndReason, now: float) -> None:
+        """End a batch: items still open get `canceled` / `expired` (none for `completed`)."""
+
+        def run(cur: Cursor) -> None:
+            if reason != "completed":
+                kind = "canceled" if reason == "canceled" else "expired"
+                cur.execute(
+                    "UPDATE batch_items SET state = 'done', result_type = ?, result = ?, "
+                    "lease_owner = NULL WHERE batch_id = ? AND state = 'open'",
+                    (kind, json.dumps({"type": kind, "status": 200}), batch_id),
+                )
+            _recount(cur, batch_id)
+            cur.execute(
+                "UPDATE batches SET ended = ?, end_reason = ? WHERE id = ? AND ended IS NULL",
+                (now, reason, batch_id),
+            )
+
+        await self._engine._write(run)
+
+    async def items(
+        self, batch_id: str, *, after_line: int = 0, limit: int = 1000
+    ) -> list[ItemRow]:
+        def run(cur: Cursor) -> list[ItemRow]:
+            cur.execute(
+                "SELECT custom_id, line, result FROM batch_items "
+                "WHERE batch_id = ? AND line > ? ORDER BY line LIMIT ?",
+                (batch_id, after_line, limit),
+            )
+            return [
+                ItemRow(str(cid), int(line), json.loads(result) if result else None)
+                for cid, line, result in cur.fetchall()
+            ]
+
+        result: list[ItemRow] = await self._engine._read(run)
+        return result
+
+    async def delete_batch(self, batch_id: str) -> None:
+        def run(cur: Cursor) -> None:
+            cur.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
+            cur.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+
+        await self._engine._write(run)
+
+    async def purge(self, ended_before: float) -> int:
+        def run(cur: Cursor) -> int:
+            cur.execute(
+                "SELECT id FROM batches WHERE ended IS NOT NULL AND ended < ?", (ended_before,)
+            )
+            ids = [str(row[0]) for row in cur.fetchall()]
+            for batch_id in ids:
+                cur.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
+                cur.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+            cur.execute(
+                "DELETE FROM files WHERE expires IS NOT NULL AND expires < ?", (ended_before,)
+            )
+            return len(ids)
+
+        result: int = await self._engine._write(run)
+        return result
+
+    # -- files ------------------------------------------------------------------------------------
+
+    async def put_file(self, record: FileRecord, content: bytes) -> None:
+        def run(cur: Cursor) -> None:
+            cur.execute(
+                f"INSERT INTO files ({_FILE_COLUMNS}, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.owner,
+                    record.filename,
+                    record.purpose,
+                    record.bytes,
+                    record.created,
+                    record.expires,
+                    content.decode(),
+                ),
+            )
+
+        await self._engine._write(run)
+
+    async def get_file(self, file_id: str) -> FileRecord | None:
+        def run(cur: Cursor) -> FileRecord | None:
+            cur.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?", (file_id,))
+            row = cur.fetchone()
+            return _file(row) if row else None
+
+        result: FileRecord | None = await self._engine._read(run)
+        return result
+
+    async def file_content(self, file_id: str) -> bytes | None:
+        def run(cur: Cursor) -> bytes | None:
+            cur.execute("SELECT content FROM files WHERE id = ?", (file_id,))
+            row = cur.fetchone()
+            return str(row[0]).encode() if row else None
+
+        result: bytes | None = await self._engine._read(run)
+        return result
+
+    async def list_files(
+        self, owner: str | None, *, purpose: str | None = None
+    ) -> list[FileRecord]:
+        def run(cur: Cursor) -> list[FileRecord]:
+            where, params = ["1 = 1"], []
+            for column, value in (("owner", owner), ("purpose", purpose)):
+                if value is not None:
+                    where.append(f"{column} = ?")
+                    params.append(value)
+            cur.execute(
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE {' AND '.join(where)} "
+                "ORDER BY created DESC, id DESC",
+                params,
+            )
+            return [_file(row) for row in cur.fetchall()]
+
+        result: list[FileRecord] = await self._engine._read(run)
+        return result
+
+    async def delete_file(self, file_id: str) -> bool:
+        def run(cur: Cursor) -> bool:
+            cur.execute("DELETE FROM files WHERE id = ? RETURNING id", (file_id,))
+            return bool(cur.fetchall())
+
+        result: bool = await self._engine._write(run)
+        return result

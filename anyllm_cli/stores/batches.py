@@ -1,0 +1,174 @@
+"""What batches need from storage: `BatchStore` and `FileStore` Protocols and their records.
+
+    create(batch, items)   every item persisted before the batch is acknowledged
+    claim(owner, n, lease) items not ended and not under a live lease, leased to `owner` for `lease` s
+    renew(owner, items)    keeps this worker's leases alive while it runs them
+    complete(batch, [(custom_id, result)])   idempotent: an item already ended keeps its first result
+    finish(batch, reason)  every item without a result gets `canceled` / `expired`, the batch ends
+
+A result lives on its item's row (keyed by batch id + custom_id), so a batch can never hold two
+results for one custom_id, whatever crashes and retries happened. Times are Unix seconds (UTC).
+
+What it gives up: an item's lease is its only lock; a worker that stalls longer than its lease
+without renewing may see its item re-run elsewhere (the first result written wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+EndReason = Literal["completed", "canceled", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    total: int = 0
+    succeeded: int = 0
+    errored: int = 0
+    canceled: int = 0
+    expired: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.errored + self.canceled + self.expired
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    id: str
+    owner: str  # the principal id that created it; nobody else sees it
+    owner_kind: str  # the principal's kind, so its items run as it
+    format: str  # "anthropic" | "openai"
+    api: str  # the pipeline API each item is: "messages" | "chat"
+    endpoint: str
+    created: float
+    expires: float
+    completion_window: str = "24h"
+    backend: str | None = None  # pinned backend, or None for the router's choice
+    input_file_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    cancel_requested: float | None = None
+    ended: float | None = None
+    end_reason: EndReason | None = None
+    counts: Counts = Counts()
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    custom_id: str
+    body: bytes
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedItem:
+    batch_id: str
+    custom_id: str
+    body: bytes
+    attempts: int  # claims before this one (a crash-resumed item has at least 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    custom_id: str
+    line: int
+    result: Mapping[str, Any] | None  # ItemResult.to_json(), None while not ended
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    id: str
+    owner: str
+    filename: str
+    purpose: str
+    bytes: int
+    created: float
+    expires: float | None = None
+
+
+class BatchStore(Protocol):
+    async def create_batch(self, batch: BatchRecord, items: Sequence[NewItem]) -> None: ...
+
+    async def get_batch(self, batch_id: str) -> BatchRecord | None: ...
+
+    async def list_batches(
+        self, owner: str | None, *, limit: int = 20, after: str | None = None
+    ) -> list[BatchRecord]:
+        """Newest first; `after` is the id of the last batch of the previous page."""
+        ...
+
+    async def claim(
+        self,
+        worker: str,
+        limit: int,
+        per_batch: int,
+        lease_s: float,
+        now: float,
+        *,
+        only: str | None = None,
+    ) -> list[ClaimedItem]:
+        """Lease up to `limit` runnable items of open batches (or of batch `only`), oldest batch
+        first, leaving each batch at most `per_batch` live leases (across every worker)."""
+        ...
+
+    async def renew(
+        self, worker: str, keys: Sequence[tuple[str, str]], lease_s: float, now: float
+    ) -> None:
+        """Extend this worker's leases on these (batch id, custom_id) items."""
+        ...
+
+    async def release(self, worker: str, keys: Sequence[tuple[str, str]]) -> None:
+        """Give items back unrun (shutdown), so another worker need not wait for the lease."""
+        ...
+
+    async def complete(
+        self, batch_id: str, results: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None: ...
+
+    async def cancel(self, batch_id: str, now: float) -> None: ...
+
+    async def due(self, now: float) -> list[BatchRecord]:
+        """Open batches that are ready to end: nothing left to run, canceled, or past expiry."""
+        ...
+
+    async def finish(self, batch_id: str, reason: EndReason, now: float) -> None: ...
+
+    async def items(
+        self, batch_id: str, *, after_line: int = 0, limit: int = 1000
+    ) -> list[ItemRow]: ...
+
+    async def delete_batch(self, batch_id: str) -> None: ...
+
+    async def purge(self, ended_before: float) -> int:
+        """Delete batches (and their items) that ended before this time; returns how many."""
+        ...
+
+
+class FileStore(Protocol):
+    async def put_file(self, record: FileRecord, content: bytes) -> None: ...
+
+    async def get_file(self, file_id: str) -> FileRecord | None: ...
+
+    async def file_content(self, file_id: str) -> bytes | None: ...
+
+    async def list_files(
+        self, owner: str | None, *, purpose: str | None = None
+    ) -> list[FileRecord]: ...
+
+    async def delete_file(self, file_id: str) -> bool: ...
+
+
+class Batches(BatchStore, FileStore, Protocol):
+    """Both, as one object over one store."""
+
+
+def batches_of(store: object) -> Batches:
+    """The batch and file store living in an opened `Store` (SQLite or PostgreSQL)."""
+    from anyllm_cli.stores._batches_sql import SQLBatches
+    from anyllm_cli.stores._sql import SQLStore
+
+    if not isinstance(store, SQLStore):
+        raise TypeError(f"batches need an SQL store, not {type(store).__name__}")
+    return SQLBatches(store)

@@ -1,0 +1,137 @@
+"""The embedded store: one SQLite file in WAL mode, the default (`sqlite:///PATH`).
+
+    event loop ──to_thread──> one writer connection (a capacity-1 limiter serialises it;
+                              BEGIN IMMEDIATE serialises it with other processes on the file)
+               ──to_thread──> reader connections, one per worker thread (WAL: readers never block)
+
+Nothing runs on the event loop. `serve --workers N` opens the same file from N processes; every
+write transaction starts with `BEGIN IMMEDIATE`, so a limiter's check-and-take is atomic across them,
+and `busy_timeout` makes a writer wait its turn instead of failing. The file is created 0600: it holds
+no usable key, but it does hold who spent what.
+
+What it gives up: one machine only (a network filesystem breaks SQLite's locks); use PostgreSQL for
+several instances.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+from anyllm_cli.errors import StoreError
+from anyllm_cli.stores import migrations
+from anyllm_cli.stores._sql import Cursor, SQLLimiter, SQLStore
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///abs/path.db` (or `sqlite:relative.db`) -> a path."""
+    rest = url.removeprefix("sqlite:")
+    rest = rest[2:] if rest.startswith("//") else rest
+    if not rest or rest.lstrip("/") == ":memory:":
+        raise StoreError(f"store URL {url!r}: expected sqlite:///PATH to a file")
+    return Path(rest).expanduser()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class SQLiteStore(SQLStore):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite://{path}" if path.is_absolute() else f"sqlite:{path}"
+        self.limiter = SQLLimiter(self)
+        self._writer: sqlite3.Connection | None = None
+        self._write_slot = anyio.CapacityLimiter(1)
+        self._read_slots = anyio.CapacityLimiter(4)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    async def open(cls, url: str) -> SQLiteStore:
+        store = cls(sqlite_path(url))
+        await anyio.to_thread.run_sync(store._open_sync)
+        return store
+
+    def _open_sync(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                self.path.touch(mode=0o600)
+            self._writer = _connect(self.path)
+            self._writer.execute("PRAGMA journal_mode = WAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
+
+    def _migrate(self) -> None:
+        def run(cur: Cursor) -> None:
+            cur.execute(migrations.CREATE_LEDGER, ())
+            cur.execute("SELECT name FROM schema_migrations", ())
+            applied = [str(row[0]) for row in cur.fetchall()]
+            todo = migrations.pending(applied, str(self.path))
+            migrations.apply(cur.execute, todo, time.time())
+
+        self._write_sync(run)
+
+    def _write_sync(self, fn: Callable[[Cursor], T]) -> T:
+        conn = self._writer
+        if conn is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn.cursor())
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _read_sync(self, fn: Callable[[Cursor], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return fn(conn.cursor())
+
+    async def _write(self, fn: Callable[[Cursor], T], lock: str | None = None) -> T:
+        try:
+            return await anyio.to_thread.run_sync(self._write_sync, fn, limiter=self._write_slot)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+
+    async def _read(self, fn: Callable[[Cursor], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(self._read_sync, fn, limiter=self._read_slots)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+
+    async def close(self) -> None:
+        await self.limiter.close()
+
+        def run() -> None:
+            with self._lock:
+                for conn in self._readers:
+                    conn.close()
+                self._readers.clear()
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+        await anyio.to_thread.run_sync(run, limiter=self._write_slot)

@@ -1,0 +1,178 @@
+"""The store contract, run on every engine: keys, the version counter, spend, and the limiter."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from anyllm_cli.stores import KeyRecord, Limiter, Limits, Store
+
+pytestmark = pytest.mark.anyio
+NOW = 1_800_000_000.0
+
+
+def _key(n: int = 1, **changes: object) -> KeyRecord:
+    values: dict[str, object] = {
+        "id": f"key_{n}",
+        "name": f"name{n}",
+        "key_hash": f"hash{n}",
+        "prefix": "sk-anyllm-abcd",
+        "created": NOW + n,
+        "rpm": 10,
+        "budget_usd": 5.0,
+        "period": "month",
+        "models": ("claude-*", "gpt-4.1"),
+        "backends": ("openai",),
+        "metadata": {"team": "ml", "n": 3},
+    }
+    values.update(changes)
+    return KeyRecord(**values)  # type: ignore[arg-type]
+
+
+async def test_a_key_round_trips_and_is_found_by_id_name_and_hash(store: Store) -> None:
+    await store.create_key(_key())
+    assert await store.get_key("key_1") == _key()
+    assert await store.get_key("name1") == _key()
+    assert await store.find_key("hash1") == _key()
+    assert await store.find_key("nope") is None
+    assert await store.get_key("nope") is None
+
+
+async def test_a_name_finds_the_newest_key_of_that_name(store: Store) -> None:
+    await store.create_key(_key(1, name="ci"))
+    await store.create_key(_key(2, name="ci"))
+    found = await store.get_key("ci")
+    assert found is not None and found.id == "key_2"
+    assert [k.id for k in await store.list_keys()] == ["key_1", "key_2"]
+
+
+async def test_every_key_write_bumps_the_version(store: Store) -> None:
+    v0 = await store.keys_version()
+    await store.create_key(_key())
+    v1 = await store.keys_version()
+    updated = await store.update_key("key_1", {"revoked": NOW, "rpm": None, "models": ()})
+    v2 = await store.keys_version()
+    assert updated is not None and updated.revoked == NOW and updated.rpm is None
+    assert updated.models == ()
+    assert await store.delete_key("key_1") is True
+    assert await store.delete_key("key_1") is False
+    assert v0 < v1 < v2 < await store.keys_version()
+
+
+async def test_an_unknown_column_is_refused(store: Store) -> None:
+    await store.create_key(_key())
+    with pytest.raises(ValueError, match="not updatable: id"):
+        await store.update_key("key_1", {"id": "other"})
+
+
+async def test_active_keys_exclude_revoked_and_expired(store: Store) -> None:
+    await store.create_key(_key(1))
+    await store.create_key(_key(2, key_hash="h2", revoked=NOW))
+    await store.create_key(_key(3, key_hash="h3", expires=NOW - 1))
+    await store.create_key(_key(4, key_hash="h4", expires=NOW + 60))
+    assert await store.count_active_keys(NOW) == 2
+
+
+async def test_spend_adds_up_per_key_model_backend_and_day(store: Store) -> None:
+    rows = [
+        ("k1", "2026-12-01", "m1", "b1", 10, 5, 0.5),
+        ("k1", "2026-12-01", "m1", "b1", 10, 5, 0.25),
+        ("k1", "2026-12-02", "m2", "b1", 1, 1, 1.0),
+        ("k2", "2026-12-02", "m1", "b2", 2, 2, 2.0),
+    ]
+    for key, day, model, backend, i, o, cost in rows:
+        await store.record_spend(
+            key,
+            day=day,
+            model=model,
+            backend=backend,
+            input_tokens=i,
+            output_tokens=o,
+            cost_usd=cost,
+        )
+    assert await store.spent("k1", None) == pytest.approx(1.75)
+    assert await store.spent("k1", "2026-12-02") == pytest.approx(1.0)
+    by_key = {r.group: r for r in await store.spend(None, None, "key")}
+    assert by_key["k1"].requests == 3 and by_key["k1"].input_tokens == 21
+    by_model = {r.group: r.cost_usd for r in await store.spend("k1", None, "model")}
+    assert by_model == pytest.approx({"m1": 0.75, "m2": 1.0})
+    by_day = [r.group for r in await store.spend(None, "2026-12-02", "day")]
+    assert by_day == ["2026-12-02"]
+    assert [r.group for r in await store.spend(None, None, "backend")] == ["b1", "b2"]
+
+
+# -- the limiter -------------------------------------------------------------------------------------
+
+
+async def test_rpm_is_a_sliding_window(limiter: Limiter) -> None:
+    limits = Limits(rpm=2)
+    first = await limiter.acquire("k", limits, NOW)
+    assert first.allowed and first.requests_remaining == 1
+    assert (await limiter.acquire("k", limits, NOW + 10)).allowed
+    refused = await limiter.acquire("k", limits, NOW + 30)
+    assert not refused.allowed and refused.reason == "requests"
+    assert refused.retry_after == pytest.approx(30)
+    assert refused.requests_remaining == 0
+    assert (await limiter.acquire("k", limits, NOW + 60.5)).allowed  # the first one slid out
+    assert not (await limiter.acquire("k", limits, NOW + 61)).allowed
+    assert (await limiter.acquire("other", limits, NOW + 61)).allowed  # keys are separate
+
+
+async def test_tpm_counts_tokens_booked_at_release(limiter: Limiter) -> None:
+    limits = Limits(tpm=100)
+    d = await limiter.acquire("k", limits, NOW)
+    assert d.allowed and d.tokens_remaining == 100
+    await limiter.release("k", d.ticket, 60, NOW + 1)
+    d2 = await limiter.acquire("k", limits, NOW + 2)
+    assert d2.allowed and d2.tokens_remaining == 40
+    await limiter.release("k", d2.ticket, 50, NOW + 3)
+    refused = await limiter.acquire("k", limits, NOW + 4)
+    assert not refused.allowed and refused.reason == "tokens"
+    assert refused.retry_after == pytest.approx(57)
+    assert (await limiter.acquire("k", limits, NOW + 62)).allowed
+
+
+async def test_parallel_slots_are_given_back(limiter: Limiter) -> None:
+    limits = Limits(max_parallel=1)
+    d = await limiter.acquire("k", limits, NOW)
+    assert d.allowed
+    refused = await limiter.acquire("k", limits, NOW)
+    assert not refused.allowed and refused.reason == "parallel"
+    await limiter.release("k", d.ticket, 0, NOW)
+    assert (await limiter.acquire("k", limits, NOW)).allowed
+
+
+async def test_a_lost_parallel_slot_frees_itself_after_its_lease(limiter: Limiter) -> None:
+    limits = Limits(max_parallel=1)
+    assert (await limiter.acquire("k", limits, NOW)).allowed
+    assert not (await limiter.acquire("k", limits, NOW + 10)).allowed
+    assert (await limiter.acquire("k", limits, NOW + 601)).allowed
+
+
+async def test_fifty_concurrent_acquires_against_rpm_10_admit_exactly_10(
+    limiter: Limiter,
+) -> None:
+    admitted: list[bool] = []
+
+    async def one() -> None:
+        admitted.append((await limiter.acquire("k", Limits(rpm=10), NOW)).allowed)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(50):
+            tg.start_soon(one)
+    assert admitted.count(True) == 10
+
+
+async def test_an_alert_is_claimed_once_per_key_period_and_threshold(store: Store) -> None:
+    claims = []
+
+    async def one() -> None:
+        claims.append(await store.claim_alert("k", "2026-12-01", 80, NOW))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(one)
+    assert claims.count(True) == 1
+    assert await store.claim_alert("k", "2026-12-01", 95, NOW)
+    assert await store.claim_alert("k", "2027-01-01", 80, NOW)
+    assert not await store.claim_alert("k", "2026-12-01", 95, NOW)

@@ -1,0 +1,77 @@
+"""The SQLite engine: URL parsing, WAL, file mode, and a limiter exact across processes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anyllm_cli.errors import StoreError
+from anyllm_cli.stores import open_store
+from anyllm_cli.stores.sqlite import sqlite_path
+
+pytestmark = pytest.mark.anyio
+
+_WORKER = """
+import anyio, json, sys
+from anyllm_cli.stores import Limits, open_store
+
+async def main() -> None:
+    store = await open_store(sys.argv[1])
+    admitted = 0
+    async with anyio.create_task_group() as tg:
+        async def one() -> None:
+            nonlocal admitted
+            decision = await store.limiter.acquire("k", Limits(rpm=10), 1e9)
+            admitted += decision.allowed
+        for _ in range(25):
+            tg.start_soon(one)
+    await store.close()
+    print(json.dumps(admitted))
+
+anyio.run(main)
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [("sqlite:///tmp/a.db", "/tmp/a.db"), ("sqlite:rel.db", "rel.db"), ("sqlite://~/x.db", None)],
+)
+def test_urls(url: str, path: str | None) -> None:
+    assert sqlite_path(url) == (Path(path) if path else Path("~/x.db").expanduser())
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite::memory:"])
+def test_urls_without_a_file_are_refused(url: str) -> None:
+    with pytest.raises(StoreError, match="expected sqlite:///PATH"):
+        sqlite_path(url)
+
+
+async def test_the_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "anyllm.db"
+    store = await open_store(f"sqlite://{path}")
+    await store.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_a_bad_store_url_is_refused() -> None:
+    with pytest.raises(StoreError, match="expected sqlite:///PATH or postgresql"):
+        await open_store("mysql://x")
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_file_admit_exactly_rpm(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'shared.db'}"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WORKER, url], stdout=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(json.loads(o) for o in outs) == 10
