@@ -384,7 +384,7 @@ class HTTPUpstream:
                 raise self._transport_error(exc) from None
             if response.is_success:
                 return response
-            if response.status_code in (401, 403) and raise_status:
+            if response.status_code in (401, 403):  # passthrough too: the proxy's key was sent
                 raise self._refused(response)
             error = self._status_error(response)
             wait = self._retry_wait(response, error, attempt)

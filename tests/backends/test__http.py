@@ -352,6 +352,20 @@ async def test_raw_stream_hands_over_error_status() -> None:
     assert "content-length" not in stream.headers
 
 
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_passthrough_refused_for_the_proxys_key_never_relays_the_echo(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    echo = error_body("invalid_request_error", "Incorrect API key provided: sk-proj-****abcd.")
+    handler, _ = scripted(httpx.Response(status, json=echo))
+    with pytest.raises(UpstreamError) as info:
+        async with upstream(handler, Sleeps()).stream_raw("POST", "/embeddings", b"{}", {}):
+            pass
+    assert (info.value.kind, info.value.status) == (ErrorKind.BAD_GATEWAY, 502)
+    assert "abcd" not in info.value.message
+    assert "sk-proj" not in caplog.text
+
+
 @pytest.mark.parametrize("path", ["/../admin", "/embeddings/../../admin", "/.."])
 async def test_raw_stream_stays_under_the_base_url(path: str) -> None:
     """The last guard of a passthrough: the joined, normalised URL starts with the base URL."""
