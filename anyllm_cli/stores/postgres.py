@@ -65,7 +65,13 @@ class PostgresStore(SQLStore):
         store = cls(url)
 
         def connect() -> None:
+            dsn = store._dsn
+            if "connect_timeout" not in dsn:
+                dsn = psycopg.conninfo.make_conninfo(dsn, connect_timeout=10)
             try:
+                # one plain connection first: a refused or unknown server fails at once, with the
+                # server's own reason, where the pool would only time out after 10 s
+                psycopg.connect(dsn).close()
                 pool = ConnectionPool(
                     store._dsn, min_size=1, max_size=POOL_SIZE, open=False, timeout=10
                 )
