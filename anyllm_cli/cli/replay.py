@@ -10,7 +10,6 @@ under `--fail-on-change` when a compared stop reason or tool call changed (so a 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -131,6 +130,8 @@ def replay(
     total = session.count_lines(path) if path.exists() else 0
     total = min(total, limit) if limit is not None and total else total
     with _console.progress(total, enabled=sys.stderr.isatty() and not json_) as advance:
+        import asyncio  # here, not at import: `anyllm --help` stays quick
+
         summary = asyncio.run(session.run(plan, lambda _result: advance()))
     if json_:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
