@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping
 
+from anyllm_cli.config import Settings, is_local_url
 from anyllm_cli.pipeline.seams import Usage
 
 log = logging.getLogger("anyllm.keys")
@@ -32,6 +33,12 @@ class PriceTable:
         self._overrides = dict(overrides or {})
         self._free = frozenset(free_backends)
         self._unknown: set[str] = set()
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> PriceTable:
+        """The table a command's settings call for: `[prices]` overrides, local backends free."""
+        overrides = settings.store.prices if settings.store is not None else {}
+        return cls(overrides, local_backends(settings))
 
     def price(self, backend: str, model: str, usage: Usage) -> float | None:
         if model in self._overrides:
@@ -68,3 +75,19 @@ def _override(rates: Mapping[str, float], usage: Usage) -> float:
         + usage.output_tokens * rates.get("output", 0.0)
     )
     return total / PER_MILLION
+
+
+def local_backends(settings: Settings) -> set[str]:
+    """Backends on this machine or a private network: their models cost 0 unless priced."""
+    from anyllm_cli.config.presets import PRESETS
+
+    out: set[str] = set()
+    for name, b in settings.backends.items():
+        preset = PRESETS.get(b.preset or "")
+        if (
+            b.kind == "echo"
+            or (preset and preset.local)
+            or (b.base_url and is_local_url(b.base_url))
+        ):
+            out.add(name)
+    return out

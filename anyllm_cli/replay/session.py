@@ -25,6 +25,7 @@ from typing import IO, Any
 from anyllm_cli.backends import Backend, build_backend, build_client
 from anyllm_cli.config import Settings
 from anyllm_cli.errors import ConfigError, InvalidInput
+from anyllm_cli.keys.pricing import PriceTable
 from anyllm_cli.pipeline import Pipeline
 from anyllm_cli.replay.cassette import Skipped, read
 from anyllm_cli.replay.client import HTTPSender, Outcomes, PipelineSender, Sender
@@ -77,7 +78,8 @@ async def _pipeline(
         stack.push_async_callback(backend.aclose)
         backends[name] = backend
     router = StaticRouter(settings.backends, settings.default_backend)
-    yield Pipeline(backends, router=router, observers=[outcomes])
+    pricer = PriceTable.for_settings(settings)
+    yield Pipeline(backends, router=router, observers=[outcomes], pricer=pricer)
 
 
 class _Senders:

@@ -45,7 +45,7 @@ from anyllm_cli import __version__
 from anyllm_cli.backends import build_backend
 from anyllm_cli.backends._http import build_client
 from anyllm_cli.backends.base import Backend
-from anyllm_cli.config import Settings, is_local_url
+from anyllm_cli.config import Settings
 from anyllm_cli.errors import AnyllmError, InvalidInput, NotFound
 from anyllm_cli.keys.guard import KeyGuard
 from anyllm_cli.keys.pricing import PriceTable
@@ -217,7 +217,7 @@ class Proxy:
         stack.push_async_callback(store.close)
         stack.callback(setattr, self, "store", None)
         self.store, self.resolver = store, KeyResolver(store)
-        pricer = self.pricer or PriceTable(config.prices, local_backends(self.settings))
+        pricer = self.pricer or PriceTable.for_settings(self.settings)
         if self.guard is not None:
             return self.guard, pricer
         alerts = None
@@ -363,22 +363,6 @@ class Proxy:
             raise exc
         param = exc.path or None if isinstance(exc, InvalidInput) else None
         return _failure(_ctx(request), exc, param=param)
-
-
-def local_backends(settings: Settings) -> set[str]:
-    """Backends on this machine or a private network: their models cost 0 unless priced."""
-    from anyllm_cli.config.presets import PRESETS
-
-    out = set()
-    for name, b in settings.backends.items():
-        preset = PRESETS.get(b.preset or "")
-        if (
-            b.kind == "echo"
-            or (preset and preset.local)
-            or (b.base_url and is_local_url(b.base_url))
-        ):
-            out.add(name)
-    return out
 
 
 def _routes(proxy: Proxy) -> list[Route]:

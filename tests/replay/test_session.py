@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from anyllm_cli.config import StoreSettings
 from anyllm_cli.errors import ConfigError, InvalidInput
 from anyllm_cli.replay.session import Plan, count_lines, needs_settings, run
 from tests.conftest import backend_settings, make_settings
@@ -135,3 +137,19 @@ def test_count_lines(tmp_path: Path) -> None:
     assert count_lines(tmp_path) == 3
     (tmp_path / "x.har").write_text("{}")
     assert count_lines(tmp_path / "x.har") == 0
+
+
+@pytest.mark.anyio
+async def test_an_in_process_replay_prices_its_calls_as_serve_does(tmp_path: Path) -> None:
+    """The price table serve uses: a local backend costs 0, a `[prices]` override is applied."""
+    free = await run(Plan(recording(tmp_path), backend="echo", settings=SETTINGS))
+    assert free["cost_usd"] == 0.0
+    rates = {"claude-sonnet-4-6": {"input": 1_000_000.0, "output": 1_000_000.0}}
+    priced = replace(SETTINGS, store=StoreSettings(url="sqlite:///unused.db", prices=rates))
+    summary = await run(Plan(recording(tmp_path), backend="echo", settings=priced))
+    tokens = summary["tokens"]
+    # only the Anthropic request is for the priced model: a dollar per token in and out
+    assert (
+        summary["cost_usd"] is not None
+        and 0 < summary["cost_usd"] <= tokens["input"] + tokens["output"]
+    )
