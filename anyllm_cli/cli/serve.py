@@ -181,16 +181,15 @@ def count_keys(flags: dict[str, Any]) -> int:
 def client_env(settings: Settings, url: str) -> list[str]:
     """The environment lines that point Claude Code, the OpenAI SDKs and Gemini clients at the proxy."""
     local = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
-    key = (
-        "ANTHROPIC_AUTH_TOKEN=<one of your PROXY_API_KEYS>"
-        if settings.proxy_api_keys
-        else "ANTHROPIC_API_KEY=anyllm"
-    )
-    openai_key = (
-        "OPENAI_API_KEY=<one of your PROXY_API_KEYS>"
-        if settings.proxy_api_keys
-        else "OPENAI_API_KEY=anyllm"
-    )
+    if settings.proxy_api_keys or settings.store_keys:
+        hint = "<a key from `anyllm keys create` or PROXY_API_KEYS>"
+        if not settings.store_keys:
+            hint = "<one of your PROXY_API_KEYS>"
+        elif not settings.proxy_api_keys:
+            hint = "<a key from `anyllm keys create`>"
+        key, openai_key = f"ANTHROPIC_AUTH_TOKEN={hint}", f"OPENAI_API_KEY={hint}"
+    else:  # no keys: any value does, but the SDKs insist on one
+        key, openai_key = "ANTHROPIC_API_KEY=anyllm", "OPENAI_API_KEY=anyllm"
     gemini_key = openai_key.replace("OPENAI_API_KEY", "GEMINI_API_KEY")
     return [
         f"ANTHROPIC_BASE_URL={local}",

@@ -89,6 +89,15 @@ def test_client_env_lines() -> None:
     assert keyed[0] == "ANTHROPIC_BASE_URL=http://127.0.0.1:8080"
     assert keyed[1].startswith("ANTHROPIC_AUTH_TOKEN=")
     assert "secret" not in " ".join(keyed)
+    stored = client_env(make_settings(store_keys=2), "http://127.0.0.1:3000")
+    assert stored[1] == "ANTHROPIC_AUTH_TOKEN=<a key from `anyllm keys create`>"
+    assert stored[3] == "OPENAI_API_KEY=<a key from `anyllm keys create`>"
+    assert (
+        "anyllm keys create"
+        in client_env(make_settings(store_keys=1, proxy_api_keys=("s",)), "http://127.0.0.1:3000")[
+            1
+        ]
+    )
 
 
 def test_banner_ends_with_the_listening_line(capsys: pytest.CaptureFixture[str]) -> None:
