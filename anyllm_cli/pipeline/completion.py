@@ -15,8 +15,9 @@ bookkeeping never fails a request that already has its answer. `settle` runs onl
 call; observers see every call, refused or failed ones included.
 
 When an observer `wants_bodies`, the Outcome carries the body sent upstream (as JSON bytes) and the
-client's reply (for an Anthropic stream the message accumulated from its events, for other streams
-`{"events": [...]}`); otherwise neither is kept, so the hot path pays nothing for them.
+client's reply (for a stream, in every client API, `{"events": [...]}` as the client got them: an
+observer folds them into a message if it wants one); otherwise neither is kept, so the hot path pays
+nothing for them.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ from anyllm_cli.pipeline.seams import (
     Outcome,
     Pricer,
 )
-from anyllm_cli.translate.streams.accumulate import accumulate
 
 log = logging.getLogger("anyllm.pipeline")
 
@@ -198,11 +198,6 @@ class Completion:
             return None
 
     def _accumulated(self) -> dict[str, Any]:
-        if self.request.api == "messages":
-            try:
-                return accumulate(self.events)
-            except AnyllmError as exc:  # a stream that failed: keep what arrived, and why
-                return {"events": self.events, "error": exc.message}
         return {"events": self.events}
 
 

@@ -151,6 +151,9 @@ def test_the_recording_holds_every_exchange_and_no_secret(recording: Path) -> No
     stream = lines[3]
     assert stream["response"]["content"][0]["text"] == "mock reply: stream for the record"
     assert stream["ttft_s"] is not None and stream["ttft_s"] <= stream["duration_s"]
+    kinds = [e["type"] for e in stream["events"] if e["type"] != "ping"]  # as the SDK got them
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert "content_block_delta" in kinds
     chat_stream = lines[5]
     assert chat_stream["events"] and chat_stream["response"]["choices"][0]["message"][
         "content"

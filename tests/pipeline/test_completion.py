@@ -11,6 +11,7 @@ from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError
 from anyllm_cli.pipeline import ClientRequest, JSONReply, Outcome, Pipeline, StreamReply
 from anyllm_cli.pipeline.completion import Completion, status_for
 from anyllm_cli.pipeline.seams import Candidate, Usage
+from anyllm_cli.translate.streams.accumulate import accumulate
 from tests.conftest import FakeBackend, Recorder, backend_settings, chat_chunk, chat_response, sse
 
 pytestmark = pytest.mark.anyio
@@ -82,7 +83,7 @@ async def test_bodies_are_kept_when_an_observer_asks() -> None:
     assert outcome.cost_usd == 5.0  # 10 input tokens at 0.5
 
 
-async def test_a_stream_keeps_the_accumulated_message() -> None:
+async def test_a_stream_keeps_the_events_the_client_got() -> None:
     recorder = Recorder(wants_bodies=True)
     chunks: list[Any] = [
         sse(
@@ -102,7 +103,10 @@ async def test_a_stream_keeps_the_accumulated_message() -> None:
             pass
     outcome = recorder.one()
     assert outcome.response is not None
-    assert outcome.response["content"] == [{"type": "text", "text": "hey"}]
+    events = outcome.response["events"]
+    kinds = [e["type"] for e in events if e["type"] != "ping"]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert accumulate(events)["content"] == [{"type": "text", "text": "hey"}]
     assert outcome.stream
 
 
