@@ -98,6 +98,10 @@ class SQLStore:
     async def _write(self, fn: Callable[[Cursor], T], lock: str | None = None) -> T:
         raise NotImplementedError
 
+    async def _write_short(self, fn: Callable[[Cursor], T], lock: str | None = None) -> T:
+        """A write of a few indexed statements (the limiter's); an engine may run it inline."""
+        return await self._write(fn, lock)
+
     async def close(self) -> None:
         raise NotImplementedError
 
@@ -378,10 +382,14 @@ class SQLLimiter:
         self._store = store
 
     async def acquire(self, key_id: str, limits: Limits, now: float) -> Decision:
-        return await self._store._write(lambda cur: acquire_sync(cur, key_id, limits, now), key_id)
+        return await self._store._write_short(
+            lambda cur: acquire_sync(cur, key_id, limits, now), key_id
+        )
 
     async def release(self, key_id: str, ticket: str, tokens: int, now: float) -> None:
-        await self._store._write(lambda cur: release_sync(cur, key_id, ticket, tokens, now), key_id)
+        await self._store._write_short(
+            lambda cur: release_sync(cur, key_id, ticket, tokens, now), key_id
+        )
 
     async def close(self) -> None:
         return None
