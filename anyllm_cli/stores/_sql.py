@@ -1,4 +1,4 @@
-"""The SQL both engines share: keys, spend and the sliding-log limiter over a DB-API cursor.
+"""The SQL both engines share: keys, spend and the bucketed-window limiter over a DB-API cursor.
 
 `SQLStore` implements `KeyStore` and `UsageStore`; `SQLLimiter` implements `Limiter`. Each operation is
 a small synchronous function of one cursor, run by the engine either as a read or inside one write
@@ -6,13 +6,25 @@ transaction (`_write`): SQLite serialises writers with `BEGIN IMMEDIATE` (across
 PostgreSQL with a transaction-scoped advisory lock on the limiter's key. Statements use `?`
 placeholders; the PostgreSQL engine rewrites them.
 
+The rate windows are per-key counters in one-second buckets (`rate_buckets`: kind 'r' counts
+admitted requests, kind 't' the tokens of finished ones; bucket = floor(time), `latest` = the time of
+the newest event in it). A bucket counts, whole, while its newest event is inside the 60-second
+window (latest > now - 60): a decision reads at most 61 rows per kind (bucket >= floor(now - 60)),
+however many requests the window holds, and a take or a release is one upsert. Counting a bucket
+whole may count older events of the same second a little too long, never an event too short: no
+60-second window ever admits more than rpm requests or tpm tokens. The reset/retry time is when the
+oldest counted bucket stops counting (its latest + 60 s), so a client that waits that long finds the
+count lower. Buckets that left the window are deleted now and then (PRUNE_CHANCE).
+
 What it gives up: every limiter decision is a write transaction (exactness across workers and
-instances costs one round trip per limited request; keys without limits never touch it).
+instances costs one round trip per limited request; keys without limits never touch it); events
+of one second leave the window together, with that second's newest one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -85,6 +97,10 @@ class SQLStore:
 
     async def _write(self, fn: Callable[[Cursor], T], lock: str | None = None) -> T:
         raise NotImplementedError
+
+    async def _write_short(self, fn: Callable[[Cursor], T], lock: str | None = None) -> T:
+        """A write of a few indexed statements (the limiter's); an engine may run it inline."""
+        return await self._write(fn, lock)
 
     async def close(self) -> None:
         raise NotImplementedError
@@ -255,32 +271,34 @@ class SQLStore:
 # -- the limiter ---------------------------------------------------------------------------------
 
 
+def _window(cur: Cursor, key_id: str, kind: str, now: float) -> tuple[int, float]:
+    """The amount in the buckets that still count, and in how long the oldest of them stops."""
+    cur.execute(
+        "SELECT COALESCE(SUM(amount), 0), MIN(latest) FROM rate_buckets "
+        "WHERE key_id = ? AND kind = ? AND bucket >= ? AND latest > ?",
+        (key_id, kind, math.floor(now - WINDOW_S), now - WINDOW_S),
+    )
+    total, oldest = cur.fetchone()
+    return int(total), (0.0 if oldest is None else float(oldest) + WINDOW_S - now)
+
+
 def acquire_sync(cur: Cursor, key_id: str, limits: Limits, now: float) -> Decision:
     """One atomic check-and-take (the caller holds the write transaction). Only the limits the key
-    has are read; old rows are pruned now and then, not on every call."""
-    since = now - WINDOW_S
+    has are read; old buckets are pruned now and then, not on every call."""
     requests = tokens = parallel = 0
     requests_reset = tokens_reset = 0.0
     if limits.rpm is not None:
-        cur.execute(
-            "SELECT COUNT(*), MIN(ts) FROM rate_events WHERE key_id = ? AND ts > ? AND kind = 'r'",
-            (key_id, since),
-        )
-        count, oldest = cur.fetchone()
-        requests, requests_reset = int(count), (oldest + WINDOW_S - now if oldest else 0.0)
+        requests, requests_reset = _window(cur, key_id, "r", now)
     if limits.tpm is not None:
-        cur.execute(
-            "SELECT COALESCE(SUM(tokens), 0), MIN(ts) FROM rate_events "
-            "WHERE key_id = ? AND ts > ? AND kind = 't'",
-            (key_id, since),
-        )
-        total, oldest = cur.fetchone()
-        tokens, tokens_reset = int(total), (oldest + WINDOW_S - now if oldest else 0.0)
+        tokens, tokens_reset = _window(cur, key_id, "t", now)
     if limits.max_parallel is not None:
         cur.execute("SELECT COUNT(*) FROM inflight WHERE key_id = ? AND expires > ?", (key_id, now))
         parallel = int(cur.fetchone()[0])
     if random.random() < PRUNE_CHANCE:
-        cur.execute("DELETE FROM rate_events WHERE key_id = ? AND ts <= ?", (key_id, since))
+        cur.execute(
+            "DELETE FROM rate_buckets WHERE key_id = ? AND bucket < ?",
+            (key_id, math.floor(now - WINDOW_S)),
+        )
         cur.execute("DELETE FROM inflight WHERE key_id = ? AND expires <= ?", (key_id, now))
     return decide(
         limits,
@@ -330,12 +348,20 @@ def decide(
     )
 
 
+def _book(cur: Cursor, key_id: str, kind: str, now: float, amount: int) -> None:
+    """Add to the second's counter (`latest` never goes back: workers' clocks may interleave)."""
+    cur.execute(
+        "INSERT INTO rate_buckets (key_id, kind, bucket, amount, latest) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (key_id, kind, bucket) DO UPDATE SET "
+        "amount = rate_buckets.amount + excluded.amount, latest = CASE WHEN "
+        "excluded.latest > rate_buckets.latest THEN excluded.latest ELSE rate_buckets.latest END",
+        (key_id, kind, math.floor(now), amount, now),
+    )
+
+
 def _take(cur: Cursor, key_id: str, limits: Limits, now: float, ticket: str) -> None:
     if limits.rpm is not None:
-        cur.execute(
-            "INSERT INTO rate_events (key_id, ts, kind, tokens) VALUES (?, ?, 'r', 0)",
-            (key_id, now),
-        )
+        _book(cur, key_id, "r", now, 1)
     if limits.max_parallel is not None:
         cur.execute(
             "INSERT INTO inflight (ticket, key_id, expires) VALUES (?, ?, ?)",
@@ -346,10 +372,7 @@ def _take(cur: Cursor, key_id: str, limits: Limits, now: float, ticket: str) -> 
 def release_sync(cur: Cursor, key_id: str, ticket: str, tokens: int, now: float) -> None:
     cur.execute("DELETE FROM inflight WHERE ticket = ?", (ticket,))
     if tokens > 0:
-        cur.execute(
-            "INSERT INTO rate_events (key_id, ts, kind, tokens) VALUES (?, ?, 't', ?)",
-            (key_id, now, tokens),
-        )
+        _book(cur, key_id, "t", now, tokens)
 
 
 class SQLLimiter:
@@ -359,10 +382,14 @@ class SQLLimiter:
         self._store = store
 
     async def acquire(self, key_id: str, limits: Limits, now: float) -> Decision:
-        return await self._store._write(lambda cur: acquire_sync(cur, key_id, limits, now), key_id)
+        return await self._store._write_short(
+            lambda cur: acquire_sync(cur, key_id, limits, now), key_id
+        )
 
     async def release(self, key_id: str, ticket: str, tokens: int, now: float) -> None:
-        await self._store._write(lambda cur: release_sync(cur, key_id, ticket, tokens, now), key_id)
+        await self._store._write_short(
+            lambda cur: release_sync(cur, key_id, ticket, tokens, now), key_id
+        )
 
     async def close(self) -> None:
         return None

@@ -144,6 +144,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX files_owner ON files (owner, created)",
         ),
     ),
+    (
+        # The limiter's windows as per-second counters (stores/_sql.py); the per-request log
+        # goes, and with it at most the last minute of rate history at the upgrade.
+        "006_rate_buckets",
+        (
+            """CREATE TABLE rate_buckets (
+                key_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                bucket BIGINT NOT NULL,
+                amount BIGINT NOT NULL,
+                latest DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (key_id, kind, bucket)
+            )""",
+            "DROP TABLE rate_events",
+        ),
+    ),
 )
 
 CREATE_LEDGER = (

@@ -2,7 +2,9 @@
 
 Per key, three sorted sets under `{prefix}{key_id}:`: `r` (one member per admitted request, scored
 by time), `t` (one member per finished call, `ticket:tokens`, scored by time) and `p` (in-flight
-tickets, scored by their lease's expiry). One Lua script prunes, counts and takes a slot atomically,
+tickets, scored by their lease's expiry), and `s`, the running sum of `t`'s tokens (a release adds
+to it, a prune subtracts what it removes; rebuilt from `t` if missing), so a decision costs the same
+however many calls the window holds. One Lua script prunes, counts and takes a slot atomically,
 so 50 concurrent requests against rpm=10 admit exactly 10 across any number of instances. The clock
 is the caller's (`now`), as in the SQL limiter; instances must agree on time to the second.
 
@@ -20,19 +22,26 @@ from anyllm_cli.errors import StoreError
 from anyllm_cli.stores import Decision, Limits
 from anyllm_cli.stores._sql import LEASE_S, WINDOW_S, decide
 
-# KEYS: r, t, p. ARGV: now, window, rpm, tpm, parallel, lease, ticket (-1 = no limit).
+# KEYS: r, t, p, s (sum of t). ARGV: now, window, rpm, tpm, parallel, lease, ticket (-1 = no limit).
 _ACQUIRE = """
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rpm, tpm, par = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local function tokens_of(members)
+  local sum = 0
+  for _, m in ipairs(members) do sum = sum + tonumber(string.match(m, ':(%d+)$')) end
+  return sum
+end
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  redis.call('SET', KEYS[4], tokens_of(redis.call('ZRANGE', KEYS[2], 0, -1)))
+end
+local gone = tokens_of(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - window))
+if gone > 0 then redis.call('DECRBY', KEYS[4], gone) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local requests = redis.call('ZCARD', KEYS[1])
 local oldest_r = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or ''
-local tokens = 0
-for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  tokens = tokens + tonumber(string.match(m, ':(%d+)$'))
-end
+local tokens = tonumber(redis.call('GET', KEYS[4]))
 local oldest_t = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2] or ''
 local parallel = redis.call('ZCARD', KEYS[3])
 local ok = 1
@@ -43,15 +52,19 @@ if ok == 1 then
   if rpm >= 0 then redis.call('ZADD', KEYS[1], now, ARGV[7]) end
   if par >= 0 then redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[7]) end
 end
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], math.ceil(tonumber(ARGV[6]) + window)) end
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], math.ceil(tonumber(ARGV[6]) + window)) end
 return {ok, requests, tostring(tokens), parallel, oldest_r, oldest_t}
 """
 
 _RELEASE = """
 redis.call('ZREM', KEYS[3], ARGV[1])
 if tonumber(ARGV[2]) > 0 then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. ':' .. ARGV[2])
+  if redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. ':' .. ARGV[2]) == 1
+      and redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('INCRBY', KEYS[4], ARGV[2])
+  end
   redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[4])))
+  redis.call('EXPIRE', KEYS[4], math.ceil(tonumber(ARGV[4])))
 end
 return 1
 """
@@ -88,7 +101,7 @@ class RedisLimiter:
 
     def _keys(self, key_id: str) -> list[str]:
         base = f"{self.prefix}{{{key_id}}}:"  # one hash slot per key for Redis Cluster
-        return [base + "r", base + "t", base + "p"]
+        return [base + "r", base + "t", base + "p", base + "s"]
 
     async def acquire(self, key_id: str, limits: Limits, now: float) -> Decision:
         from redis.exceptions import RedisError

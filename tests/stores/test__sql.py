@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import anyio
 import pytest
 
-from anyllm_cli.stores import KeyRecord, Limiter, Limits, Store
+from anyllm_cli.stores import KeyRecord, Limiter, Limits, Store, _sql, open_store
 
 pytestmark = pytest.mark.anyio
 NOW = 1_800_000_000.0
@@ -176,3 +181,53 @@ async def test_an_alert_is_claimed_once_per_key_period_and_threshold(store: Stor
     assert await store.claim_alert("k", "2026-12-01", 95, NOW)
     assert await store.claim_alert("k", "2027-01-01", 80, NOW)
     assert not await store.claim_alert("k", "2026-12-01", 95, NOW)
+
+
+class _Recording:
+    """A cursor that remembers the statements it ran (to read their query plans afterwards)."""
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self.cur, self.ran = cur, list[tuple[str, Sequence[Any]]]()
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any:
+        self.ran.append((sql, params))
+        return self.cur.execute(sql, params)
+
+    def fetchone(self) -> Any:
+        return self.cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self.cur.fetchall()
+
+
+async def test_a_decision_reads_at_most_61_buckets_however_full_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20,000 requests admitted within one minute leave 61 counters per kind, and every statement
+    of the next decision finds its rows through the primary key (no per-request log, no scan)."""
+    path = tmp_path / "anyllm.db"
+    await (await open_store(f"sqlite://{path}")).close()
+    conn = sqlite3.connect(path)
+    try:
+        cur = conn.cursor()
+        limits = Limits(rpm=1_000_000, tpm=1_000_000_000)
+        for i in range(20_000):
+            now = NOW + i * 0.003
+            d = _sql.acquire_sync(cur, "k", limits, now)
+            assert d.allowed and d.ticket is not None
+            _sql.release_sync(cur, "k", d.ticket, 7, now)
+        recording = _Recording(cur)
+        monkeypatch.setattr(_sql, "PRUNE_CHANCE", 0.0)  # no pruning in the recorded decision
+        last = _sql.acquire_sync(recording, "k", limits, NOW + 60)
+        assert last.requests_remaining == 1_000_000 - 20_001
+        assert last.tokens_remaining == 1_000_000_000 - 140_000
+        cur.execute("SELECT kind, COUNT(*) FROM rate_buckets GROUP BY kind ORDER BY kind")
+        assert cur.fetchall() == [("r", 61), ("t", 60)]
+        reads = [(q, p) for q, p in recording.ran if q.startswith("SELECT")]
+        assert len(reads) == 2 and len(recording.ran) == 3  # r, t, and the one upsert
+        for sql, params in reads:
+            cur.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            plan = " ".join(str(row[-1]) for row in cur.fetchall())
+            assert "SEARCH rate_buckets USING" in plan and "bucket>?" in plan, plan
+    finally:
+        conn.close()

@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from anyllm_cli.errors import StoreError
-from anyllm_cli.stores import open_store
-from anyllm_cli.stores.sqlite import sqlite_path
+from anyllm_cli.stores import Limits, open_store
+from anyllm_cli.stores.sqlite import SQLiteStore, sqlite_path
 
 pytestmark = pytest.mark.anyio
 
@@ -75,3 +76,45 @@ def test_two_processes_on_one_file_admit_exactly_rpm(tmp_path: Path) -> None:
     outs = [p.communicate(timeout=60)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert sum(json.loads(o) for o in outs) == 10
+
+
+async def test_the_limiter_decides_on_the_event_loop_when_the_file_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_store(f"sqlite://{tmp_path / 'a.db'}")
+    try:
+        assert isinstance(store, SQLiteStore)
+
+        def no_thread(fn: object) -> None:
+            raise AssertionError("the limiter hopped to a thread")
+
+        monkeypatch.setattr(store, "_write_sync", no_thread)
+        assert (await store.limiter.acquire("k", Limits(rpm=1), 1e9)).allowed
+        assert not (await store.limiter.acquire("k", Limits(rpm=1), 1e9)).allowed
+    finally:
+        monkeypatch.undo()
+        await store.close()
+
+
+async def test_the_limiter_waits_on_a_thread_while_another_process_writes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    store = await open_store(f"sqlite://{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the file's write lock, as another worker would hold it
+        decisions = []
+        async with anyio.create_task_group() as tg:
+
+            async def acquire() -> None:
+                decisions.append(await store.limiter.acquire("k", Limits(rpm=1), 1e9))
+
+            tg.start_soon(acquire)
+            await anyio.sleep(0.3)
+            assert decisions == []  # waiting, and the event loop still runs
+            other.execute("COMMIT")
+        assert decisions[0].allowed
+    finally:
+        other.close()
+        await store.close()
