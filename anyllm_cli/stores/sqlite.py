@@ -4,10 +4,11 @@
                               BEGIN IMMEDIATE serialises it with other processes on the file)
                ──to_thread──> reader connections, one per worker thread (WAL: readers never block)
 
-The limiter's check-and-take (a few indexed statements, ~50 us) runs on the event loop when it can
-start at once: its own connection with busy_timeout 0 tries `BEGIN IMMEDIATE` while no other write
-of this process is under way; if another process holds the file's write lock it goes to the thread
-like every other write, which would cost a thread hop (~200 us, most of the limiter's price).
+The limiter's check-and-take (a few indexed statements, ~50 us, no fsync: `synchronous = NORMAL`,
+and its connection never checkpoints the WAL) runs on the event loop when it can start at once: its
+own connection with busy_timeout 0 tries `BEGIN IMMEDIATE` while no other write of this process is
+under way; if another process holds the file's write lock it goes to the thread like every other
+write, which would cost a thread hop (~200 us, most of the limiter's price).
 Nothing else runs on the event loop. `serve --workers N` opens the same file from N processes; every
 write transaction starts with `BEGIN IMMEDIATE`, so a limiter's check-and-take is atomic across them,
 and `busy_timeout` makes a writer wait its turn instead of failing. The file is created 0600: it holds
@@ -82,6 +83,9 @@ class SQLiteStore(SQLStore):
             self._migrate()
             self._quick = _connect(self.path)
             self._quick.execute("PRAGMA busy_timeout = 0")
+            # its commits never checkpoint the WAL (an fsync, on the event loop): the writer
+            # thread's commits (spend flushes, four times a second) do that
+            self._quick.execute("PRAGMA wal_autocheckpoint = 0")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
 

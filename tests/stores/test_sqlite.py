@@ -91,6 +91,9 @@ async def test_the_limiter_decides_on_the_event_loop_when_the_file_is_free(
         monkeypatch.setattr(store, "_write_sync", no_thread)
         assert (await store.limiter.acquire("k", Limits(rpm=1), 1e9)).allowed
         assert not (await store.limiter.acquire("k", Limits(rpm=1), 1e9)).allowed
+        # and its commits never checkpoint the WAL there (a checkpoint syncs the file to disk)
+        assert store._quick is not None
+        assert store._quick.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     finally:
         monkeypatch.undo()
         await store.close()
