@@ -168,7 +168,7 @@ class Completion:
         if self.keep_bodies:
             upstream_body = _as_bytes(call.upstream_body)
             if response is None and call.stream:
-                response = self._accumulated()
+                response = {"events": self.events}  # observers fold them if they wish
         else:
             response = None
         return Outcome(
@@ -196,9 +196,6 @@ class Completion:
         except Exception:  # a price table problem costs the figure, not the request
             log.exception("pricing failed (request %s)", self.request.request_id)
             return None
-
-    def _accumulated(self) -> dict[str, Any]:
-        return {"events": self.events}
 
 
 def _as_bytes(body: Any) -> bytes | None:

@@ -69,7 +69,50 @@ class JSONReply:
     call: Call = field(default_factory=Call, compare=False)
 
 
-class StreamReply:
+class _UpstreamReply:
+    """What every reply that reads an upstream shares: entering opens it (a failure completes the
+    call, then raises), leaving closes it and then completes the call once, with what was seen."""
+
+    def __init__(
+        self,
+        opener: Callable[[], AbstractAsyncContextManager[UpstreamStream]],
+        completion: Completion,
+    ) -> None:
+        self._opener = opener
+        self.completion = completion
+        self.call = completion.call
+        self._cm: AbstractAsyncContextManager[UpstreamStream] | None = None
+        self._upstream: UpstreamStream | None = None
+
+    async def _open(self) -> UpstreamStream:
+        cm = self._opener()
+        try:
+            upstream = await cm.__aenter__()
+        except BaseException as exc:
+            await self.completion.fail(exc)
+            raise
+        self._cm, self._upstream = cm, upstream
+        self.call.upstream_headers = upstream.headers
+        return upstream
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._cm is not None:
+                cm, self._cm = self._cm, None
+                await cm.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._complete(exc)
+
+    async def _complete(self, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
+
+class StreamReply(_UpstreamReply):
     """An upstream stream not yet opened. Enter it to open (errors raise before any byte is owed),
     iterate `chunks()` for translated bytes, `fail()` for the in-stream error after a failure.
     Leaving it completes the call with what the driver reported."""
@@ -87,15 +130,11 @@ class StreamReply:
         verbatim: bool = False,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self._opener = opener
+        super().__init__(opener, completion)
         self._translator = translator
         self._encode = encode
         self._pump = SSEPump(translator, encode)
-        self.completion = completion
-        self.call = completion.call
         self._clock = clock
-        self._cm: AbstractAsyncContextManager[UpstreamStream] | None = None
-        self._upstream: UpstreamStream | None = None
         self.keepalive = keepalive
         self.verbatim = verbatim  # same API both sides: the upstream's bytes go out as they came
         # what the client saw, reported by the driver
@@ -107,30 +146,11 @@ class StreamReply:
 
     async def __aenter__(self) -> StreamReply:
         start = self._clock()
-        cm = self._opener()
         try:
-            self._upstream = await cm.__aenter__()
-        except BaseException as exc:
-            await self.completion.fail(exc)
-            raise
+            await self._open()
         finally:
             self.call.upstream_s += self._clock() - start
-        self._cm = cm
-        self.call.upstream_headers = self._upstream.headers
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if self._cm is not None:
-                cm, self._cm = self._cm, None
-                await cm.__aexit__(exc_type, exc, tb)
-        finally:
-            await self._complete(exc)
 
     async def _complete(self, exc: BaseException | None) -> None:
         if self.completion.done:
@@ -196,7 +216,7 @@ class StreamReply:
 _FORWARD_KEEP = 1 << 20
 
 
-class ForwardReply:
+class ForwardReply(_UpstreamReply):
     """A passthrough (`/v1/embeddings`, ...): the upstream's status, headers and bytes as they are.
     Entering opens the upstream (any status comes back); leaving completes the call."""
 
@@ -205,11 +225,7 @@ class ForwardReply:
         opener: Callable[[], AbstractAsyncContextManager[UpstreamStream]],
         completion: Completion,
     ) -> None:
-        self._opener = opener
-        self.completion = completion
-        self.call = completion.call
-        self._cm: AbstractAsyncContextManager[UpstreamStream] | None = None
-        self._upstream: UpstreamStream | None = None
+        super().__init__(opener, completion)
         self.status = 0
         self.headers: Mapping[str, str] = {}
         self.disconnected = False
@@ -218,31 +234,12 @@ class ForwardReply:
         self._size = 0
 
     async def __aenter__(self) -> ForwardReply:
-        cm = self._opener()
-        try:
-            self._upstream = await cm.__aenter__()
-        except BaseException as exc:
-            await self.completion.fail(exc)
-            raise
-        self._cm = cm
-        self.status = self._upstream.status
-        self.headers = self.call.upstream_headers = self._upstream.headers
+        upstream = await self._open()
+        self.status = upstream.status
+        self.headers = upstream.headers
         if self.headers.get("content-type", "").startswith("application/json"):
             self._kept = []
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if self._cm is not None:
-                cm, self._cm = self._cm, None
-                await cm.__aexit__(exc_type, exc, tb)
-        finally:
-            await self._complete(exc)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         if self._upstream is None:

@@ -54,6 +54,17 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _finish(conn: sqlite3.Connection, fn: Callable[[Cursor], T]) -> T:
+    """`fn` in the write transaction `conn` has just begun: committed, or rolled back if it raises."""
+    try:
+        result = fn(conn.cursor())
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
 class SQLiteStore(SQLStore):
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -104,13 +115,7 @@ class SQLiteStore(SQLStore):
         if conn is None:
             raise StoreError(f"{self.path}: the store is closed")
         conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn.cursor())
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+        return _finish(conn, fn)
 
     def _try_quick(self, fn: Callable[[Cursor], T]) -> tuple[bool, T | None]:
         """`fn` in a write transaction on the event loop, if the file's write lock is free now."""
@@ -121,13 +126,7 @@ class SQLiteStore(SQLStore):
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:  # another process writes: wait for it on a thread
             return False, None
-        try:
-            result = fn(conn.cursor())
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return True, result
+        return True, _finish(conn, fn)
 
     def _read_sync(self, fn: Callable[[Cursor], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
