@@ -105,6 +105,7 @@ class Decision:
     tokens_remaining: int | None = None
     requests_reset: float = 0.0  # seconds until a request slot frees
     tokens_reset: float = 0.0
+    granted: int = 0  # request slots taken (1, or a reservation of several: see `lease_size`)
 
 
 class KeyStore(Protocol):
@@ -150,8 +151,18 @@ class UsageStore(Protocol):
 
 
 class Limiter(Protocol):
-    async def acquire(self, key_id: str, limits: Limits, now: float) -> Decision: ...
+    async def acquire(self, key_id: str, limits: Limits, now: float, want: int = 1) -> Decision:
+        """Check and take atomically; with `want` > 1, reserve up to that many request slots
+        (how many: `lease_size`, decided with the count, so near a limit it is always 1)."""
+        ...
+
     async def release(self, key_id: str, ticket: str, tokens: int, now: float) -> None: ...
+    async def give_back(
+        self, key_id: str, ticket: str, taken_at: float, granted: int, unused: int
+    ) -> None:
+        """Return the last `unused` of the `granted` request slots a decision reserved."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -16,9 +16,13 @@ whole may count older events of the same second a little too long, never an even
 oldest counted bucket stops counting (its latest + 60 s), so a client that waits that long finds the
 count lower. Buckets that left the window are deleted now and then (PRUNE_CHANCE).
 
+An acquire may reserve several request slots at once (`want`, sized by `lease_size` in the same
+transaction as the count): the caller (keys/leases.py) spends them without a round trip and gives
+back what it did not use. Near a limit a reservation is always one slot, so the count stays exact.
+
 What it gives up: every limiter decision is a write transaction (exactness across workers and
-instances costs one round trip per limited request; keys without limits never touch it); events
-of one second leave the window together, with that second's newest one.
+instances costs one round trip per limited request, or per reservation; keys without limits never
+touch it); events of one second leave the window together, with that second's newest one.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ T = TypeVar("T")
 WINDOW_S = 60.0
 LEASE_S = 600.0  # an in-flight slot of a crashed worker frees itself after this long
 PRUNE_CHANCE = 0.02  # of an acquire also deleting its key's rows that left the window
+LEASE_SHARE = 16  # a reservation takes at most 1/16 of the requests left in the window
+MAX_LEASE = 1024
 
 _COLUMNS = (
     "id",
@@ -282,7 +288,21 @@ def _window(cur: Cursor, key_id: str, kind: str, now: float) -> tuple[int, float
     return int(total), (0.0 if oldest is None else float(oldest) + WINDOW_S - now)
 
 
-def acquire_sync(cur: Cursor, key_id: str, limits: Limits, now: float) -> Decision:
+def lease_size(limits: Limits, want: int, requests: int, tokens: int) -> int:
+    """How many request slots an admitted acquire takes: 1, or (asked for more, far from every
+    limit, no parallel limit) up to 1/LEASE_SHARE of the requests left. With fewer than
+    LEASE_SHARE left, or under a quarter of the tokens left, it is 1: exact where it matters."""
+    if want <= 1 or limits.max_parallel is not None:
+        return 1
+    if limits.tpm is not None and (limits.tpm - tokens) * 4 < limits.tpm:
+        return 1
+    room = min(want, MAX_LEASE)
+    if limits.rpm is not None:
+        room = min(room, (limits.rpm - requests) // LEASE_SHARE)
+    return max(1, room)
+
+
+def acquire_sync(cur: Cursor, key_id: str, limits: Limits, now: float, want: int = 1) -> Decision:
     """One atomic check-and-take (the caller holds the write transaction). Only the limits the key
     has are read; old buckets are pruned now and then, not on every call."""
     requests = tokens = parallel = 0
@@ -307,7 +327,8 @@ def acquire_sync(cur: Cursor, key_id: str, limits: Limits, now: float) -> Decisi
         parallel=parallel,
         requests_reset=requests_reset,
         tokens_reset=tokens_reset,
-        take=lambda ticket: _take(cur, key_id, limits, now, ticket),
+        take=lambda ticket, granted: _take(cur, key_id, limits, now, ticket, granted=granted),
+        want=want,
     )
 
 
@@ -319,9 +340,11 @@ def decide(
     parallel: int,
     requests_reset: float,
     tokens_reset: float,
-    take: Callable[[str], None],
+    take: Callable[[str, int], None],
+    want: int = 1,
 ) -> Decision:
-    """The limiter's rule, shared by every engine: refuse on the first limit reached, else take."""
+    """The limiter's rule, shared by every engine: refuse on the first limit reached, else take
+    (`lease_size` slots)."""
     state = Decision(
         False,
         requests_remaining=None if limits.rpm is None else max(0, limits.rpm - requests),
@@ -336,14 +359,16 @@ def decide(
     if limits.max_parallel is not None and parallel >= limits.max_parallel:
         return replace(state, reason="parallel", retry_after=1.0)
     ticket = uuid.uuid4().hex
-    take(ticket)
+    granted = lease_size(limits, want, requests, tokens)
+    take(ticket, granted)
     if limits.rpm is None:
-        return replace(state, allowed=True, ticket=ticket)
+        return replace(state, allowed=True, ticket=ticket, granted=granted)
     return replace(
         state,
         allowed=True,
         ticket=ticket,
-        requests_remaining=max(0, limits.rpm - requests - 1),
+        granted=granted,
+        requests_remaining=max(0, limits.rpm - requests - granted),
         requests_reset=state.requests_reset or WINDOW_S,
     )
 
@@ -359,9 +384,11 @@ def _book(cur: Cursor, key_id: str, kind: str, now: float, amount: int) -> None:
     )
 
 
-def _take(cur: Cursor, key_id: str, limits: Limits, now: float, ticket: str) -> None:
+def _take(
+    cur: Cursor, key_id: str, limits: Limits, now: float, ticket: str, *, granted: int
+) -> None:
     if limits.rpm is not None:
-        _book(cur, key_id, "r", now, 1)
+        _book(cur, key_id, "r", now, granted)
     if limits.max_parallel is not None:
         cur.execute(
             "INSERT INTO inflight (ticket, key_id, expires) VALUES (?, ?, ?)",
@@ -375,21 +402,38 @@ def release_sync(cur: Cursor, key_id: str, ticket: str, tokens: int, now: float)
         _book(cur, key_id, "t", now, tokens)
 
 
+def give_back_sync(cur: Cursor, key_id: str, taken_at: float, unused: int) -> None:
+    """Unused reserved slots leave the bucket they were booked in (gone already: nothing to do)."""
+    cur.execute(
+        "UPDATE rate_buckets SET amount = amount - ? WHERE key_id = ? AND kind = 'r' "
+        "AND bucket = ? AND amount >= ?",
+        (unused, key_id, math.floor(taken_at), unused),
+    )
+
+
 class SQLLimiter:
     """The limiter in the store's own tables (the default when no Redis is configured)."""
 
     def __init__(self, store: SQLStore) -> None:
         self._store = store
 
-    async def acquire(self, key_id: str, limits: Limits, now: float) -> Decision:
+    async def acquire(self, key_id: str, limits: Limits, now: float, want: int = 1) -> Decision:
         return await self._store._write_short(
-            lambda cur: acquire_sync(cur, key_id, limits, now), key_id
+            lambda cur: acquire_sync(cur, key_id, limits, now, want), key_id
         )
 
     async def release(self, key_id: str, ticket: str, tokens: int, now: float) -> None:
         await self._store._write_short(
             lambda cur: release_sync(cur, key_id, ticket, tokens, now), key_id
         )
+
+    async def give_back(
+        self, key_id: str, ticket: str, taken_at: float, granted: int, unused: int
+    ) -> None:
+        if unused > 0:
+            await self._store._write_short(
+                lambda cur: give_back_sync(cur, key_id, taken_at, unused), key_id
+            )
 
     async def close(self) -> None:
         return None

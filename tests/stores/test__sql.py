@@ -168,6 +168,51 @@ async def test_fifty_concurrent_acquires_against_rpm_10_admit_exactly_10(
     assert admitted.count(True) == 10
 
 
+async def test_a_reservation_takes_a_sixteenth_of_what_is_left_and_gives_back_the_rest(
+    limiter: Limiter,
+) -> None:
+    limits = Limits(rpm=1000)
+    lease = await limiter.acquire("k", limits, NOW, want=64)
+    assert (lease.granted, lease.requests_remaining) == (62, 1000 - 62)  # 1000 // 16
+    await limiter.give_back("k", lease.ticket, NOW, lease.granted, 60)  # used 2 of 62
+    after = await limiter.acquire("k", limits, NOW + 1)
+    assert (after.granted, after.requests_remaining) == (1, 1000 - 2 - 1)
+    await limiter.give_back("k", after.ticket, NOW + 1, 1, 0)  # nothing unused: nothing changes
+    assert (await limiter.acquire("k", limits, NOW + 2)).requests_remaining == 1000 - 4
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [Limits(rpm=20), Limits(rpm=1000, max_parallel=5), Limits(tpm=100)],
+    ids=["near-rpm", "parallel", "tokens-low"],
+)
+async def test_near_a_limit_or_with_a_parallel_limit_a_reservation_is_one_slot(
+    limiter: Limiter, limits: Limits
+) -> None:
+    if limits.tpm is not None:  # 80 of 100 tokens used: under a quarter left
+        first = await limiter.acquire("k", limits, NOW, want=1)
+        await limiter.release("k", first.ticket, 80, NOW)
+    decision = await limiter.acquire("k", limits, NOW + 1, want=64)
+    assert decision.allowed and decision.granted == 1
+
+
+async def test_reservations_never_admit_more_than_rpm(limiter: Limiter) -> None:
+    granted = 0
+
+    async def one() -> None:
+        nonlocal granted
+        for _ in range(100):  # until refused; 20 tasks x 100 could take far more than 500
+            decision = await limiter.acquire("k", Limits(rpm=500), NOW, want=1024)
+            if not decision.allowed:
+                return
+            granted += decision.granted
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(one)
+    assert granted == 500  # big reservations first, single slots near the end, none over
+
+
 async def test_an_alert_is_claimed_once_per_key_period_and_threshold(store: Store) -> None:
     claims = []
 
