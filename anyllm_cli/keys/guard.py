@@ -11,8 +11,9 @@
 Refusals are `Refused` errors, rendered in the caller's format by the server. Admitted calls carry
 the key's own rate-limit state as reply headers: `anthropic-ratelimit-*` for Messages clients,
 `x-ratelimit-*` for the others. Per request, the hot path costs: nothing for keys without limits or
-budget (the record is cached by the resolver); one atomic limiter round trip for rpm/tpm/parallel
-(the price of exactness across workers); for a budget, a cached read of the written spend (at most
+budget (the record is cached by the resolver); for rpm/tpm, a slot from a lease of several reserved
+in one atomic limiter round trip (keys/leases.py: exact near the limit, where every request goes
+to the store), for a parallel limit one round trip per call; for a budget, a cached read of the written spend (at most
 every SPENT_TTL_S) plus what this process has not written yet. Spend and tpm tokens are written in
 batches by the `SpendBook`, never while a request waits.
 
@@ -22,6 +23,7 @@ calls of one key can overshoot its budget by the calls in flight when it ran out
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -29,10 +31,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 
+import anyio
+
 from anyllm_cli.errors import ErrorKind, Refused, StoreError
+from anyllm_cli.keys.leases import Leases
 from anyllm_cli.keys.manage import iso, period_window
 from anyllm_cli.keys.resolver import KeyResolver
-from anyllm_cli.keys.spend import Spend, SpendBook
+from anyllm_cli.keys.spend import FLUSH_S, Spend, SpendBook
 from anyllm_cli.keys.webhooks import BudgetAlerts
 from anyllm_cli.pipeline.seams import Admission, Candidate, ClientRequest, Outcome
 from anyllm_cli.stores import Decision, KeyRecord, Limiter, Limits, UsageStore
@@ -74,12 +79,28 @@ class KeyGuard:
     ) -> None:
         self._resolver = resolver
         self._usage = usage
-        self._limiter = limiter
+        self._limiter = Leases(limiter, monotonic=monotonic)
         self._clock = clock
         self._monotonic = monotonic
         self.book = SpendBook(usage, limiter, alerts, clock)
         self.book.on_written = self._forget_spent
         self._spent: dict[tuple[str, str | None], tuple[float, float]] = {}
+
+    async def run(self) -> None:
+        """Until cancelled: flush spend, and hand back request slots of expired leases (all of
+        them, and the spend, once more at the end)."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.book.run)
+                while True:
+                    await anyio.sleep(FLUSH_S)
+                    await self._limiter.sweep()
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._limiter.sweep(everything=True)
+                except StoreError as exc:  # they leave the window within a minute anyway
+                    log.warning("could not give back reserved request slots: %s", exc.message)
 
     def _forget_spent(self, key_ids: Iterable[str]) -> None:
         written = set(key_ids)
@@ -172,7 +193,9 @@ class KeyGuard:
         record, decision = ticket.record, ticket.decision
         now = self._clock()
         if record.tpm is not None:
-            self.book.add_tokens(record.id, usage.input_tokens + usage.output_tokens)
+            tokens = usage.input_tokens + usage.output_tokens
+            self.book.add_tokens(record.id, tokens)
+            self._limiter.add_tokens(record.id, tokens)
         if decision is not None and record.max_parallel is not None:
             try:  # the slot, at once: the next call of this key may be waiting for it
                 await self._limiter.release(record.id, decision.ticket, 0, now)
@@ -194,6 +217,12 @@ def _limit_message(record: KeyRecord, decision: Decision) -> str:
     return f"this API key's limit of {what} is reached; retry after {decision.retry_after:.0f}s"
 
 
+@functools.lru_cache(maxsize=64)
+def _iso_second(ts: int) -> str:
+    """`iso`, remembered: every call of a busy key in one second names the same reset times."""
+    return iso(ts) or ""
+
+
 def rate_headers(api: str, limits: Limits, decision: Decision, now: float) -> dict[str, str]:
     """The key's own limits and what remains, as its client's API names them."""
     out: dict[str, str] = {}
@@ -207,7 +236,7 @@ def rate_headers(api: str, limits: Limits, decision: Decision, now: float) -> di
         if api in _ANTHROPIC_APIS:
             out[f"anthropic-ratelimit-{bucket}-limit"] = str(limit)
             out[f"anthropic-ratelimit-{bucket}-remaining"] = str(remaining)
-            out[f"anthropic-ratelimit-{bucket}-reset"] = iso(now + reset) or ""
+            out[f"anthropic-ratelimit-{bucket}-reset"] = _iso_second(int(now + reset))
         else:
             out[f"x-ratelimit-limit-{bucket}"] = str(limit)
             out[f"x-ratelimit-remaining-{bucket}"] = str(remaining)

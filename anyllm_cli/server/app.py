@@ -227,7 +227,7 @@ class Proxy:
             alerts = BudgetAlerts(store, config.budget_webhook, config.budget_thresholds, hooks)
         guard = KeyGuard(self.resolver, store, store.limiter, alerts=alerts)
         tasks = await stack.enter_async_context(anyio.create_task_group())
-        tasks.start_soon(guard.book.run)
+        tasks.start_soon(guard.run)
         stack.callback(tasks.cancel_scope.cancel)
         return guard, pricer
 
