@@ -3,7 +3,7 @@
 | route                                          | handler                                     |
 | ---------------------------------------------- | ------------------------------------------- |
 | POST   [/NAME]/v1/messages/batches             | validate, persist, wake the engine           |
-| GET    /v1/messages/batches[/{id}]             | list (after_id, limit) / one                 |
+| GET    /v1/messages/batches[/{id}]             | list (after_id or before_id, limit) / one    |
 | POST   /v1/messages/batches/{id}/cancel        | cancel                                       |
 | DELETE /v1/messages/batches/{id}               | delete an ended batch                        |
 | GET    /v1/messages/batches/{id}/results       | JSONL, in input order                        |
@@ -16,8 +16,13 @@ until then (or without a store) the routes answer with an error. Bad input is a 
 API format, with the line numbers of every bad line; a model the router cannot place, or a virtual
 key's allow-lists refuse, refuses the batch before it is stored.
 
-What it gives up: Anthropic's `before_id` paging is not supported (only `after_id`); a file is held
-in memory while it is validated (the server's body limit applies to uploads).
+Lists are newest first. Anthropic's pages go both ways, as its SDK's `SyncPage` follows them:
+`after_id` reads older batches, `before_id` the newer ones just before the cursor; `has_more` says
+whether more lie in the direction asked, and `first_id` / `last_id` are the page's ends. OpenAI's
+`GET /v1/batches` pages with `after` (its SDK's `CursorPage` passes the last id).
+
+What it gives up: a file is held in memory while it is validated (the server's body limit applies
+to uploads).
 """
 
 from __future__ import annotations
@@ -140,21 +145,20 @@ class BatchAPI:
             )
 
     async def _page(
-        self, request: Request, fmt: str, after: str | None
+        self, request: Request, fmt: str, *, after: str | None, before: str | None = None
     ) -> tuple[list[BatchRecord], bool]:
+        """A page of the caller's batches of one format, newest first, and whether more lie in
+        the direction asked (older with `after`, newer with `before`)."""
+        if after is not None and before is not None:
+            raise InvalidInput("give after_id or before_id, not both", "before_id")
         limit = _limit(request)
-        owner = _principal(request).id
-        found: list[BatchRecord] = []
-        cursor = after
-        while (
-            len(found) <= limit
-        ):  # other formats' batches are skipped: read on until a page is full
-            rows = await self._store().list_batches(owner, limit=limit + 1, after=cursor)
-            found += [r for r in rows if r.format == fmt]
-            if len(rows) < limit + 1:
-                break
-            cursor = rows[-1].id
-        return found[:limit], len(found) > limit
+        rows = await self._store().list_batches(
+            _principal(request).id, limit=limit + 1, after=after, before=before, fmt=fmt
+        )
+        more = len(rows) > limit
+        if before is not None:  # the extra row is the farthest from the cursor: the oldest
+            return rows[-limit:] if more else rows, more
+        return rows[:limit], more
 
     # -- Anthropic Message Batches ----------------------------------------------------------------
 
@@ -166,7 +170,10 @@ class BatchAPI:
         return _json(anthropic.message_batch(await self._create(request, job), self._base(request)))
 
     async def list_message_batches(self, request: Request) -> Response:
-        page, more = await self._page(request, "anthropic", request.query_params.get("after_id"))
+        query = request.query_params
+        page, more = await self._page(
+            request, "anthropic", after=query.get("after_id"), before=query.get("before_id")
+        )
         data = [anthropic.message_batch(r, self._base(request)) for r in page]
         first, last = (page[0].id, page[-1].id) if page else (None, None)
         return _json({"data": data, "has_more": more, "first_id": first, "last_id": last})
@@ -288,7 +295,7 @@ class BatchAPI:
         return _json(openai.batch_object(record))
 
     async def list_batches(self, request: Request) -> Response:
-        page, more = await self._page(request, "openai", request.query_params.get("after"))
+        page, more = await self._page(request, "openai", after=request.query_params.get("after"))
         data = [openai.batch_object(r) for r in page]
         first, last = (page[0].id, page[-1].id) if page else (None, None)
         body = {

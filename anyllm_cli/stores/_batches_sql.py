@@ -175,22 +175,34 @@ class SQLBatches:
         return result
 
     async def list_batches(
-        self, owner: str | None, *, limit: int = 20, after: str | None = None
+        self,
+        owner: str | None,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        fmt: str | None = None,
     ) -> list[BatchRecord]:
         def run(cur: Cursor) -> list[BatchRecord]:
             where, params = ["1 = 1"], []
-            if owner is not None:
-                where.append("owner = ?")
-                params.append(owner)
-            if after is not None:
-                where.append("(created, id) < (SELECT created, id FROM batches WHERE id = ?)")
-                params.append(after)
+            for column, value in (("owner", owner), ("format", fmt)):
+                if value is not None:
+                    where.append(f"{column} = ?")
+                    params.append(value)
+            for cursor, op in ((after, "<"), (before, ">")):
+                if cursor is not None:
+                    where.append(
+                        f"(created, id) {op} (SELECT created, id FROM batches WHERE id = ?)"
+                    )
+                    params.append(cursor)
+            order = "ASC" if before is not None and after is None else "DESC"
             cur.execute(
                 f"SELECT {_BATCH_COLUMNS} FROM batches WHERE {' AND '.join(where)} "
-                "ORDER BY created DESC, id DESC LIMIT ?",
+                f"ORDER BY created {order}, id {order} LIMIT ?",
                 (*params, limit),
             )
-            return [_batch(row) for row in cur.fetchall()]
+            rows = [_batch(row) for row in cur.fetchall()]
+            return rows[::-1] if order == "ASC" else rows
 
         result: list[BatchRecord] = await self._engine._read(run)
         return result

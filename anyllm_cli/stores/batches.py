@@ -94,9 +94,17 @@ class BatchStore(Protocol):
     async def get_batch(self, batch_id: str) -> BatchRecord | None: ...
 
     async def list_batches(
-        self, owner: str | None, *, limit: int = 20, after: str | None = None
+        self,
+        owner: str | None,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        fmt: str | None = None,
     ) -> list[BatchRecord]:
-        """Newest first; `after` is the id of the last batch of the previous page."""
+        """Newest first, of one format when `fmt` is given. `after`: the batches older than that
+        one (the next page). `before`: the `limit` batches just newer than that one, still newest
+        first (the previous page)."""
         ...
 
     async def claim(

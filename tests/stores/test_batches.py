@@ -134,6 +134,16 @@ async def test_lists_are_per_owner_newest_first_and_paged(batches: Batches) -> N
     assert len(await batches.list_batches(None)) == 4
 
 
+async def test_lists_page_backwards_and_by_format(batches: Batches) -> None:
+    for n in range(1, 6):
+        await batches.create_batch(*_batch(n, total=1, format="anthropic" if n == 4 else "openai"))
+    ids = [b.id for b in await batches.list_batches("key_a", limit=2, before="batch_1")]
+    assert ids == ["batch_3", "batch_2"]  # the two just newer than the cursor, newest first
+    assert await batches.list_batches("key_a", before="batch_5") == []
+    mine = await batches.list_batches("key_a", fmt="openai", after="batch_5")
+    assert [b.id for b in mine] == ["batch_3", "batch_2", "batch_1"]
+
+
 async def test_retention_purges_ended_batches_and_deletion(batches: Batches) -> None:
     await batches.create_batch(*_batch(1, total=1))
     await batches.create_batch(*_batch(2, total=1))

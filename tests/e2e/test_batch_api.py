@@ -1,0 +1,144 @@
+"""The batch APIs' finer points through the real `anyllm serve` and the official SDKs: list paging
+in both directions (Anthropic's `SyncPage`, OpenAI's `CursorPage`), deleting a batch's output and
+error files. Each test uses a key of its own, so its listings hold only its batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from tests.e2e.conftest import ProxyProcess, main_config
+from tests.e2e.mock_upstream import MockUpstream
+
+pytestmark = pytest.mark.e2e
+DEADLINE_S = 30.0
+KEYS = ("pager", "oapager", "deleter")
+
+
+def _key(tmp: Path, name: str, *flags: str) -> str:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "ANYLLM_HOME": str(tmp / "home")}
+    done = subprocess.run(
+        [sys.executable, "-m", "anyllm_cli", "keys", "create", name, "--json", *flags],
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return str(json.loads(done.stdout)["key"])
+
+
+@pytest.fixture(scope="module")
+def served(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ProxyProcess, dict[str, str]]]:
+    tmp = tmp_path_factory.mktemp("batchapi")
+    keys = {name: _key(tmp, name) for name in KEYS}
+    proxy = ProxyProcess.start(tmp, main_config(upstream.url))
+    yield proxy, keys
+    assert proxy.stop() == 0, "\n".join(proxy.lines[-30:])
+
+
+def _until(check: Any) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _params(text: str, model: str = "claude-sonnet-4-6") -> Any:
+    return {"model": model, "max_tokens": 20, "messages": [{"role": "user", "content": text}]}
+
+
+def _chat_line(custom_id: str, model: str = "mock-chat") -> dict[str, Any]:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": model, "messages": [{"role": "user", "content": custom_id}]},
+    }
+
+
+def _jsonl(lines: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(x).encode() + b"\n" for x in lines)
+
+
+def test_anthropic_list_pages_both_ways(served: tuple[ProxyProcess, dict[str, str]]) -> None:
+    proxy, keys = served
+    with anthropic.Anthropic(
+        base_url=proxy.url, api_key=keys["pager"], max_retries=0, timeout=10
+    ) as c:
+        made = [
+            c.messages.batches.create(requests=[{"custom_id": "x", "params": _params(f"p{n}")}]).id
+            for n in range(7)
+        ]
+        newest_first = made[::-1]
+        # auto-pagination forwards: after_id=<last_id> until has_more is false
+        assert [b.id for b in c.messages.batches.list(limit=3)] == newest_first
+        first = c.messages.batches.list(limit=3)
+        assert (first.first_id, first.last_id, first.has_more) == (
+            newest_first[0],
+            newest_first[2],
+            True,
+        )
+        last = c.messages.batches.list(limit=3, after_id=newest_first[5])
+        assert [b.id for b in last.data] == [newest_first[6]] and last.has_more is False
+        # backwards: the pages just newer than the cursor, each newest first
+        page = c.messages.batches.list(limit=2, before_id=newest_first[5])
+        assert [b.id for b in page.data] == newest_first[3:5]
+        assert (page.first_id, page.last_id, page.has_more) == (
+            newest_first[3],
+            newest_first[4],
+            True,
+        )
+        # the SDK follows before_id=<first_id>: every newer batch, page by page
+        seen = [b.id for b in c.messages.batches.list(limit=2, before_id=newest_first[5])]
+        assert seen == newest_first[3:5] + newest_first[1:3] + newest_first[0:1]
+        top = c.messages.batches.list(limit=2, before_id=newest_first[1])
+        assert [b.id for b in top.data] == newest_first[:1] and top.has_more is False
+        empty = c.messages.batches.list(before_id=newest_first[0])
+        assert (empty.data, empty.has_more, empty.first_id, empty.last_id) == (
+            [],
+            False,
+            None,
+            None,
+        )
+        with pytest.raises(anthropic.BadRequestError, match="not both"):
+            c.messages.batches.list(after_id=made[0], before_id=made[1])
+
+
+def test_openai_batch_list_pages_with_after(served: tuple[ProxyProcess, dict[str, str]]) -> None:
+    proxy, keys = served
+    with openai.OpenAI(
+        base_url=f"{proxy.url}/v1", api_key=keys["oapager"], max_retries=0, timeout=10
+    ) as c:
+        uploaded = c.files.create(file=("in.jsonl", _jsonl([_chat_line("a")])), purpose="batch")
+        made = [
+            c.batches.create(
+                input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+            ).id
+            for _ in range(5)
+        ]
+        with anthropic.Anthropic(
+            base_url=proxy.url, api_key=keys["oapager"], max_retries=0, timeout=10
+        ) as a:  # another format's batch of the same key never shows in the OpenAI list
+            a.messages.batches.create(requests=[{"custom_id": "x", "params": _params("z")}])
+        assert [b.id for b in c.batches.list(limit=2)] == made[::-1]
+        page = c.batches.list(limit=2, after=made[3])
+        assert [b.id for b in page.data] == [made[2], made[1]] and page.has_more is True
+        tail = c.batches.list(limit=2, after=made[1])
+        assert [b.id for b in tail.data] == [made[0]] and tail.has_more is False
