@@ -6,7 +6,9 @@
 
 Every line must name the same endpoint, and the batch's `endpoint` when one is given (as OpenAI
 requires). Output and error files are not copies: they are rendered from the items' results when
-read, under ids derived from the batch id (`<batch id>-output`, `<batch id>-errors`).
+read, under ids derived from the batch id (`<batch id>-output`, `<batch id>-errors`). Deleting one
+deletes what it held (the store scrubs those results); as at OpenAI, the batch keeps naming the
+file in `output_file_id` / `error_file_id`, and the file answers 404 from then on.
 
 What it gives up: only `/v1/chat/completions` runs (the pipeline serves no Responses or
 Embeddings clients yet); other endpoints are refused up front, by line.

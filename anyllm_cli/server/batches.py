@@ -7,7 +7,7 @@
 | POST   /v1/messages/batches/{id}/cancel        | cancel                                       |
 | DELETE /v1/messages/batches/{id}               | delete an ended batch                        |
 | GET    /v1/messages/batches/{id}/results       | JSONL, in input order                        |
-| POST   /v1/files  GET /v1/files[/{id}[/content]] DELETE /v1/files/{id} | batch input files; output and error files are the batches' results |
+| POST   /v1/files  GET /v1/files[/{id}[/content]] DELETE /v1/files/{id} | batch input files; output and error files are the batches' results (deleting one scrubs them) |
 | POST   [/NAME]/v1/batches  GET /v1/batches[/{id}]  POST /v1/batches/{id}/cancel |          |
 
 A batch and a file belong to the principal that created them: anyone else gets a 404, as if it did
@@ -235,24 +235,40 @@ class BatchAPI:
         await self._store().put_file(record, content)
         return _json(openai.file_object(record))
 
+    async def _result_file(self, request: Request, file_id: str) -> tuple[BatchRecord, bool]:
+        """The batch behind an output or error file id, and whether it is the error file. Such a
+        file exists once its batch object names it (the batch ended with lines for it), until it
+        is deleted: a 404 otherwise, as for any file id that does not exist."""
+        batch_id, errors = openai.result_file_of(file_id) or ("", False)
+        try:
+            record = await self._mine(request, batch_id, "openai")
+        except NotFound:
+            raise NotFound(f"no file {file_id!r}") from None
+        named = openai.batch_object(record).get("error_file_id" if errors else "output_file_id")
+        if named != file_id or file_id in await self._store().deleted_results(batch_id):
+            raise NotFound(f"no file {file_id!r}")
+        return record, errors
+
     async def _file(self, request: Request) -> tuple[FileRecord, bytes]:
         file_id = request.path_params["file_id"]
-        result_of = openai.result_file_of(file_id)
-        if result_of is not None:
-            batch_id, errors = result_of
-            record = await self._mine(request, batch_id, "openai")
+        if openai.result_file_of(file_id) is not None:
+            record, errors = await self._result_file(request, file_id)
             content = b"".join(
                 [c async for c in jobs.result_bytes(self._store(), record, errors=errors)]
             )
-            name = f"{batch_id}_{'error' if errors else 'output'}.jsonl"
+            name = f"{record.id}_{'error' if errors else 'output'}.jsonl"
             meta = FileRecord(
                 file_id, record.owner, name, "batch_output", len(content), record.ended or 0
             )
             return meta, content
+        found = await self._uploaded(request, file_id)
+        return found, await self._store().file_content(file_id) or b""
+
+    async def _uploaded(self, request: Request, file_id: str) -> FileRecord:
         found = await self._store().get_file(file_id)
         if found is None or found.owner != _principal(request).id:
             raise NotFound(f"no file {file_id!r}")
-        return found, await self._store().file_content(file_id) or b""
+        return found
 
     async def get_file(self, request: Request) -> Response:
         record, _ = await self._file(request)
@@ -269,18 +285,21 @@ class BatchAPI:
         return _json(FileList(data=[], has_more=False).dump() | {"data": data})
 
     async def delete_file(self, request: Request) -> Response:
-        record, _ = await self._file(request)
-        if openai.result_file_of(record.id) is None:
-            await self._store().delete_file(record.id)
-        return _json(FileDeleted(id=record.id, deleted=True).dump())
+        """An input file, or a batch's output or error file: its content is gone afterwards (the
+        results it held are scrubbed), while the batch and its counts stay."""
+        file_id = request.path_params["file_id"]
+        if openai.result_file_of(file_id) is not None:
+            record, errors = await self._result_file(request, file_id)
+            await self._store().delete_results(record.id, file_id, errors=errors, now=time.time())
+        else:
+            await self._store().delete_file((await self._uploaded(request, file_id)).id)
+        return _json(FileDeleted(id=file_id, deleted=True).dump())
 
     # -- OpenAI Batches ---------------------------------------------------------------------------
 
     async def create_batch(self, request: Request) -> Response:
         create = BatchCreate.parse(await request.body())
-        found = await self._store().get_file(create.input_file_id)
-        if found is None or found.owner != _principal(request).id:
-            raise NotFound(f"no file {create.input_file_id!r}")
+        found = await self._uploaded(request, create.input_file_id)
         window = openai.window_seconds(create.completion_window)
         del window  # checked here, before the file is read
         data = await self._store().file_content(found.id) or b""

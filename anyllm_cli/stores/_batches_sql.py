@@ -4,6 +4,7 @@
     batch_items   one row per request, keyed (batch_id, custom_id): its body, its lease
                   (lease_owner, lease_expires), and its one result (state 'open' -> 'done' once)
     files         uploaded batch input files (JSONL text)
+    deleted_result_files   an OpenAI batch's output or error file its owner deleted
 
 `SQLBatches` wraps an engine store (`SQLiteStore` or `PostgresStore`) and runs small cursor
 functions through its `_read` / `_write`. A claim is one write transaction: pick the runnable items
@@ -104,6 +105,12 @@ def _claim_batch(
         ClaimedItem(batch_id, str(cid), str(body).encode(), int(attempts) - 1)
         for cid, body, attempts in cur.fetchall()
     ]
+
+
+def _delete_batch(cur: Cursor, batch_id: str) -> None:
+    cur.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
+    cur.execute("DELETE FROM deleted_result_files WHERE batch_id = ?", (batch_id,))
+    cur.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
 
 
 def _recount(cur: Cursor, batch_id: str) -> None:
@@ -360,8 +367,7 @@ class SQLBatches:
 
     async def delete_batch(self, batch_id: str) -> None:
         def run(cur: Cursor) -> None:
-            cur.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
-            cur.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+            _delete_batch(cur, batch_id)
 
         await self._engine._write(run)
 
@@ -372,8 +378,7 @@ class SQLBatches:
             )
             ids = [str(row[0]) for row in cur.fetchall()]
             for batch_id in ids:
-                cur.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
-                cur.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+                _delete_batch(cur, batch_id)
             cur.execute(
                 "DELETE FROM files WHERE expires IS NOT NULL AND expires < ?", (ended_before,)
             )
@@ -445,4 +450,34 @@ class SQLBatches:
             return bool(cur.fetchall())
 
         result: bool = await self._engine._write(run)
+        return result
+
+    async def delete_results(
+        self, batch_id: str, file_id: str, *, errors: bool, now: float
+    ) -> bool:
+        def run(cur: Cursor) -> bool:
+            cur.execute(
+                "INSERT INTO deleted_result_files (file_id, batch_id, deleted) VALUES (?, ?, ?) "
+                "ON CONFLICT (file_id) DO NOTHING RETURNING file_id",
+                (file_id, batch_id, now),
+            )
+            if not cur.fetchall():
+                return False
+            which = "<>" if errors else "="
+            cur.execute(  # what remains of each result: its type, for the counts
+                "UPDATE batch_items SET result = '{\"type\": \"' || result_type || '\"}' "
+                f"WHERE batch_id = ? AND state = 'done' AND result_type {which} 'succeeded'",
+                (batch_id,),
+            )
+            return True
+
+        result: bool = await self._engine._write(run)
+        return result
+
+    async def deleted_results(self, batch_id: str) -> frozenset[str]:
+        def run(cur: Cursor) -> frozenset[str]:
+            cur.execute("SELECT file_id FROM deleted_result_files WHERE batch_id = ?", (batch_id,))
+            return frozenset(str(row[0]) for row in cur.fetchall())
+
+        result: frozenset[str] = await self._engine._read(run)
         return result

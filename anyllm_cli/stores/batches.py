@@ -167,6 +167,18 @@ class FileStore(Protocol):
 
     async def delete_file(self, file_id: str) -> bool: ...
 
+    async def delete_results(
+        self, batch_id: str, file_id: str, *, errors: bool, now: float
+    ) -> bool:
+        """Delete an ended batch's output file (`errors=False`: the succeeded items' results) or
+        its error file (every other result): their bodies are scrubbed, the counts stay, and the
+        file id is remembered as deleted. False when it was deleted already."""
+        ...
+
+    async def deleted_results(self, batch_id: str) -> frozenset[str]:
+        """The ids of this batch's output and error files that were deleted."""
+        ...
+
 
 class Batches(BatchStore, FileStore, Protocol):
     """Both, as one object over one store."""

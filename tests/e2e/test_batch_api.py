@@ -142,3 +142,47 @@ def test_openai_batch_list_pages_with_after(served: tuple[ProxyProcess, dict[str
         assert [b.id for b in page.data] == [made[2], made[1]] and page.has_more is True
         tail = c.batches.list(limit=2, after=made[1])
         assert [b.id for b in tail.data] == [made[0]] and tail.has_more is False
+
+
+def test_deleting_output_and_error_files(
+    served: tuple[ProxyProcess, dict[str, str]], upstream: MockUpstream
+) -> None:
+    proxy, keys = served
+    with openai.OpenAI(
+        base_url=f"{proxy.url}/v1", api_key=keys["deleter"], max_retries=0, timeout=10
+    ) as c:
+        lines = [_chat_line("ok-1"), _chat_line("ok-2"), _chat_line("bad", "mock-400")]
+        uploaded = c.files.create(file=("in.jsonl", _jsonl(lines)), purpose="batch")
+        batch = c.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        # not ended: its output file does not exist yet
+        with pytest.raises(openai.NotFoundError):
+            c.files.retrieve(f"{batch.id}-output")
+        done = _until(lambda: (b := c.batches.retrieve(batch.id)).status == "completed" and b)
+        out, err = done.output_file_id, done.error_file_id
+        assert out and err
+        assert c.files.retrieve(out).purpose == "batch_output"
+        assert len(c.files.content(out).text.splitlines()) == 2
+
+        deleted = c.files.delete(out)
+        assert (deleted.id, deleted.deleted) == (out, True)
+        with pytest.raises(openai.NotFoundError):
+            c.files.retrieve(out)
+        with pytest.raises(openai.NotFoundError):
+            c.files.content(out)
+        with pytest.raises(openai.NotFoundError):
+            c.files.delete(out)
+        # the batch stays, naming the deleted file as OpenAI's does; the error file is untouched
+        again = c.batches.retrieve(batch.id)
+        assert again.status == "completed" and again.output_file_id == out
+        assert again.request_counts is not None and again.request_counts.completed == 2
+        errors = [json.loads(x) for x in c.files.content(err).text.splitlines()]
+        assert [x["custom_id"] for x in errors] == ["bad"]
+
+        c.files.delete(err)
+        with pytest.raises(openai.NotFoundError):
+            c.files.content(err)
+        assert c.batches.retrieve(batch.id).error_file_id == err
+        # the input file is separate and still there
+        assert c.files.retrieve(uploaded.id).id == uploaded.id

@@ -184,3 +184,20 @@ def test_batches_need_an_sql_store() -> None:
     with pytest.raises(TypeError, match="SQL store"):
         batches_of(object())
     assert Counts(total=9, succeeded=2, errored=1, canceled=3, expired=1).done == 7
+
+
+async def test_deleting_result_files_scrubs_their_results(batches: Batches) -> None:
+    await batches.create_batch(*_batch(total=3))
+    ok = {"type": "succeeded", "status": 200, "body": {"secret": 1}}
+    bad = {"type": "errored", "status": 400, "message": "no"}
+    await batches.complete("batch_1", [("c0", ok), ("c1", ok), ("c2", bad)])
+    await batches.finish("batch_1", "completed", NOW + 1)
+    assert await batches.delete_results("batch_1", "batch_1-output", errors=False, now=NOW + 2)
+    assert not await batches.delete_results("batch_1", "batch_1-output", errors=False, now=NOW)
+    assert await batches.deleted_results("batch_1") == {"batch_1-output"}
+    results = {r.custom_id: r.result for r in await batches.items("batch_1")}
+    assert results == {"c0": {"type": "succeeded"}, "c1": {"type": "succeeded"}, "c2": bad}
+    ended = await batches.get_batch("batch_1")
+    assert ended is not None and (ended.counts.succeeded, ended.counts.errored) == (2, 1)
+    await batches.delete_batch("batch_1")
+    assert await batches.deleted_results("batch_1") == frozenset()
