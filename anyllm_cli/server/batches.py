@@ -14,7 +14,8 @@ A batch and a file belong to the principal that created them: anyone else gets a
 not exist. The engine starts in `start()`, called from the app's lifespan with the store it opened;
 until then (or without a store) the routes answer with an error. Bad input is a 4xx in the caller's
 API format, with the line numbers of every bad line; a model the router cannot place, or a virtual
-key's allow-lists refuse, refuses the batch before it is stored.
+key's allow-lists refuse, refuses the batch before it is stored, as does a Responses or Embeddings
+batch bound for a backend that does not speak the OpenAI API.
 
 Lists are newest first. Anthropic's pages go both ways, as its SDK's `SyncPage` follows them:
 `after_id` reads older batches, `before_id` the newer ones just before the cursor; `has_more` says
@@ -42,7 +43,7 @@ from starlette.routing import Route
 from anyllm_cli.batch import anthropic, jobs, openai
 from anyllm_cli.batch.engine import Engine, EngineSettings, Runner
 from anyllm_cli.batch.job import BatchJob
-from anyllm_cli.config import BatchSettings
+from anyllm_cli.config import BackendSettings, BatchSettings
 from anyllm_cli.errors import AnyllmError, ErrorKind, InvalidInput, NotFound, Refused, StoreError
 from anyllm_cli.models.batches import BatchCreate, DeletedMessageBatch, FileDeleted, FileList
 from anyllm_cli.pipeline.seams import ANONYMOUS, Candidate, ClientRequest, Principal, Router
@@ -73,7 +74,9 @@ def _limit(request: Request) -> int:
 class BatchAPI:
     """The handlers and what they share once started: the store and the engine."""
 
-    def __init__(self, backends: Mapping[str, Any], config: BatchSettings | None = None) -> None:
+    def __init__(
+        self, backends: Mapping[str, BackendSettings], config: BatchSettings | None = None
+    ) -> None:
         self._backends = backends
         self._settings = EngineSettings.of(config or BatchSettings())
         self.batches: Batches | None = None
@@ -117,9 +120,9 @@ class BatchAPI:
         principal, backend = _principal(request), self._backend(request)
         if self._router is not None:  # a model no backend serves, or the key may not use
             probe = ClientRequest(api=job.api, body=b"", backend=backend, principal=principal)
-            for model in sorted(job.models):
-                for candidate in self._router.candidates(probe, model)[:1]:
-                    await self._check_key(principal, candidate)
+            kinds = {name: b.kind for name, b in self._backends.items()}
+            for candidate in jobs.candidates(job, self._router, probe, kinds):
+                await self._check_key(principal, candidate)
         record = await jobs.create(self._store(), job, principal, backend=backend, **kw)
         if self.engine is not None:
             self.engine.wake()

@@ -41,7 +41,7 @@ class BatchRecord:
     owner: str  # the principal id that created it; nobody else sees it
     owner_kind: str  # the principal's kind, so its items run as it
     format: str  # "anthropic" | "openai"
-    api: str  # the pipeline API each item is: "messages" | "chat"
+    api: str  # the pipeline API each item is: "messages" | "chat" | "forward" (to `endpoint`)
     endpoint: str
     created: float
     expires: float

@@ -22,13 +22,22 @@ from tests.e2e.mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.e2e
 DEADLINE_S = 30.0
-KEYS = ("pager", "oapager", "deleter")
+KEYS = ("pager", "oapager", "deleter", "native")
+PRICES = """
+[prices."mock-resp"]
+input = 1.0
+output = 2.0
+
+[prices."mock-embed"]
+input = 0.5
+output = 0.0
+"""
 
 
-def _key(tmp: Path, name: str, *flags: str) -> str:
+def _keys_cli(tmp: Path, *args: str) -> Any:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "ANYLLM_HOME": str(tmp / "home")}
     done = subprocess.run(
-        [sys.executable, "-m", "anyllm_cli", "keys", "create", name, "--json", *flags],
+        [sys.executable, "-m", "anyllm_cli", "keys", *args, "--json"],
         env=env,
         cwd=tmp,
         capture_output=True,
@@ -36,7 +45,11 @@ def _key(tmp: Path, name: str, *flags: str) -> str:
         timeout=60,
         check=True,
     )
-    return str(json.loads(done.stdout)["key"])
+    return json.loads(done.stdout)
+
+
+def _key(tmp: Path, name: str, *flags: str) -> str:
+    return str(_keys_cli(tmp, "create", name, *flags)["key"])
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +58,8 @@ def served(
 ) -> Iterator[tuple[ProxyProcess, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("batchapi")
     keys = {name: _key(tmp, name) for name in KEYS}
-    proxy = ProxyProcess.start(tmp, main_config(upstream.url))
+    proxy = ProxyProcess.start(tmp, main_config(upstream.url) + PRICES)
+    proxy.home = tmp  # type: ignore[attr-defined]
     yield proxy, keys
     assert proxy.stop() == 0, "\n".join(proxy.lines[-30:])
 
@@ -186,3 +200,118 @@ def test_deleting_output_and_error_files(
         assert c.batches.retrieve(batch.id).error_file_id == err
         # the input file is separate and still there
         assert c.files.retrieve(uploaded.id).id == uploaded.id
+
+
+def _native_line(custom_id: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"custom_id": custom_id, "method": "POST", "url": url, "body": body}
+
+
+def test_responses_and_embeddings_batches_pass_through(
+    served: tuple[ProxyProcess, dict[str, str]], upstream: MockUpstream
+) -> None:
+    proxy, keys = served
+    responses = [
+        _native_line(
+            f"r{n}",
+            "/v1/responses",
+            {
+                "model": "mock-resp",
+                "input": [{"role": "user", "content": f"responses batch {n}"}],
+                "instructions": "be brief",
+                "max_output_tokens": 50,
+                "store": False,
+            },
+        )
+        for n in range(3)
+    ]
+    responses.append(_native_line("r-bad", "/v1/responses", {"model": "mock-400", "input": "x"}))
+    embeddings = [
+        _native_line("e0", "/v1/embeddings", {"model": "mock-embed", "input": "one"}),
+        _native_line("e1", "/v1/embeddings", {"model": "mock-embed", "input": ["two", "three"]}),
+    ]
+    with openai.OpenAI(
+        base_url=f"{proxy.url}/v1", api_key=keys["native"], max_retries=0, timeout=10
+    ) as c:
+        made = {}
+        for url, lines in (("/v1/responses", responses), ("/v1/embeddings", embeddings)):
+            uploaded = c.files.create(file=("in.jsonl", _jsonl(lines)), purpose="batch")
+            made[url] = c.batches.create(
+                input_file_id=uploaded.id,
+                endpoint=url,  # type: ignore[arg-type]
+                completion_window="24h",
+            ).id
+        done = {
+            url: _until(lambda bid=bid: (b := c.batches.retrieve(bid)).status == "completed" and b)
+            for url, bid in made.items()
+        }
+
+        r = done["/v1/responses"]
+        assert r.request_counts is not None
+        assert (r.request_counts.completed, r.request_counts.failed) == (3, 1)
+        out = [json.loads(x) for x in c.files.content(r.output_file_id or "").text.splitlines()]
+        assert [x["custom_id"] for x in out] == ["r0", "r1", "r2"]
+        reply = out[1]["response"]
+        assert reply["status_code"] == 200 and reply["body"]["object"] == "response"
+        assert (
+            reply["body"]["output"][-1]["content"][0]["text"] == "responses says: responses batch 1"
+        )
+        errors = [json.loads(x) for x in c.files.content(r.error_file_id or "").text.splitlines()]
+        assert [(x["custom_id"], x["response"]["status_code"]) for x in errors] == [("r-bad", 400)]
+        assert errors[0]["response"]["body"]["error"]["message"] == "upstream says 400"
+
+        e = done["/v1/embeddings"]
+        out = [json.loads(x) for x in c.files.content(e.output_file_id or "").text.splitlines()]
+        assert {x["custom_id"]: len(x["response"]["body"]["data"]) for x in out} == {
+            "e0": 1,
+            "e1": 2,
+        }
+        assert e.error_file_id is None
+
+    # the bodies went upstream as they were, each once, to the endpoint of the batch
+    for url, lines in (("/v1/responses", responses[:3]), ("/v1/embeddings", embeddings)):
+        sent = [q.body for q in upstream.requests if q.path == url]
+        for line in lines:
+            assert sent.count(line["body"]) == 1
+    # and were metered and priced like live passthrough traffic, on the batch's key
+    home = proxy.home  # type: ignore[attr-defined]
+    spend = _until(
+        lambda: (
+            (
+                rows := {r["group"]: r for r in _keys_cli(home, "spend", "native", "--by", "model")}
+            ).keys()
+            >= {"mock-resp", "mock-embed"}
+            and rows
+        )
+    )
+    assert spend["mock-resp"]["requests"] == 3 and spend["mock-resp"]["cost_usd"] > 0
+    assert spend["mock-embed"]["requests"] == 2 and spend["mock-embed"]["cost_usd"] > 0
+
+
+def test_a_passthrough_batch_for_a_backend_that_cannot_serve_it_is_refused(
+    served: tuple[ProxyProcess, dict[str, str]], upstream: MockUpstream
+) -> None:
+    proxy, keys = served
+    line = _native_line("e", "/v1/embeddings", {"model": "mock-embed-echo", "input": "x"})
+    with (
+        openai.OpenAI(
+            base_url=f"{proxy.url}/v1", api_key=keys["native"], max_retries=0, timeout=10
+        ) as c,
+        openai.OpenAI(
+            base_url=f"{proxy.url}/echo/v1", api_key=keys["native"], max_retries=0, timeout=10
+        ) as on_echo,
+    ):
+        uploaded = c.files.create(file=("in.jsonl", _jsonl([line])), purpose="batch")
+        with pytest.raises(
+            openai.BadRequestError,
+            match=r"backend 'echo' \(kind echo\) cannot serve /v1/embeddings",
+        ):
+            on_echo.batches.create(
+                input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h"
+            )
+        bad = _native_line("r", "/v1/responses", {"model": "m", "input": 3})
+        refused = c.files.create(file=("bad.jsonl", _jsonl([bad])), purpose="batch")
+        with pytest.raises(openai.BadRequestError, match=r"line 1: body\.input"):
+            c.batches.create(
+                input_file_id=refused.id, endpoint="/v1/responses", completion_window="24h"
+            )
+    assert not [q for q in upstream.requests if q.body.get("model") == "mock-embed-echo"]
