@@ -17,8 +17,16 @@ Cancel: the batch ends at once; items in flight are abandoned (their tasks are c
 reply that still arrives is dropped), so every open item reads `canceled`. Expiry works the same
 way with `expired`.
 
-What it gives up: live traffic has no priority lane; a batch shares its key's rpm/tpm with live
-requests through the guard and backs off on 429 like any client.
+Live traffic goes first: every item enters the pipeline with `priority="batch"`, and the key guard
+lets batch items use only part of their key's rpm, tpm and max-parallel (the rest, 10% and at
+least one, is kept for live requests; see `keys/guard.py`). A batch that saturates its key is
+refused by the guard at that lower line and backs off (its 429 carries the wait), so a live request
+of the same key still finds room. Batch items never pass the server's concurrency gate either: that
+is for HTTP callers alone.
+
+What it gives up: the headroom is per key; callers without key limits (static keys, no auth) have
+none, and a batch and live traffic then share the upstream's own rate limits, the batch backing off
+on the upstream's 429s like any client. A key limited to 1 has no headroom to keep.
 """
 
 from __future__ import annotations
@@ -218,6 +226,7 @@ class Engine:
             path=record.endpoint.removeprefix("/v1") if record.api == "forward" else "",
             request_id=f"{record.id}:{item.custom_id}",
             route=record.endpoint,
+            priority="batch",
         )
 
     async def _attempts(self, record: BatchRecord, item: ClaimedItem) -> ItemResult:

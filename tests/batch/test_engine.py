@@ -109,7 +109,12 @@ async def test_every_item_runs_as_its_owner_and_gets_one_result(batches: Batches
     assert results["c4"]["status"] == 429 and results["c5"]["message"] == "budget used up"
     assert sent.count("batch_1:c6") == 2 and results["c6"]["type"] == "succeeded"
     first = runner.seen[0]
-    assert (first.api, first.stream, first.backend) == ("chat", False, "mock")
+    assert (first.api, first.stream, first.backend, first.priority) == (
+        "chat",
+        False,
+        "mock",
+        "batch",
+    )
     assert (first.principal.id, first.principal.kind) == ("key_a", "virtual")
     record = await batches.get_batch("batch_1")
     assert record is not None and record.end_reason == "completed"

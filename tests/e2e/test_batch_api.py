@@ -1,6 +1,7 @@
 """The batch APIs' finer points through the real `anyllm serve` and the official SDKs: list paging
 in both directions (Anthropic's `SyncPage`, OpenAI's `CursorPage`), deleting a batch's output and
-error files. Each test uses a key of its own, so its listings hold only its batches."""
+error files, Responses and Embeddings batches passed through, and live traffic going first when a
+batch saturates its key. Each test uses a key of its own, so its listings hold only its batches."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.e2e.mock_upstream import MockUpstream
 pytestmark = pytest.mark.e2e
 DEADLINE_S = 30.0
 KEYS = ("pager", "oapager", "deleter", "native")
+BUSY_RPM = 10
 PRICES = """
 [prices."mock-resp"]
 input = 1.0
@@ -58,6 +60,7 @@ def served(
 ) -> Iterator[tuple[ProxyProcess, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("batchapi")
     keys = {name: _key(tmp, name) for name in KEYS}
+    keys["busy"] = _key(tmp, "busy", "--rpm", str(BUSY_RPM))
     proxy = ProxyProcess.start(tmp, main_config(upstream.url) + PRICES)
     proxy.home = tmp  # type: ignore[attr-defined]
     yield proxy, keys
@@ -315,3 +318,40 @@ def test_a_passthrough_batch_for_a_backend_that_cannot_serve_it_is_refused(
                 input_file_id=refused.id, endpoint="/v1/responses", completion_window="24h"
             )
     assert not [q for q in upstream.requests if q.body.get("model") == "mock-embed-echo"]
+
+
+def test_a_live_request_gets_through_while_a_batch_saturates_its_key(
+    served: tuple[ProxyProcess, dict[str, str]], upstream: MockUpstream
+) -> None:
+    proxy, keys = served
+    lines = [_chat_line(f"busy-{n}", "mock-busy") for n in range(3 * BUSY_RPM)]
+
+    def sent() -> int:
+        return len(upstream.bodies("mock-busy"))
+
+    with openai.OpenAI(
+        base_url=f"{proxy.url}/v1", api_key=keys["busy"], max_retries=0, timeout=10
+    ) as c:
+        uploaded = c.files.create(file=("busy.jsonl", _jsonl(lines)), purpose="batch")
+        batch = c.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        share = BUSY_RPM - 1  # the key's rpm less the headroom kept for live calls
+        _until(lambda: sent() >= share)
+        time.sleep(0.5)  # the batch's items now wait on the guard's 429 for the next minute
+        assert sent() == share
+        assert c.batches.retrieve(batch.id).status == "in_progress"
+
+        live = c.chat.completions.create(
+            model="mock-busy-live", messages=[{"role": "user", "content": "me first"}]
+        )
+        assert live.choices[0].message.content == "mock reply: me first"
+        with pytest.raises(openai.RateLimitError):  # the key's own limit still holds
+            c.chat.completions.create(
+                model="mock-busy-live", messages=[{"role": "user", "content": "again"}]
+            )
+        assert sent() == share
+
+        c.batches.cancel(batch.id)
+        ended = _until(lambda: (b := c.batches.retrieve(batch.id)).status == "cancelled" and b)
+        assert ended.request_counts is not None and ended.request_counts.completed == share
