@@ -1,7 +1,8 @@
 """The batch engine: claims items under leases, runs each through the pipeline, records one result.
 
     claimer ──store.claim(free slots)──> item tasks ──Runner.run(ClientRequest, stream=False)──>
-        reply / error (429, 5xx, timeouts retried with backoff) ──> result buffer
+        reply (a passthrough's read whole) / error (429, 5xx, timeouts retried with backoff)
+        ──> result buffer
     flusher ──store.complete(batch, results gathered for flush_s)──> one result per custom_id
     renewer ──store.renew(leases of items in flight) every lease/3──>
     keeper  ──store.due() -> finish(completed | canceled | expired); purge past retention──>
@@ -16,8 +17,16 @@ Cancel: the batch ends at once; items in flight are abandoned (their tasks are c
 reply that still arrives is dropped), so every open item reads `canceled`. Expiry works the same
 way with `expired`.
 
-What it gives up: live traffic has no priority lane; a batch shares its key's rpm/tpm with live
-requests through the guard and backs off on 429 like any client.
+Live traffic goes first: every item enters the pipeline with `priority="batch"`, and the key guard
+lets batch items use only part of their key's rpm, tpm and max-parallel (the rest, 10% and at
+least one, is kept for live requests; see `keys/guard.py`). A batch that saturates its key is
+refused by the guard at that lower line and backs off (its 429 carries the wait), so a live request
+of the same key still finds room. Batch items never pass the server's concurrency gate either: that
+is for HTTP callers alone.
+
+What it gives up: the headroom is per key; callers without key limits (static keys, no auth) have
+none, and a batch and live traffic then share the upstream's own rate limits, the batch backing off
+on the upstream's 429s like any client. A key limited to 1 has no headroom to keep.
 """
 
 from __future__ import annotations
@@ -32,18 +41,38 @@ from typing import Any, Protocol, cast
 
 import anyio
 
+from anyllm_cli.backends._http import parse_retry_after
 from anyllm_cli.batch.job import ItemResult
 from anyllm_cli.config import BatchSettings
-from anyllm_cli.errors import AnyllmError, ErrorKind, StoreError, UpstreamError, anthropic_error
+from anyllm_cli.errors import (
+    AnyllmError,
+    ErrorKind,
+    StoreError,
+    UpstreamError,
+    anthropic_error,
+    parse_error_body,
+)
+from anyllm_cli.models import codec
+from anyllm_cli.pipeline.replies import ForwardReply
 from anyllm_cli.pipeline.seams import ClientAPI, ClientRequest, Principal, PrincipalKind
 from anyllm_cli.stores.batches import BatchRecord, BatchStore, ClaimedItem, EndReason
 
 log = logging.getLogger("anyllm.batch")
 
 RETRYABLE = frozenset(
-    {ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED, ErrorKind.API_ERROR, ErrorKind.TIMEOUT}
+    {
+        ErrorKind.RATE_LIMIT,
+        ErrorKind.OVERLOADED,
+        ErrorKind.UNAVAILABLE,
+        ErrorKind.API_ERROR,
+        ErrorKind.TIMEOUT,
+    }
 )
 Key = tuple[str, str]  # (batch id, custom_id)
+_HEADERS: dict[str, Mapping[str, str]] = {
+    "messages": {"anthropic-version": "2023-06-01"},
+    "forward": {"content-type": "application/json", "accept": "application/json"},
+}
 STORE_RETRY_S = 1.0
 
 
@@ -186,14 +215,18 @@ class Engine:
         return record
 
     def _request(self, record: BatchRecord, item: ClaimedItem) -> ClientRequest:
+        headers = _HEADERS.get(record.api, {})
         return ClientRequest(
             api=cast(ClientAPI, record.api),
             body=item.body,
-            headers={"anthropic-version": "2023-06-01"} if record.api == "messages" else {},
+            headers=headers,
             backend=record.backend,
             stream=False,
             principal=Principal(record.owner, kind=cast(PrincipalKind, record.owner_kind)),
+            path=record.endpoint.removeprefix("/v1") if record.api == "forward" else "",
             request_id=f"{record.id}:{item.custom_id}",
+            route=record.endpoint,
+            priority="batch",
         )
 
     async def _attempts(self, record: BatchRecord, item: ClaimedItem) -> ItemResult:
@@ -202,7 +235,7 @@ class Engine:
         failures = limited = 0
         while True:
             try:
-                reply = await self.runner.run(request)
+                body = await self._reply_body(await self.runner.run(request))
             except AnyllmError as exc:
                 if exc.kind == ErrorKind.RATE_LIMIT:
                     limited += 1
@@ -214,11 +247,27 @@ class Engine:
                     return _errored(exc)
                 await self._sleep(self._backoff(max(failures, limited), exc))
                 continue
-            body = getattr(reply, "body", None)
-            if not isinstance(body, dict):
+            if body is None:
                 kind = ErrorKind.API_ERROR
                 return ItemResult("errored", 500, error_kind=kind, message="no JSON reply")
             return ItemResult("succeeded", 200, body=body)
+
+    async def _reply_body(self, reply: Any) -> dict[str, Any] | None:
+        """The reply's JSON body. A passthrough is read whole (and its call completed) here; its
+        error status raises as the upstream's error, retried like any other."""
+        if not isinstance(reply, ForwardReply):
+            body = getattr(reply, "body", None)
+            return body if isinstance(body, dict) else None
+        async with reply:
+            data = await reply.read()
+        try:
+            parsed = codec.loads(data) if data else None
+        except ValueError:
+            parsed = None
+        body = parsed if isinstance(parsed, dict) else None
+        if reply.status >= 400:
+            raise ForwardedError(reply.status, body, reply.headers, self._clock())
+        return body
 
     def _backoff(self, attempt: int, exc: AnyllmError) -> float:
         s = self.settings
@@ -316,8 +365,20 @@ def _retryable(exc: AnyllmError, max_wait_s: float) -> bool:
     return isinstance(exc, UpstreamError) and exc.kind in RETRYABLE
 
 
+class ForwardedError(UpstreamError):
+    """A passthrough item's error status, keeping the upstream's own error body for its line."""
+
+    def __init__(
+        self, status: int, body: dict[str, Any] | None, headers: Mapping[str, str], now: float
+    ) -> None:
+        kind, message = parse_error_body(body if body is not None else f"status {status}", status)
+        super().__init__(kind, message, status=status, retry_after=parse_retry_after(headers, now))
+        self.body = body
+
+
 def _errored(exc: AnyllmError) -> ItemResult:
     status = getattr(exc, "status", None)
     if not isinstance(status, int):
         status, _ = anthropic_error(exc.kind, exc.message)
-    return ItemResult("errored", status, error_kind=exc.kind, message=exc.message)
+    body = exc.body if isinstance(exc, ForwardedError) else None
+    return ItemResult("errored", status, body=body, error_kind=exc.kind, message=exc.message)

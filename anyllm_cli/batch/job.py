@@ -19,7 +19,7 @@ from typing import Any, Literal
 from anyllm_cli.errors import ErrorKind, InvalidInput
 
 Format = Literal["anthropic", "openai"]
-JobAPI = Literal["messages", "chat"]
+JobAPI = Literal["messages", "chat", "forward"]  # "forward": passed through (`endpoint` names it)
 ResultType = Literal["succeeded", "errored", "canceled", "expired"]
 
 MAX_REQUESTS = 100_000
@@ -52,7 +52,7 @@ class ItemResult:
 
     type: ResultType
     status: int = 200
-    body: dict[str, Any] | None = None  # succeeded: the reply
+    body: dict[str, Any] | None = None  # succeeded: the reply; errored passthrough: the upstream's
     error_kind: ErrorKind | None = None  # errored
     message: str = ""
 

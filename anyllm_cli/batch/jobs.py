@@ -1,6 +1,7 @@
 """Creating batches and reading their results over a `BatchStore`: shared by the server and the CLI.
 
     create(store, job, owner, ...)  -> BatchRecord   (every item persisted before it returns)
+    candidates(job, router, ...)    -> where its models will run (a passthrough batch's backend checked)
     result_lines(store, record)     -> JSONL lines in the batch's own format, in input order
                                        (OpenAI: `errors=False` the output file, `True` the error file)
 
@@ -18,11 +19,14 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from anyllm_cli.batch import anthropic, openai
 from anyllm_cli.batch.job import BatchJob, ItemResult
-from anyllm_cli.pipeline.seams import Principal
+from anyllm_cli.errors import InvalidInput
+from anyllm_cli.pipeline import FORWARD_KINDS
+from anyllm_cli.pipeline.seams import Candidate, ClientRequest, Principal, Router
 from anyllm_cli.stores.batches import BatchRecord, BatchStore, NewItem
 
 PAGE = 1000
@@ -69,6 +73,25 @@ async def create(
     await store.create_batch(record, items)
     stored = await store.get_batch(record.id)
     return stored or record
+
+
+def candidates(
+    job: BatchJob, router: Router, probe: ClientRequest, kinds: Mapping[str, str]
+) -> list[Candidate]:
+    """Where each of the job's models will run, picked as the pipeline will pick it, to check a
+    batch before it is accepted. A passthrough batch (Responses, Embeddings) goes where a live
+    passthrough would, and is refused when that backend does not speak the OpenAI API itself."""
+    if job.api != "forward":
+        return [c for model in sorted(job.models) for c in router.candidates(probe, model)[:1]]
+    target = router.candidates(probe, "")[0]
+    kind = kinds.get(target.backend, "unknown")
+    if kind not in FORWARD_KINDS:
+        raise InvalidInput(
+            f"backend {target.backend!r} (kind {kind}) cannot serve {job.endpoint}: a "
+            f"{job.endpoint} batch is passed through to a backend that speaks the OpenAI API "
+            f"(kind {' or '.join(sorted(FORWARD_KINDS))}); name one in the URL (/NAME/v1/batches)"
+        )
+    return [replace(target, requested_model=m, upstream_model=m) for m in sorted(job.models)]
 
 
 async def result_lines(

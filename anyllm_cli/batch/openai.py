@@ -1,15 +1,23 @@
 """OpenAI Batches and Files <-> the neutral batch shape (pure).
 
     {"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}  ──from_jsonl──> BatchJob(api="chat")
+    ... "url": "/v1/responses" | "/v1/embeddings" ...                       ──from_jsonl──> BatchJob(api="forward")
     ItemResult ──result_line──> output file line (a 2xx reply) or error file line (anything else)
     BatchRecord ──batch_object──> Batch (status, request_counts, output_file_id, error_file_id, ...)
 
 Every line must name the same endpoint, and the batch's `endpoint` when one is given (as OpenAI
 requires). Output and error files are not copies: they are rendered from the items' results when
-read, under ids derived from the batch id (`<batch id>-output`, `<batch id>-errors`).
+read, under ids derived from the batch id (`<batch id>-output`, `<batch id>-errors`). Deleting one
+deletes what it held (the store scrubs those results); as at OpenAI, the batch keeps naming the
+file in `output_file_id` / `error_file_id`, and the file answers 404 from then on.
 
-What it gives up: only `/v1/chat/completions` runs (the pipeline serves no Responses or
-Embeddings clients yet); other endpoints are refused up front, by line.
+Chat Completions items run through the pipeline's translation, so any backend serves them.
+Responses and Embeddings items are passed through (the pipeline's forward path, with the key's
+guard and spend as for a live passthrough), each body checked first against its request model.
+
+What it gives up: Responses and Embeddings batches need a backend that speaks the OpenAI API itself
+(kind `openai` or `azure`, presets included); any other is refused at creation. `/v1/completions`,
+`/v1/moderations` and the newer endpoints are refused up front, by line.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from anyllm_cli.batch.job import BatchJob, Collector, ItemResult, check_size, lines
+from anyllm_cli.batch.job import BatchJob, Collector, ItemResult, JobAPI, check_size, lines
 from anyllm_cli.errors import ErrorKind, InvalidInput, openai_error
+from anyllm_cli.models._base import Wire
 from anyllm_cli.models.batches import (
     Batch,
     BatchRequestCounts,
@@ -26,10 +35,16 @@ from anyllm_cli.models.batches import (
     OpenAIBatchLine,
     OpenAIResultLine,
 )
-from anyllm_cli.models.openai_chat import ChatRequest
+from anyllm_cli.models.openai_chat import ChatRequest, EmbeddingsRequest
+from anyllm_cli.models.openai_responses import ResponsesRequest
 from anyllm_cli.stores.batches import BatchRecord, FileRecord
 
-ENDPOINTS = {"/v1/chat/completions": "chat"}
+# endpoint -> (the pipeline API its items run as, the model its bodies must parse as)
+ENDPOINTS: dict[str, tuple[JobAPI, type[Wire]]] = {
+    "/v1/chat/completions": ("chat", ChatRequest),
+    "/v1/responses": ("forward", ResponsesRequest),
+    "/v1/embeddings": ("forward", EmbeddingsRequest),
+}
 OUTPUT_SUFFIX = "-output"
 ERRORS_SUFFIX = "-errors"
 WINDOWS = {"24h": 24 * 3600.0}
@@ -69,13 +84,14 @@ def from_jsonl(data: bytes, endpoint: str | None = None) -> BatchJob:
             col.problem(number, f"url {line.url!r} is not supported; use {', '.join(ENDPOINTS)}")
         else:
             try:
-                ChatRequest.parse(line.body)
+                ENDPOINTS[line.url][1].parse(line.body)
             except InvalidInput as exc:
                 col.problem(number, f"body.{exc.message}" if exc.path else exc.message)
                 continue
             col.add(line.custom_id, line.body, number)
     items = col.finish()
-    return BatchJob("openai", "chat", endpoint or "/v1/chat/completions", tuple(items))
+    endpoint = endpoint or "/v1/chat/completions"
+    return BatchJob("openai", ENDPOINTS[endpoint][0], endpoint, tuple(items))
 
 
 def _req_id(batch_id: str, custom_id: str) -> str:
@@ -90,8 +106,9 @@ def result_line(batch_id: str, custom_id: str, result: ItemResult) -> tuple[bool
     error: dict[str, Any] | None = None
     if result.type == "succeeded":
         response = {"status_code": result.status, "request_id": rid, "body": result.body}
-    elif result.type == "errored":
+    elif result.type == "errored":  # a passthrough's error keeps the upstream's own body
         status, body = openai_error(result.error_kind or ErrorKind.API_ERROR, result.message)
+        body = result.body if result.body is not None else body
         response = {"status_code": result.status or status, "request_id": rid, "body": body}
     else:
         code = "batch_cancelled" if result.type == "canceled" else "batch_expired"

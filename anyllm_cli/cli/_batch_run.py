@@ -23,7 +23,7 @@ from anyllm_cli.batch.engine import Engine, EngineSettings
 from anyllm_cli.batch.job import load
 from anyllm_cli.config import Settings
 from anyllm_cli.pipeline import Pipeline
-from anyllm_cli.pipeline.seams import Principal
+from anyllm_cli.pipeline.seams import ClientRequest, Principal
 from anyllm_cli.routing import StaticRouter
 from anyllm_cli.stores import open_store
 from anyllm_cli.stores.batches import Batches, BatchRecord, batches_of
@@ -78,7 +78,9 @@ async def run_local(
         backend = settings.default_backend
         batch_id = jobs.run_id(data, backend, LOCAL.id, job.format)
         record: BatchRecord | None = await batches.get_batch(batch_id)
-        if record is None:
+        if record is None:  # refused up front: a passthrough batch for a non-OpenAI backend
+            probe = ClientRequest(api=job.api, body=b"", principal=LOCAL)
+            jobs.candidates(job, router, probe, {n: b.kind for n, b in settings.backends.items()})
             record = await jobs.create(batches, job, LOCAL, backend=backend, batch_id=batch_id)
         if record.ended is None:
             each = EngineSettings.of(

@@ -6,6 +6,7 @@
             a token count (answered locally)?  ──yes──> let in: no limit, no spend
             budget left in this period                      else 429, naming budget, period, reset
             limiter.acquire(rpm, tpm, parallel)             else 429 with retry-after + headers
+                  (a batch item: each limit less the live headroom, see below)
     settle: limiter.release(the parallel slot); tokens (tpm) and spend into the `SpendBook`
 
 Refusals are `Refused` errors, rendered in the caller's format by the server. Admitted calls carry
@@ -16,6 +17,11 @@ in one atomic limiter round trip (keys/leases.py: exact near the limit, where ev
 to the store), for a parallel limit one round trip per call; for a budget, a cached read of the written spend (at most
 every SPENT_TTL_S) plus what this process has not written yet. Spend and tpm tokens are written in
 batches by the `SpendBook`, never while a request waits.
+
+Live traffic first: a batch item (`request.priority == "batch"`) is admitted against each of its
+key's limits less a headroom kept for live calls, `LIVE_HEADROOM` of it and at least one (rpm 100:
+batch items stop at 90 a minute; rpm 5 at 4; a limit of 1 keeps nothing). The limiter counts both
+alike, so a batch that fills its share leaves the rest to live requests of the same key.
 
 What it gives up: a budget is checked before a call, whose cost is known only after it; concurrent
 calls of one key can overshoot its budget by the calls in flight when it ran out.
@@ -44,6 +50,7 @@ from anyllm_cli.stores import Decision, KeyRecord, Limiter, Limits, UsageStore
 
 log = logging.getLogger("anyllm.keys")
 SPENT_TTL_S = 0.5  # how stale another worker's spend may be in this one's budget check
+LIVE_HEADROOM = 0.10  # of each key limit, kept from batch items for live calls (at least 1)
 _ANTHROPIC_APIS = frozenset({"messages", "count_tokens"})
 _LOCAL_APIS = frozenset({"count_tokens", "gemini_count"})  # token counts, answered in-process
 _STATUS_MESSAGES = {
@@ -145,6 +152,8 @@ class KeyGuard:
         limits = Limits(record.rpm, record.tpm, record.max_parallel)
         if not limits.any():
             return Admission(ticket=_Ticket(record, None))
+        if request.priority == "batch":
+            limits = batch_share(limits)
         decision = await self._limiter.acquire(record.id, limits, now)
         headers = rate_headers(request.api, limits, decision, now)
         if not decision.allowed:
@@ -206,6 +215,17 @@ class KeyGuard:
             group = (record.id, day, outcome.candidate.upstream_model, outcome.candidate.backend)
             spend = Spend(1, usage.input_tokens, usage.output_tokens, outcome.cost_usd or 0.0)
             self.book.add(group, spend, record)
+
+
+def batch_share(limits: Limits) -> Limits:
+    """What batch items of a key may use of its limits: each less the live headroom."""
+
+    def share(limit: int | None) -> int | None:
+        if limit is None or limit < 2:
+            return limit
+        return limit - max(1, int(limit * LIVE_HEADROOM))
+
+    return Limits(share(limits.rpm), share(limits.tpm), share(limits.max_parallel))
 
 
 def _limit_message(record: KeyRecord, decision: Decision) -> str:

@@ -1,4 +1,5 @@
-"""OpenAI Chat Completions wire models: request, response, stream chunk, error body.
+"""OpenAI Chat Completions wire models: request, response, stream chunk, error body (and the
+embeddings request, which batches validate before they pass it through).
 
 Messages are one union discriminated on `role`; content parts one union on `type`, with an
 `UnknownPart` fallback so a new part type never makes the parser refuse a request. Vendor extensions
@@ -240,3 +241,14 @@ class ErrorDetail(Wire):
 
 class ErrorResponse(Wire):
     error: ErrorDetail
+
+
+# -- embeddings (passed through, never translated: validated only) -------------------------------
+
+
+class EmbeddingsRequest(Wire):
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = None
+    user: str | None = None

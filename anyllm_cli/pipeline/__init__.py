@@ -60,6 +60,7 @@ __all__ = [
     "CallObserver",
     "Candidate",
     "ClientRequest",
+    "FORWARD_KINDS",
     "ForwardReply",
     "Guard",
     "JSONReply",
@@ -74,6 +75,9 @@ __all__ = [
 
 # Headers a passthrough keeps; credentials and hop-by-hop headers never pass.
 _FORWARD_PASS = ("content-type", "accept", "openai-beta")
+# The backend kinds that speak the OpenAI API natively, whichever API the pipeline calls them with:
+# the only ones a passthrough (`/v1/embeddings`, `/v1/responses`, ...) may reach.
+FORWARD_KINDS = frozenset({"openai", "azure"})
 
 
 class Pipeline:
@@ -176,7 +180,7 @@ class Pipeline:
             self.router.candidates(request, "")[0], requested_model=model, upstream_model=model
         )
         backend = self.backends[candidate.backend]
-        if backend.api != "chat" or backend.settings.kind == "echo":
+        if backend.settings.kind not in FORWARD_KINDS:
             raise NotFound(f"/v1{request.path} is not served by backend {candidate.backend!r}")
         call = done.call
         call.backend, call.requested_model, call.upstream_model = candidate.backend, model, model

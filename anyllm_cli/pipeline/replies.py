@@ -11,7 +11,8 @@ headers, the guard's reply headers); the server reads it for response headers. T
                   ends without the upstream's finish signal ends in the client's error event (the
                   translator's `finish()`), verbatim relays included: a stream that looks complete
                   is complete; `fail()` renders the in-stream error; leaving it completes
-    ForwardReply  a passthrough: the upstream's status, headers and bytes as they are
+    ForwardReply  a passthrough: the upstream's status, headers and bytes as they are (`read()`
+                  takes them whole, as a batch item does)
 
 A stream's driver reports what the client saw (`first_byte`, `failed`, `client_left`); the reply
 hands it to the call's `Completion` when it is left, so the completion point sees every stream once.
@@ -20,6 +21,7 @@ hands it to the call's `Completion` when it is left, so the completion point see
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -232,6 +234,7 @@ class ForwardReply(_UpstreamReply):
         self.ttft_s: float | None = None
         self._kept: list[bytes] | None = None
         self._size = 0
+        self._keep_max: float = _FORWARD_KEEP
 
     async def __aenter__(self) -> ForwardReply:
         upstream = await self._open()
@@ -247,11 +250,17 @@ class ForwardReply(_UpstreamReply):
         async for chunk in self._upstream:
             if self._kept is not None:
                 self._size += len(chunk)
-                if self._size <= _FORWARD_KEEP:
+                if self._size <= self._keep_max:
                     self._kept.append(chunk)
                 else:
                     self._kept = None
             yield chunk
+
+    async def read(self) -> bytes:
+        """The whole body, for a caller that keeps it (a batch item): a JSON reply is metered
+        however large it is."""
+        self._keep_max = math.inf
+        return b"".join([chunk async for chunk in self.chunks()])
 
     def client_left(self) -> None:
         self.disconnected = True

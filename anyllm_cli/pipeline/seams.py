@@ -24,6 +24,9 @@ from anyllm_cli.errors import ErrorKind
 
 ClientAPI = Literal["messages", "chat", "gemini", "count_tokens", "gemini_count", "forward"]
 PrincipalKind = Literal["anonymous", "static", "virtual", "master"]
+# "live": a caller is waiting (HTTP, replay). "batch": a batch item, which a guard lets use less of
+# a key's limits than live calls, so a batch never takes the headroom live traffic needs.
+Priority = Literal["live", "batch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class ClientRequest:
     query: str = ""
     request_id: str = ""
     route: str = ""  # the caller's route template, for logs and metrics ("/v1/messages")
+    priority: Priority = "live"
 
 
 @dataclass(frozen=True, slots=True)

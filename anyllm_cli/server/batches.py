@@ -3,21 +3,27 @@
 | route                                          | handler                                     |
 | ---------------------------------------------- | ------------------------------------------- |
 | POST   [/NAME]/v1/messages/batches             | validate, persist, wake the engine           |
-| GET    /v1/messages/batches[/{id}]             | list (after_id, limit) / one                 |
+| GET    /v1/messages/batches[/{id}]             | list (after_id or before_id, limit) / one    |
 | POST   /v1/messages/batches/{id}/cancel        | cancel                                       |
 | DELETE /v1/messages/batches/{id}               | delete an ended batch                        |
 | GET    /v1/messages/batches/{id}/results       | JSONL, in input order                        |
-| POST   /v1/files  GET /v1/files[/{id}[/content]] DELETE /v1/files/{id} | batch input files; output and error files are the batches' results |
+| POST   /v1/files  GET /v1/files[/{id}[/content]] DELETE /v1/files/{id} | batch input files; output and error files are the batches' results (deleting one scrubs them) |
 | POST   [/NAME]/v1/batches  GET /v1/batches[/{id}]  POST /v1/batches/{id}/cancel |          |
 
 A batch and a file belong to the principal that created them: anyone else gets a 404, as if it did
 not exist. The engine starts in `start()`, called from the app's lifespan with the store it opened;
 until then (or without a store) the routes answer with an error. Bad input is a 4xx in the caller's
 API format, with the line numbers of every bad line; a model the router cannot place, or a virtual
-key's allow-lists refuse, refuses the batch before it is stored.
+key's allow-lists refuse, refuses the batch before it is stored, as does a Responses or Embeddings
+batch bound for a backend that does not speak the OpenAI API.
 
-What it gives up: Anthropic's `before_id` paging is not supported (only `after_id`); a file is held
-in memory while it is validated (the server's body limit applies to uploads).
+Lists are newest first. Anthropic's pages go both ways, as its SDK's `SyncPage` follows them:
+`after_id` reads older batches, `before_id` the newer ones just before the cursor; `has_more` says
+whether more lie in the direction asked, and `first_id` / `last_id` are the page's ends. OpenAI's
+`GET /v1/batches` pages with `after` (its SDK's `CursorPage` passes the last id).
+
+What it gives up: a file is held in memory while it is validated (the server's body limit applies
+to uploads).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from starlette.routing import Route
 from anyllm_cli.batch import anthropic, jobs, openai
 from anyllm_cli.batch.engine import Engine, EngineSettings, Runner
 from anyllm_cli.batch.job import BatchJob
-from anyllm_cli.config import BatchSettings
+from anyllm_cli.config import BackendSettings, BatchSettings
 from anyllm_cli.errors import AnyllmError, ErrorKind, InvalidInput, NotFound, Refused, StoreError
 from anyllm_cli.models.batches import BatchCreate, DeletedMessageBatch, FileDeleted, FileList
 from anyllm_cli.pipeline.seams import ANONYMOUS, Candidate, ClientRequest, Principal, Router
@@ -68,7 +74,9 @@ def _limit(request: Request) -> int:
 class BatchAPI:
     """The handlers and what they share once started: the store and the engine."""
 
-    def __init__(self, backends: Mapping[str, Any], config: BatchSettings | None = None) -> None:
+    def __init__(
+        self, backends: Mapping[str, BackendSettings], config: BatchSettings | None = None
+    ) -> None:
         self._backends = backends
         self._settings = EngineSettings.of(config or BatchSettings())
         self.batches: Batches | None = None
@@ -112,9 +120,9 @@ class BatchAPI:
         principal, backend = _principal(request), self._backend(request)
         if self._router is not None:  # a model no backend serves, or the key may not use
             probe = ClientRequest(api=job.api, body=b"", backend=backend, principal=principal)
-            for model in sorted(job.models):
-                for candidate in self._router.candidates(probe, model)[:1]:
-                    await self._check_key(principal, candidate)
+            kinds = {name: b.kind for name, b in self._backends.items()}
+            for candidate in jobs.candidates(job, self._router, probe, kinds):
+                await self._check_key(principal, candidate)
         record = await jobs.create(self._store(), job, principal, backend=backend, **kw)
         if self.engine is not None:
             self.engine.wake()
@@ -140,21 +148,20 @@ class BatchAPI:
             )
 
     async def _page(
-        self, request: Request, fmt: str, after: str | None
+        self, request: Request, fmt: str, *, after: str | None, before: str | None = None
     ) -> tuple[list[BatchRecord], bool]:
+        """A page of the caller's batches of one format, newest first, and whether more lie in
+        the direction asked (older with `after`, newer with `before`)."""
+        if after is not None and before is not None:
+            raise InvalidInput("give after_id or before_id, not both", "before_id")
         limit = _limit(request)
-        owner = _principal(request).id
-        found: list[BatchRecord] = []
-        cursor = after
-        while (
-            len(found) <= limit
-        ):  # other formats' batches are skipped: read on until a page is full
-            rows = await self._store().list_batches(owner, limit=limit + 1, after=cursor)
-            found += [r for r in rows if r.format == fmt]
-            if len(rows) < limit + 1:
-                break
-            cursor = rows[-1].id
-        return found[:limit], len(found) > limit
+        rows = await self._store().list_batches(
+            _principal(request).id, limit=limit + 1, after=after, before=before, fmt=fmt
+        )
+        more = len(rows) > limit
+        if before is not None:  # the extra row is the farthest from the cursor: the oldest
+            return rows[-limit:] if more else rows, more
+        return rows[:limit], more
 
     # -- Anthropic Message Batches ----------------------------------------------------------------
 
@@ -166,7 +173,10 @@ class BatchAPI:
         return _json(anthropic.message_batch(await self._create(request, job), self._base(request)))
 
     async def list_message_batches(self, request: Request) -> Response:
-        page, more = await self._page(request, "anthropic", request.query_params.get("after_id"))
+        query = request.query_params
+        page, more = await self._page(
+            request, "anthropic", after=query.get("after_id"), before=query.get("before_id")
+        )
         data = [anthropic.message_batch(r, self._base(request)) for r in page]
         first, last = (page[0].id, page[-1].id) if page else (None, None)
         return _json({"data": data, "has_more": more, "first_id": first, "last_id": last})
@@ -228,24 +238,40 @@ class BatchAPI:
         await self._store().put_file(record, content)
         return _json(openai.file_object(record))
 
+    async def _result_file(self, request: Request, file_id: str) -> tuple[BatchRecord, bool]:
+        """The batch behind an output or error file id, and whether it is the error file. Such a
+        file exists once its batch object names it (the batch ended with lines for it), until it
+        is deleted: a 404 otherwise, as for any file id that does not exist."""
+        batch_id, errors = openai.result_file_of(file_id) or ("", False)
+        try:
+            record = await self._mine(request, batch_id, "openai")
+        except NotFound:
+            raise NotFound(f"no file {file_id!r}") from None
+        named = openai.batch_object(record).get("error_file_id" if errors else "output_file_id")
+        if named != file_id or file_id in await self._store().deleted_results(batch_id):
+            raise NotFound(f"no file {file_id!r}")
+        return record, errors
+
     async def _file(self, request: Request) -> tuple[FileRecord, bytes]:
         file_id = request.path_params["file_id"]
-        result_of = openai.result_file_of(file_id)
-        if result_of is not None:
-            batch_id, errors = result_of
-            record = await self._mine(request, batch_id, "openai")
+        if openai.result_file_of(file_id) is not None:
+            record, errors = await self._result_file(request, file_id)
             content = b"".join(
                 [c async for c in jobs.result_bytes(self._store(), record, errors=errors)]
             )
-            name = f"{batch_id}_{'error' if errors else 'output'}.jsonl"
+            name = f"{record.id}_{'error' if errors else 'output'}.jsonl"
             meta = FileRecord(
                 file_id, record.owner, name, "batch_output", len(content), record.ended or 0
             )
             return meta, content
+        found = await self._uploaded(request, file_id)
+        return found, await self._store().file_content(file_id) or b""
+
+    async def _uploaded(self, request: Request, file_id: str) -> FileRecord:
         found = await self._store().get_file(file_id)
         if found is None or found.owner != _principal(request).id:
             raise NotFound(f"no file {file_id!r}")
-        return found, await self._store().file_content(file_id) or b""
+        return found
 
     async def get_file(self, request: Request) -> Response:
         record, _ = await self._file(request)
@@ -262,18 +288,21 @@ class BatchAPI:
         return _json(FileList(data=[], has_more=False).dump() | {"data": data})
 
     async def delete_file(self, request: Request) -> Response:
-        record, _ = await self._file(request)
-        if openai.result_file_of(record.id) is None:
-            await self._store().delete_file(record.id)
-        return _json(FileDeleted(id=record.id, deleted=True).dump())
+        """An input file, or a batch's output or error file: its content is gone afterwards (the
+        results it held are scrubbed), while the batch and its counts stay."""
+        file_id = request.path_params["file_id"]
+        if openai.result_file_of(file_id) is not None:
+            record, errors = await self._result_file(request, file_id)
+            await self._store().delete_results(record.id, file_id, errors=errors, now=time.time())
+        else:
+            await self._store().delete_file((await self._uploaded(request, file_id)).id)
+        return _json(FileDeleted(id=file_id, deleted=True).dump())
 
     # -- OpenAI Batches ---------------------------------------------------------------------------
 
     async def create_batch(self, request: Request) -> Response:
         create = BatchCreate.parse(await request.body())
-        found = await self._store().get_file(create.input_file_id)
-        if found is None or found.owner != _principal(request).id:
-            raise NotFound(f"no file {create.input_file_id!r}")
+        found = await self._uploaded(request, create.input_file_id)
         window = openai.window_seconds(create.completion_window)
         del window  # checked here, before the file is read
         data = await self._store().file_content(found.id) or b""
@@ -288,7 +317,7 @@ class BatchAPI:
         return _json(openai.batch_object(record))
 
     async def list_batches(self, request: Request) -> Response:
-        page, more = await self._page(request, "openai", request.query_params.get("after"))
+        page, more = await self._page(request, "openai", after=request.query_params.get("after"))
         data = [openai.batch_object(r) for r in page]
         first, last = (page[0].id, page[-1].id) if page else (None, None)
         body = {

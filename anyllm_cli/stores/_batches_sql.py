@@ -4,6 +4,7 @@
     batch_items   one row per request, keyed (batch_id, custom_id): its body, its lease
                   (lease_owner, lease_expires), and its one result (state 'open' -> 'done' once)
     files         uploaded batch input files (JSONL text)
+    deleted_result_files   an OpenAI batch's output or error file its owner deleted
 
 `SQLBatches` wraps an engine store (`SQLiteStore` or `PostgresStore`) and runs small cursor
 functions through its `_read` / `_write`. A claim is one write transaction: pick the runnable items
@@ -106,6 +107,12 @@ def _claim_batch(
     ]
 
 
+def _delete_batch(cur: Cursor, batch_id: str) -> None:
+    cur.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
+    cur.execute("DELETE FROM deleted_result_files WHERE batch_id = ?", (batch_id,))
+    cur.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+
+
 def _recount(cur: Cursor, batch_id: str) -> None:
     cur.execute(
         "SELECT result_type, COUNT(*) FROM batch_items "
@@ -175,22 +182,34 @@ class SQLBatches:
         return result
 
     async def list_batches(
-        self, owner: str | None, *, limit: int = 20, after: str | None = None
+        self,
+        owner: str | None,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        fmt: str | None = None,
     ) -> list[BatchRecord]:
         def run(cur: Cursor) -> list[BatchRecord]:
             where, params = ["1 = 1"], []
-            if owner is not None:
-                where.append("owner = ?")
-                params.append(owner)
-            if after is not None:
-                where.append("(created, id) < (SELECT created, id FROM batches WHERE id = ?)")
-                params.append(after)
+            for column, value in (("owner", owner), ("format", fmt)):
+                if value is not None:
+                    where.append(f"{column} = ?")
+                    params.append(value)
+            for cursor, op in ((after, "<"), (before, ">")):
+                if cursor is not None:
+                    where.append(
+                        f"(created, id) {op} (SELECT created, id FROM batches WHERE id = ?)"
+                    )
+                    params.append(cursor)
+            order = "ASC" if before is not None and after is None else "DESC"
             cur.execute(
                 f"SELECT {_BATCH_COLUMNS} FROM batches WHERE {' AND '.join(where)} "
-                "ORDER BY created DESC, id DESC LIMIT ?",
+                f"ORDER BY created {order}, id {order} LIMIT ?",
                 (*params, limit),
             )
-            return [_batch(row) for row in cur.fetchall()]
+            rows = [_batch(row) for row in cur.fetchall()]
+            return rows[::-1] if order == "ASC" else rows
 
         result: list[BatchRecord] = await self._engine._read(run)
         return result
@@ -348,8 +367,7 @@ class SQLBatches:
 
     async def delete_batch(self, batch_id: str) -> None:
         def run(cur: Cursor) -> None:
-            cur.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
-            cur.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+            _delete_batch(cur, batch_id)
 
         await self._engine._write(run)
 
@@ -360,8 +378,7 @@ class SQLBatches:
             )
             ids = [str(row[0]) for row in cur.fetchall()]
             for batch_id in ids:
-                cur.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
-                cur.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+                _delete_batch(cur, batch_id)
             cur.execute(
                 "DELETE FROM files WHERE expires IS NOT NULL AND expires < ?", (ended_before,)
             )
@@ -433,4 +450,34 @@ class SQLBatches:
             return bool(cur.fetchall())
 
         result: bool = await self._engine._write(run)
+        return result
+
+    async def delete_results(
+        self, batch_id: str, file_id: str, *, errors: bool, now: float
+    ) -> bool:
+        def run(cur: Cursor) -> bool:
+            cur.execute(
+                "INSERT INTO deleted_result_files (file_id, batch_id, deleted) VALUES (?, ?, ?) "
+                "ON CONFLICT (file_id) DO NOTHING RETURNING file_id",
+                (file_id, batch_id, now),
+            )
+            if not cur.fetchall():
+                return False
+            which = "<>" if errors else "="
+            cur.execute(  # what remains of each result: its type, for the counts
+                "UPDATE batch_items SET result = '{\"type\": \"' || result_type || '\"}' "
+                f"WHERE batch_id = ? AND state = 'done' AND result_type {which} 'succeeded'",
+                (batch_id,),
+            )
+            return True
+
+        result: bool = await self._engine._write(run)
+        return result
+
+    async def deleted_results(self, batch_id: str) -> frozenset[str]:
+        def run(cur: Cursor) -> frozenset[str]:
+            cur.execute("SELECT file_id FROM deleted_result_files WHERE batch_id = ?", (batch_id,))
+            return frozenset(str(row[0]) for row in cur.fetchall())
+
+        result: frozenset[str] = await self._engine._read(run)
         return result

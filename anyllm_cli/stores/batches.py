@@ -41,7 +41,7 @@ class BatchRecord:
     owner: str  # the principal id that created it; nobody else sees it
     owner_kind: str  # the principal's kind, so its items run as it
     format: str  # "anthropic" | "openai"
-    api: str  # the pipeline API each item is: "messages" | "chat"
+    api: str  # the pipeline API each item is: "messages" | "chat" | "forward" (to `endpoint`)
     endpoint: str
     created: float
     expires: float
@@ -94,9 +94,17 @@ class BatchStore(Protocol):
     async def get_batch(self, batch_id: str) -> BatchRecord | None: ...
 
     async def list_batches(
-        self, owner: str | None, *, limit: int = 20, after: str | None = None
+        self,
+        owner: str | None,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        fmt: str | None = None,
     ) -> list[BatchRecord]:
-        """Newest first; `after` is the id of the last batch of the previous page."""
+        """Newest first, of one format when `fmt` is given. `after`: the batches older than that
+        one (the next page). `before`: the `limit` batches just newer than that one, still newest
+        first (the previous page)."""
         ...
 
     async def claim(
@@ -158,6 +166,18 @@ class FileStore(Protocol):
     ) -> list[FileRecord]: ...
 
     async def delete_file(self, file_id: str) -> bool: ...
+
+    async def delete_results(
+        self, batch_id: str, file_id: str, *, errors: bool, now: float
+    ) -> bool:
+        """Delete an ended batch's output file (`errors=False`: the succeeded items' results) or
+        its error file (every other result): their bodies are scrubbed, the counts stay, and the
+        file id is remembered as deleted. False when it was deleted already."""
+        ...
+
+    async def deleted_results(self, batch_id: str) -> frozenset[str]:
+        """The ids of this batch's output and error files that were deleted."""
+        ...
 
 
 class Batches(BatchStore, FileStore, Protocol):

@@ -160,6 +160,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP TABLE rate_events",
         ),
     ),
+    (
+        # An OpenAI batch's output or error file, deleted by its owner: the results it held are
+        # scrubbed from the items, and this row answers 404 for the file from then on.
+        "007_deleted_result_files",
+        (
+            """CREATE TABLE deleted_result_files (
+                file_id TEXT PRIMARY KEY,
+                batch_id TEXT NOT NULL,
+                deleted DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX deleted_result_files_batch ON deleted_result_files (batch_id)",
+        ),
+    ),
 )
 
 CREATE_LEDGER = (

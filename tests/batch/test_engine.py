@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,14 @@ from typing import Any
 import anyio
 import pytest
 
+from anyllm_cli.backends.base import StreamContext, UpstreamStream
 from anyllm_cli.batch.engine import Engine, EngineSettings
 from anyllm_cli.errors import ErrorKind, InvalidInput, Refused, UpstreamError
+from anyllm_cli.pipeline import Pipeline
 from anyllm_cli.pipeline.seams import ClientRequest
 from anyllm_cli.stores import open_store
 from anyllm_cli.stores.batches import Batches, BatchRecord, NewItem, batches_of
+from tests.conftest import FakeBackend, FakeStream, Recorder, backend_settings
 
 pytestmark = pytest.mark.anyio
 FAST = EngineSettings(
@@ -105,7 +109,12 @@ async def test_every_item_runs_as_its_owner_and_gets_one_result(batches: Batches
     assert results["c4"]["status"] == 429 and results["c5"]["message"] == "budget used up"
     assert sent.count("batch_1:c6") == 2 and results["c6"]["type"] == "succeeded"
     first = runner.seen[0]
-    assert (first.api, first.stream, first.backend) == ("chat", False, "mock")
+    assert (first.api, first.stream, first.backend, first.priority) == (
+        "chat",
+        False,
+        "mock",
+        "batch",
+    )
     assert (first.principal.id, first.principal.kind) == ("key_a", "virtual")
     record = await batches.get_batch("batch_1")
     assert record is not None and record.end_reason == "completed"
@@ -264,3 +273,62 @@ async def test_a_store_that_fails_for_a_moment_does_not_stop_the_engine(
     assert failures == {"claim": 0, "complete": 0}
     results = await _results(batches)
     assert len(results) == 10 and {r["type"] for r in results.values()} == {"succeeded"}
+
+
+class _Passthrough(FakeBackend):
+    """Answers each forward with the next (status, body) of `answers`, then 200 and usage."""
+
+    def __init__(self, answers: list[tuple[int, dict[str, Any]]]) -> None:
+        super().__init__(backend_settings())
+        self.answers = answers
+        self.forwarded: list[tuple[str, bytes]] = []
+
+    def forward(
+        self, method: str, path: str, content: bytes, headers: Mapping[str, str]
+    ) -> StreamContext:
+        self.forwarded.append((path, content))
+        status, body = self.answers.pop(0) if self.answers else (200, _EMBEDDED)
+        return StreamContext(self._answer(status, body))
+
+    @asynccontextmanager
+    async def _answer(self, status: int, body: dict[str, Any]) -> AsyncIterator[UpstreamStream]:
+        data = json.dumps(body).encode()
+        yield FakeStream([data[:7], data[7:]], status, {"content-type": "application/json"})
+
+
+_EMBEDDED = {"object": "list", "data": [], "usage": {"prompt_tokens": 4, "total_tokens": 4}}
+
+
+async def test_passthrough_items_are_read_whole_retried_and_metered(batches: Batches) -> None:
+    now = time.time()
+    record = BatchRecord(
+        id="batch_e",
+        owner="key_a",
+        owner_kind="virtual",
+        format="openai",
+        api="forward",
+        endpoint="/v1/embeddings",
+        created=now,
+        expires=now + 60,
+    )
+    body = {"model": "emb", "input": "x"}
+    items = [
+        NewItem(c, json.dumps({**body, "input": c}).encode(), n) for n, c in enumerate("ab", 1)
+    ]
+    await batches.create_batch(record, items)
+    gone = {"error": {"message": "no such model", "type": "invalid_request_error"}}
+    backend = _Passthrough([(503, {"error": {"message": "busy"}}), (404, gone)])
+    recorder = Recorder()
+    pipeline = Pipeline({"mock": backend}, guard=recorder, observers=[recorder])
+    with anyio.fail_after(20):
+        await Engine(batches, pipeline, FAST).run(until="batch_e")
+    results = await _results(batches, "batch_e")
+    assert {r["type"] for r in results.values()} == {"succeeded", "errored"}
+    errored = next(r for r in results.values() if r["type"] == "errored")
+    assert errored["status"] == 404 and errored["body"] == gone  # the upstream's own body
+    assert next(r for r in results.values() if r["type"] == "succeeded")["body"] == _EMBEDDED
+    assert [path for path, _ in backend.forwarded] == ["/embeddings"] * 3  # 503 retried once
+    settled = [outcome for _, outcome in recorder.settled]
+    assert sorted(o.status for o in settled) == [200, 404, 503]
+    ok = next(o for o in settled if o.status == 200)
+    assert ok.usage.input_tokens == 4 and ok.request.route == "/v1/embeddings"

@@ -43,9 +43,48 @@ def test_bad_lines_are_named() -> None:
 
 def test_an_unsupported_endpoint_is_refused_up_front() -> None:
     with pytest.raises(InvalidInput, match="not supported"):
-        openai.from_jsonl(_jsonl(_line("a")), endpoint="/v1/embeddings")
+        openai.from_jsonl(_jsonl(_line("a")), endpoint="/v1/completions")
     with pytest.raises(BatchInvalid, match="line 1"):
-        openai.from_jsonl(_jsonl(_line("a", url="/v1/responses")))
+        openai.from_jsonl(_jsonl(_line("a", url="/v1/moderations")))
+
+
+RESPONSES = {"model": "m", "input": [{"role": "user", "content": "hi"}], "max_output_tokens": 9}
+EMBEDDINGS = {"model": "e", "input": ["a", "b"], "encoding_format": "float"}
+
+
+def test_responses_and_embeddings_lines_are_passthrough_items() -> None:
+    for url, body in (("/v1/responses", RESPONSES), ("/v1/embeddings", EMBEDDINGS)):
+        job = openai.from_jsonl(_jsonl(_line("a", url, body)), endpoint=url)
+        assert (job.api, job.endpoint, job.models) == ("forward", url, {body["model"]})
+        assert json.loads(job.items[0].body) == body
+
+
+def test_each_endpoint_checks_its_own_body_shape() -> None:
+    data = _jsonl(
+        _line("a", "/v1/embeddings", EMBEDDINGS),
+        _line("b", "/v1/embeddings", {"model": "e"}),
+        _line("c", "/v1/embeddings", {"model": "e", "input": {"text": "x"}}),
+        _line("d", "/v1/embeddings", BODY),  # a chat body is no embeddings body
+        _line("e", "/v1/embeddings", {**EMBEDDINGS, "stream": True}),
+    )
+    with pytest.raises(BatchInvalid) as err:
+        openai.from_jsonl(data)
+    assert [line for line, _ in err.value.problems] == [2, 3, 4, 5]
+    assert "body.input" in err.value.problems[0][1]
+    bad = _line("r", "/v1/responses", {"model": "m", "input": 3})
+    with pytest.raises(BatchInvalid, match=r"line 1: body\.input"):
+        openai.from_jsonl(_jsonl(bad))
+
+
+def test_a_passthrough_error_line_keeps_the_upstreams_body() -> None:
+    upstream = {"error": {"message": "no such model", "type": "invalid_request_error"}}
+    result = ItemResult("errored", 404, body=upstream, error_kind=ErrorKind.NOT_FOUND)
+    is_error, line = openai.result_line("batch_1", "a", result)
+    assert is_error and line["response"] == {
+        "status_code": 404,
+        "request_id": line["id"],
+        "body": upstream,
+    }
 
 
 def test_completion_window() -> None:

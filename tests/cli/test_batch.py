@@ -54,6 +54,20 @@ def test_run_refuses_a_bad_file_by_line(home: Path) -> None:
     assert isinstance(result.exception, InvalidInput) and "line 2" in str(result.exception)
 
 
+def test_run_refuses_an_embeddings_batch_on_a_backend_without_the_openai_api(home: Path) -> None:
+    line = {
+        "custom_id": "e",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "emb", "input": "x"},
+    }
+    (home / "in.jsonl").write_text(json.dumps(line) + "\n")
+    result = CliRunner().invoke(app, ["batch", "run", "in.jsonl", "--backend", "echo"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InvalidInput)
+    assert "backend 'echo' (kind echo) cannot serve /v1/embeddings" in str(result.exception)
+
+
 def test_ids_pick_their_api_and_model_overrides_apply() -> None:
     assert _path("msgbatch_1") == "/v1/messages/batches/msgbatch_1"
     assert _path("batch_1") == "/v1/batches/batch_1"

@@ -17,20 +17,32 @@ framework) and behaves by the requested model name, so every test picks its scen
 | mock-slow             | a chunk every 50 ms for up to 10 s; a closed connection is recorded          |
 | mock-finite-slow      | 20 chunks 50 ms apart, then a normal end                                    |
 
+`POST /v1/embeddings` and `POST /v1/responses` (not streamed) answer too, strictly: the body must
+pass the openai SDK's params type (`EmbeddingCreateParams`, `ResponseCreateParamsNonStreaming`, and
+each Responses input item its own param type) with no unknown argument, else a 400 like the API's.
+The error models above apply to them as well.
+
 Every request is recorded (path, headers, body); `closed` lists the tags (last user text) of streams
 whose connection the proxy closed. Every wait is bounded.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import select
 import socket
+import struct
 import threading
 import time
+import typing
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from openai.types.embedding_create_params import EmbeddingCreateParams
+from openai.types.responses.response_create_params import ResponseCreateParamsNonStreaming
+from pydantic import TypeAdapter, ValidationError
 
 UPSTREAM_KEY = "upstream-secret-key"
 RATELIMIT_HEADERS = {
@@ -98,6 +110,43 @@ class LoopbackMock:
         """The newest request, or the newest whose path starts with `path`."""
         with self._lock:
             return next(r for r in reversed(self.requests) if r.path.startswith(path))
+
+
+def _params_types() -> dict[bool, tuple[TypeAdapter[Any], frozenset[str]]]:
+    """The openai SDK's request params types, for embeddings (True) and responses (False), and the
+    arguments each knows."""
+    out: dict[bool, tuple[TypeAdapter[Any], frozenset[str]]] = {}
+    for embeddings, params in (
+        (True, EmbeddingCreateParams),
+        (False, ResponseCreateParamsNonStreaming),
+    ):
+        out[embeddings] = (TypeAdapter(params), frozenset(typing.get_type_hints(params)))
+    return out
+
+
+_NATIVE = _params_types()
+
+
+def native_body_error(body: dict[str, Any], *, embeddings: bool) -> str | None:
+    """The API's 400 message for an embeddings or (non-streaming) responses body the openai SDK's
+    params type rejects, or None."""
+    adapter, known = _NATIVE[embeddings]
+    unknown = sorted(set(body) - known)
+    if unknown:
+        return f"Unrecognized request argument supplied: {unknown[0]}"
+    if embeddings and not isinstance(body.get("input"), str | list):
+        return "'input' must be a string or an array"
+    if body.get("stream"):
+        return "this mock answers non-streaming requests here"
+    try:
+        adapter.validate_python(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "missing":
+            return f"Missing required parameter: '{where}'."
+        return f"Invalid '{where}': {first['msg']}."
+    return None
 
 
 class MockUpstream:
@@ -255,32 +304,57 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "invalid_request_error", "not JSON")
             return
         count = self.mock.record(Recorded("POST", self.path, dict(self.headers.items()), body))
-        if self.path == "/v1/embeddings":
-            self._json(
-                200,
-                {
-                    "object": "list",
-                    "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
-                },
-                RATELIMIT_HEADERS,
-            )
+        if self.path in ("/v1/embeddings", "/v1/responses"):
+            if not self._refused(body, count):
+                self._native(body)
             return
         if self.path != "/v1/chat/completions":
             self._error(404, "not_found_error", f"no route {self.path}")
             return
         self._chat(body, count)
 
-    def _chat(self, body: dict[str, Any], count: int) -> None:
+    def _refused(self, body: dict[str, Any], count: int) -> bool:
+        """The error models' answers (mock-400, mock-429, ...); False for any other model."""
         model = str(body.get("model", ""))
         errors = {"mock-400": 400, "mock-500": 500, "mock-503": 503}
         if model in errors:
             etype = "invalid_request_error" if model == "mock-400" else "server_error"
             self._error(errors[model], etype, f"upstream says {errors[model]}")
-            return
+            return True
         if model == "mock-429" or (model.startswith("mock-429-once") and count == 1):
             headers = {"retry-after": "7"} if model == "mock-429" else {"retry-after-ms": "10"}
             self._error(429, "rate_limit_error", "slow down", headers)
+            return True
+        return False
+
+    def _native(self, body: dict[str, Any]) -> None:
+        """`/v1/embeddings` and `/v1/responses` (not streamed), strict like the API: the body
+        must pass the openai SDK's own params type, with no argument it does not know."""
+        from tests.e2e.mock_responses import _output, _response, input_error
+
+        embeddings = self.path == "/v1/embeddings"
+        problem = native_body_error(body, embeddings=embeddings)
+        if problem is None and not embeddings:
+            problem = input_error(body)
+        if problem is not None:
+            self._error(400, "invalid_request_error", problem)
             return
+        if not embeddings:
+            self._json(200, _response(body, _output(body), "completed"), RATELIMIT_HEADERS)
+            return
+        inputs = [body["input"]] if isinstance(body["input"], str) else list(body["input"])
+        vectors = [[0.5, float(len(str(x)))] for x in inputs]
+        if body.get("encoding_format") == "base64":  # little-endian float32s, as the API sends
+            vectors = [base64.b64encode(struct.pack("<2f", *v)).decode() for v in vectors]  # type: ignore[misc]
+        data = [{"object": "embedding", "index": n, "embedding": v} for n, v in enumerate(vectors)]
+        usage = {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}
+        reply = {"object": "list", "model": body["model"], "data": data, "usage": usage}
+        self._json(200, reply, RATELIMIT_HEADERS)
+
+    def _chat(self, body: dict[str, Any], count: int) -> None:
+        if self._refused(body, count):
+            return
+        model = str(body.get("model", ""))
         if body.get("stream"):
             self._stream(body, model)
         else:

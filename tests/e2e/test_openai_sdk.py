@@ -127,7 +127,7 @@ def test_models_list_in_openai_shape(client: openai.OpenAI) -> None:
 
 def test_embeddings_pass_through(client: openai.OpenAI, upstream: MockUpstream) -> None:
     result = client.embeddings.create(model="mock-embed", input="hi")
-    assert result.data[0].embedding == [0.5]
+    assert result.data[0].embedding == [0.5, 2.0]  # decoded from the base64 the SDK asks for
     recorded = next(r for r in upstream.requests if r.path == "/v1/embeddings")
     assert PROXY_KEY not in " ".join(recorded.headers.values())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from anyllm_cli.errors import ErrorKind, Refused
 from anyllm_cli.keys import manage
-from anyllm_cli.keys.guard import KeyGuard
+from anyllm_cli.keys.guard import KeyGuard, batch_share
 from anyllm_cli.keys.manage import KeyOptions
 from anyllm_cli.keys.resolver import KeyResolver
 from anyllm_cli.pipeline.seams import (
@@ -23,7 +24,7 @@ from anyllm_cli.pipeline.seams import (
     Principal,
     Usage,
 )
-from anyllm_cli.stores import KeyRecord, Store, open_store
+from anyllm_cli.stores import KeyRecord, Limits, Store, open_store
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 12, 9, 15, 30, tzinfo=UTC).timestamp()
@@ -270,3 +271,22 @@ async def test_a_store_outage_is_a_retryable_refusal(guard: KeyGuard, store: Sto
     err = await refused(guard, request(record))
     assert err.kind is ErrorKind.OVERLOADED and err.retry_after == 1
     assert "a.db" not in err.message
+
+
+def batch_request(record: KeyRecord) -> ClientRequest:
+    return replace(request(record, "chat"), priority="batch")
+
+
+async def test_batch_items_leave_live_calls_their_headroom(guard: KeyGuard, store: Store) -> None:
+    record = await make(store, rpm=10)
+    for _ in range(9):
+        await guard.admit(batch_request(record), CANDIDATE)
+    held_back = await refused(guard, batch_request(record))  # the tenth slot is for live calls
+    assert held_back.kind == ErrorKind.RATE_LIMIT and held_back.retry_after
+    await guard.admit(request(record, "chat"), CANDIDATE)
+    assert (await refused(guard, request(record, "chat"))).kind == ErrorKind.RATE_LIMIT
+
+
+def test_the_batch_share_of_each_limit() -> None:
+    assert batch_share(Limits(rpm=100, tpm=10_000, max_parallel=4)) == Limits(90, 9_000, 3)
+    assert batch_share(Limits(rpm=5, tpm=None, max_parallel=1)) == Limits(4, None, 1)

@@ -95,9 +95,15 @@ async def test_a_passthrough_keeps_only_safe_headers_and_its_bytes() -> None:
 
 
 async def test_a_passthrough_to_a_backend_of_another_api_is_not_found() -> None:
-    backend = FakeBackend(backend_settings(), api="messages")
+    backend = FakeBackend(backend_settings(kind="anthropic"), api="messages")
     with pytest.raises(NotFound, match="not served by backend 'mock'"):
         await Pipeline({"mock": backend}).run(ClientRequest("forward", b"", path="/files"))
+
+
+async def test_a_passthrough_reaches_an_openai_backend_set_to_the_responses_api() -> None:
+    backend = _Forwarding(backend_settings(api_format="responses"), api="responses", chunks=[b"{}"])
+    reply = await Pipeline({"mock": backend}).run(ClientRequest("forward", b"{}", path="/x"))
+    assert isinstance(reply, ForwardReply) and backend.forwarded is not None
 
 
 async def test_a_passthrough_path_the_backend_refuses_fails_in_run() -> None:

@@ -20,6 +20,7 @@ from anyllm_cli.pipeline.seams import ClientRequest, Principal
 from anyllm_cli.server.batches import BatchAPI, routes
 from anyllm_cli.server.context import PRINCIPAL_KEY
 from anyllm_cli.stores import open_store
+from tests.conftest import backend_settings
 
 pytestmark = pytest.mark.anyio
 PARAMS = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
@@ -55,7 +56,7 @@ class Runner:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runner]]:
     runner = Runner()
-    api = BatchAPI({"mock": object()})
+    api = BatchAPI({"mock": backend_settings()})
     app = Starlette(routes=routes(api))
 
     async def who(scope: Scope, receive: Receive, send: Send) -> None:
@@ -190,7 +191,7 @@ async def test_a_model_no_backend_serves_is_refused_up_front(tmp_path: Path) -> 
 
     runner = Runner()
     runner.router = Router()  # type: ignore[attr-defined]
-    api = BatchAPI({"mock": object()})
+    api = BatchAPI({"mock": backend_settings()})
     async with AsyncExitStack() as stack:
         store = await open_store(f"sqlite://{tmp_path / 'b.db'}")
         stack.push_async_callback(store.close)

@@ -134,6 +134,16 @@ async def test_lists_are_per_owner_newest_first_and_paged(batches: Batches) -> N
     assert len(await batches.list_batches(None)) == 4
 
 
+async def test_lists_page_backwards_and_by_format(batches: Batches) -> None:
+    for n in range(1, 6):
+        await batches.create_batch(*_batch(n, total=1, format="anthropic" if n == 4 else "openai"))
+    ids = [b.id for b in await batches.list_batches("key_a", limit=2, before="batch_1")]
+    assert ids == ["batch_3", "batch_2"]  # the two just newer than the cursor, newest first
+    assert await batches.list_batches("key_a", before="batch_5") == []
+    mine = await batches.list_batches("key_a", fmt="openai", after="batch_5")
+    assert [b.id for b in mine] == ["batch_3", "batch_2", "batch_1"]
+
+
 async def test_retention_purges_ended_batches_and_deletion(batches: Batches) -> None:
     await batches.create_batch(*_batch(1, total=1))
     await batches.create_batch(*_batch(2, total=1))
@@ -174,3 +184,20 @@ def test_batches_need_an_sql_store() -> None:
     with pytest.raises(TypeError, match="SQL store"):
         batches_of(object())
     assert Counts(total=9, succeeded=2, errored=1, canceled=3, expired=1).done == 7
+
+
+async def test_deleting_result_files_scrubs_their_results(batches: Batches) -> None:
+    await batches.create_batch(*_batch(total=3))
+    ok = {"type": "succeeded", "status": 200, "body": {"secret": 1}}
+    bad = {"type": "errored", "status": 400, "message": "no"}
+    await batches.complete("batch_1", [("c0", ok), ("c1", ok), ("c2", bad)])
+    await batches.finish("batch_1", "completed", NOW + 1)
+    assert await batches.delete_results("batch_1", "batch_1-output", errors=False, now=NOW + 2)
+    assert not await batches.delete_results("batch_1", "batch_1-output", errors=False, now=NOW)
+    assert await batches.deleted_results("batch_1") == {"batch_1-output"}
+    results = {r.custom_id: r.result for r in await batches.items("batch_1")}
+    assert results == {"c0": {"type": "succeeded"}, "c1": {"type": "succeeded"}, "c2": bad}
+    ended = await batches.get_batch("batch_1")
+    assert ended is not None and (ended.counts.succeeded, ended.counts.errored) == (2, 1)
+    await batches.delete_batch("batch_1")
+    assert await batches.deleted_results("batch_1") == frozenset()
