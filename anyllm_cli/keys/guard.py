@@ -86,6 +86,7 @@ class KeyGuard:
     ) -> None:
         self._resolver = resolver
         self._usage = usage
+        self._shared = limiter  # batch items: one slot at a time, under their own (lower) limits
         self._limiter = Leases(limiter, monotonic=monotonic)
         self._clock = clock
         self._monotonic = monotonic
@@ -154,7 +155,9 @@ class KeyGuard:
             return Admission(ticket=_Ticket(record, None))
         if request.priority == "batch":
             limits = batch_share(limits)
-        decision = await self._limiter.acquire(record.id, limits, now)
+            decision = await self._shared.acquire(record.id, limits, now)
+        else:
+            decision = await self._limiter.acquire(record.id, limits, now)
         headers = rate_headers(request.api, limits, decision, now)
         if not decision.allowed:
             raise Refused(

@@ -290,3 +290,22 @@ async def test_batch_items_leave_live_calls_their_headroom(guard: KeyGuard, stor
 def test_the_batch_share_of_each_limit() -> None:
     assert batch_share(Limits(rpm=100, tpm=10_000, max_parallel=4)) == Limits(90, 9_000, 3)
     assert batch_share(Limits(rpm=5, tpm=None, max_parallel=1)) == Limits(4, None, 1)
+
+
+async def test_a_busy_live_key_is_leased_and_batch_items_never_end_its_lease(
+    guard: KeyGuard, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = await make(store, rpm=100_000)
+    calls: list[int] = []
+    acquire = store.limiter.acquire
+
+    async def counted(key_id: str, limits: Limits, now: float, want: int = 1) -> Any:
+        calls.append(want)
+        return await acquire(key_id, limits, now, want)
+
+    monkeypatch.setattr(store.limiter, "acquire", counted)
+    for _ in range(5):
+        await guard.admit(request(record), CANDIDATE)
+        await guard.admit(batch_request(record), CANDIDATE)
+    # live calls: one reservation of 8 serves all five; each batch item: one slot in the store
+    assert calls == [8] + [1] * 5
