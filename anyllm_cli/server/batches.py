@@ -349,8 +349,10 @@ def routes(api: BatchAPI) -> list[Route]:
     a, o = ClientFormat.ANTHROPIC, ClientFormat.OPENAI
 
     def r(
-        path: str, handler: Any, method: str, fmt: ClientFormat, *, named: bool = False
+        path: str, handler: Any, method: str, fmt: ClientFormat, *, named: bool = True
     ) -> list[Route]:
+        # every route under /NAME/ too, so an SDK whose base URL names a backend (to pin its
+        # batches there) can also read, cancel and fetch them; only a create uses the name
         out = [Route(path, _guarded(api, handler, fmt), methods=[method])]
         if named:
             out.append(Route("/{backend}" + path, _guarded(api, handler, fmt), methods=[method]))
