@@ -270,3 +270,16 @@ async def test_a_store_outage_is_a_retryable_refusal(guard: KeyGuard, store: Sto
     err = await refused(guard, request(record))
     assert err.kind is ErrorKind.OVERLOADED and err.retry_after == 1
     assert "a.db" not in err.message
+
+
+async def test_a_call_a_provider_ran_books_spend_but_no_rate_limits(
+    guard: KeyGuard, store: Store
+) -> None:
+    record = await make(store, rpm=1, tpm=10)
+    req = request(record)
+    for _ in range(3):  # three native batch items: never admitted, so never refused
+        await guard.settle_elsewhere(outcome(req, Usage(input_tokens=70, output_tokens=30), 0.25))
+    await guard.settle_elsewhere(outcome(ClientRequest("chat", b""), Usage(), 9.0))  # no key
+    await guard.book.flush()
+    assert await store.spent(record.id, None) == pytest.approx(0.75)
+    await guard.admit(req, CANDIDATE)  # its rpm and tpm windows saw none of them
