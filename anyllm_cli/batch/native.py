@@ -48,11 +48,7 @@ from anyllm_cli.backends.base import Backend
 from anyllm_cli.batch._native_api import CHAT_ENDPOINT, BatchAPI, Status
 from anyllm_cli.batch.job import BatchJob, ItemResult
 from anyllm_cli.config import BackendSettings, BatchSettings
-from anyllm_cli.errors import (
-    AnyllmError,
-    ErrorKind,
-    StoreError,
-)
+from anyllm_cli.errors import AnyllmError, ErrorKind, StoreError, UpstreamError
 from anyllm_cli.models.anthropic import MessagesRequest
 from anyllm_cli.models.openai_chat import ChatRequest
 from anyllm_cli.pipeline.seams import (
@@ -71,6 +67,16 @@ log = logging.getLogger("anyllm.batch")
 # (batch format, backend kind) pairs a provider's batch API takes as they are.
 NATIVE = {("anthropic", "anthropic"), ("openai", "openai")}
 CHUNK = 1000
+# Upstream refusals that waiting will not change: the batch ends with them instead of retrying.
+REFUSED = frozenset(
+    {
+        ErrorKind.INVALID_REQUEST,
+        ErrorKind.REQUEST_TOO_LARGE,
+        ErrorKind.NOT_FOUND,
+        ErrorKind.PERMISSION,
+        ErrorKind.BILLING,
+    }
+)
 
 
 def choose(
@@ -224,9 +230,20 @@ class NativeRunner:
                 await self.store.finish(record.id, "canceled", self._clock())
                 await self._save(replace(native, state="ended"), self._clock())
                 return
-            native = await self._submit(record, native, upstream)
+            try:
+                native = await self._submit(record, native, upstream)
+            except UpstreamError as exc:
+                if exc.kind not in REFUSED:
+                    raise  # 429, 5xx, timeouts: try again at the next poll
+                await self._refused(record, native, exc)  # no upstream batch exists
+                return
         if native.cancel_sent is None and record.cancel_requested is not None:
-            await upstream.cancel(cast(str, native.upstream_id))
+            try:
+                await upstream.cancel(cast(str, native.upstream_id))
+            except UpstreamError as exc:  # it ended meanwhile, say: the status tells
+                if exc.kind not in REFUSED:
+                    raise
+                log.info("native batch %s: the upstream refused the cancel (%s)", record.id, exc)
             native = replace(native, cancel_sent=self._clock())
             await self._save(native, self._clock())
         status = await upstream.status(cast(str, native.upstream_id))
@@ -235,6 +252,20 @@ class NativeRunner:
             await self._save(native, self._later(native))
             return
         await self._collect(record, native, upstream, status)
+
+    async def _refused(self, record: BatchRecord, native: NativeRecord, exc: UpstreamError) -> None:
+        """The upstream refused to take the batch: every item ends errored, saying why."""
+        log.warning("native batch %s: the upstream refused it: %s", record.id, exc.message)
+        failed = ItemResult("errored", exc.status, error_kind=exc.kind, message=exc.message)
+        after = 0
+        while True:
+            rows = await self.store.native_items(record.id, after_line=after, limit=CHUNK)
+            await self.store.complete(record.id, [(c, failed.to_json()) for c, _, _ in rows])
+            if len(rows) < CHUNK:
+                break
+            after = rows[-1][1]
+        await self.store.finish(record.id, "completed", self._clock())
+        await self._save(replace(native, state="ended"), self._clock())
 
     async def _submit(
         self, record: BatchRecord, native: NativeRecord, upstream: BatchAPI

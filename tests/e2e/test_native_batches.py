@@ -228,6 +228,21 @@ def test_openai_sdk_batch_runs_on_openai_batches(native: Setup) -> None:
     assert native.spend() == {"mock-gpt": (3, pytest.approx(_half_price(GPT, 3)))}
 
 
+def test_a_batch_the_upstream_refuses_ends_with_its_reason(native: Setup) -> None:
+    odd = {**_params("x"), "not_a_field": 1}  # the proxy keeps unknown fields; the API does not
+    with native.claude() as claude:
+        batch = claude.messages.batches.create(requests=[{"custom_id": "odd", "params": odd}])
+        _until(
+            lambda: claude.messages.batches.retrieve(batch.id).processing_status == "ended",
+            "the refused batch to end",
+        )
+        [result] = list(claude.messages.batches.results(batch.id))
+    assert result.result.type == "errored"
+    assert result.result.error.error.type == "invalid_request_error"
+    assert "not_a_field" in result.result.error.error.message
+    assert native.mock.creates == {"openai": 0, "anthropic": 0}
+
+
 @pytest.fixture
 def slow(tmp_path: Path) -> Iterator[Setup]:
     yield from _setup(tmp_path, polls_to_end=10_000)  # ends only when canceled
