@@ -10,6 +10,9 @@ Message Batches, through a backend's `forward` (its auth, retries and base URL; 
     results         the output and error files (OpenAI), .../results JSONL (Anthropic),
                     each line as an `ItemResult` keyed by custom_id
 
+This is the one place a batch reaches a backend outside `Pipeline.run`: these calls manage a batch,
+they are not model calls; each item's result still completes through the pipeline.
+
 What it gives up: `find` reads one page (100 batches); an older orphan is not found.
 """
 

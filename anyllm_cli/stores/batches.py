@@ -5,6 +5,8 @@
     renew(owner, items)    keeps this worker's leases alive while it runs them
     complete(batch, [(custom_id, result)])   idempotent: an item already ended keeps its first result
     finish(batch, reason)  every item without a result gets `canceled` / `expired`, the batch ends
+    claim_native / save_native   a native batch's upstream ids and poll state, under one lease
+                                 (mode "native" batches are never claimed as local work)
 
 A result lives on its item's row (keyed by batch id + custom_id), so a batch can never hold two
 results for one custom_id, whatever crashes and retries happened. Times are Unix seconds (UTC).
