@@ -29,7 +29,9 @@ the newest page of 100 batches only) and could adopt another client's batch of t
 created in that instant on the same account. The results URL Anthropic returns is not followed:
 the runner reads the same path under the backend's base URL (it never sends the key elsewhere).
 A crash between writing a chunk of results and booking their cost loses that chunk's cost (it
-is never booked twice). `anyllm batch run` always runs locally.
+is never booked twice). A key's allow-lists are checked when the batch is created, but its rpm,
+tpm and budget are not checked per item (the provider runs them under its own batch limits).
+`anyllm batch run` always runs locally.
 """
 
 from __future__ import annotations
