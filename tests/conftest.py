@@ -195,6 +195,7 @@ class Recorder:
     admitted: list[Candidate] = field(default_factory=list)
     settled: list[tuple[Admission, Outcome]] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    elsewhere: list[Outcome] = field(default_factory=list)  # calls a provider ran (native batches)
 
     async def admit(self, request: ClientRequest, candidate: Candidate) -> Admission:
         if self.refuse is not None:
@@ -204,6 +205,9 @@ class Recorder:
 
     async def settle(self, admission: Admission, outcome: Outcome) -> None:
         self.settled.append((admission, outcome))
+
+    async def settle_elsewhere(self, outcome: Outcome) -> None:
+        self.elsewhere.append(outcome)
 
     async def on_complete(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)

@@ -52,6 +52,7 @@ async def create(
     input_file_id: str | None = None,
     metadata: Mapping[str, str] | None = None,
     batch_id: str | None = None,
+    mode: str = "local",
     clock: Callable[[], float] = time.time,
 ) -> BatchRecord:
     now = clock()
@@ -68,6 +69,7 @@ async def create(
         backend=backend,
         input_file_id=input_file_id,
         metadata=dict(metadata or {}),
+        mode=mode,
     )
     items = [NewItem(i.custom_id, i.body, i.line) for i in job.items]
     await store.create_batch(record, items)

@@ -27,6 +27,9 @@ API_FORMATS = ("chat", "responses")
 ECHO_BASE_URL = "echo://offline"  # the echo backend has no network; this only names it
 
 THINKING_STYLES = ("effort", "openrouter", "google", "glm")
+BATCH_MODES = ("local", "native")
+# The kinds with a batch API of their own: OpenAI's Files + /v1/batches, Anthropic's Message Batches.
+BATCH_KINDS = ("openai", "anthropic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,9 @@ class BackendSettings:
     thinking_style: str = "effort"  # how a Chat upstream is asked to think (see presets.Preset)
     region: str | None = None  # bedrock: the AWS region
     reasoning_models: tuple[str, ...] = ()  # upstream model prefixes of o-series-like models
+    batch: str = (
+        "local"  # "native": batches of its own format go to its batch API (see BATCH_KINDS)
+    )
 
     def model_map_fn(self) -> ModelMap:
         return ModelMap(self.model_map, self.big_model, self.small_model)
@@ -91,6 +97,7 @@ _BACKEND_KEYS = frozenset(
         "token_command",
         "thinking_style",
         "region",
+        "batch",
     }
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -281,6 +288,21 @@ def _reasoning_field(table: _Table, preset: Preset | None) -> str | None:
     return value
 
 
+def _batch_mode(table: _Table, kind: str) -> str | None:
+    mode = table.text("batch")
+    if mode is None:
+        return None
+    if mode not in BATCH_MODES:
+        raise table.error("batch", f'expected "local" or "native", got {_show(mode)}')
+    if mode == "native" and kind not in BATCH_KINDS:
+        raise table.error(
+            "batch",
+            f'kind "{kind}" has no native batch API; "native" works with kind "openai" '
+            '(OpenAI\'s /v1/batches) or "anthropic" (Message Batches); use "local"',
+        )
+    return mode
+
+
 def _toml_backend(table: _Table, name: str, envs: Mapping[str, str]) -> BackendSettings:
     table.only(_BACKEND_KEYS)
     if not _NAME.fullmatch(name) or name == "v1":
@@ -292,6 +314,7 @@ def _toml_backend(table: _Table, name: str, envs: Mapping[str, str]) -> BackendS
         "model_map": table.mapping("model_map", str, "a model name"),
     }
     if kind == "echo":
+        _batch_mode(table, kind)  # "native" is refused: echo has no batch API
         return replace(_echo(name), **_given(common))
     raw_url = table.text("base_url")
     url_var = next((v for v in preset.base_url_env if envs.get(v)), None) if preset else None
@@ -313,6 +336,7 @@ def _toml_backend(table: _Table, name: str, envs: Mapping[str, str]) -> BackendS
         "read_timeout": table.number("read_timeout", 0.1),
         "max_retries": table.integer("max_retries", 0, 10),
         "omit_stream_options": table.flag("omit_stream_options"),
+        "batch": _batch_mode(table, kind),
     }
     if settings["omit_stream_options"] is None and preset:
         settings["omit_stream_options"] = preset.omit_stream_options

@@ -213,11 +213,30 @@ class KeyGuard:
                 await self._limiter.release(record.id, decision.ticket, 0, now)
             except Exception:  # its lease frees the slot anyway; the call is done either way
                 log.exception("could not release the limiter slot of key %s", record.id)
-        if outcome.candidate is not None:
-            day = datetime.fromtimestamp(now, UTC).date().isoformat()
-            group = (record.id, day, outcome.candidate.upstream_model, outcome.candidate.backend)
-            spend = Spend(1, usage.input_tokens, usage.output_tokens, outcome.cost_usd or 0.0)
-            self.book.add(group, spend, record)
+        self._spend(record, outcome, now)
+
+    async def settle_elsewhere(self, outcome: Outcome) -> None:
+        """An item a provider's batch API ran (native batches): spend only. No rpm/tpm/parallel
+        booking: the provider ran it under its own batch limits, not this key's live ones."""
+        principal = outcome.request.principal
+        if principal.kind != "virtual":
+            return
+        try:
+            record = await self._resolver.by_id(principal.id)
+        except StoreError as exc:
+            log.error("could not book spend for key %s: %s", principal.id, exc.message)
+            return
+        if record is not None:
+            self._spend(record, outcome, self._clock())
+
+    def _spend(self, record: KeyRecord, outcome: Outcome, now: float) -> None:
+        if outcome.candidate is None:
+            return
+        usage = outcome.usage
+        day = datetime.fromtimestamp(now, UTC).date().isoformat()
+        group = (record.id, day, outcome.candidate.upstream_model, outcome.candidate.backend)
+        spend = Spend(1, usage.input_tokens, usage.output_tokens, outcome.cost_usd or 0.0)
+        self.book.add(group, spend, record)
 
 
 def batch_share(limits: Limits) -> Limits:

@@ -8,6 +8,10 @@ backend on this machine or a private network costs nothing unless its model is p
 A model nobody prices gives None (spend records 0 and the reply has no `x-anyllm-cost`); each such
 model is looked up once.
 
+Batch rates (`batch=True`, for items a provider's batch API ran): genai-prices' own batch prices
+where it has them (`price_context={"processing": "batch"}`), else half the standard price (both
+OpenAI and Anthropic bill batches at 50%); a `[prices]` override is halved the same way.
+
 What it gives up: prices are matched by model name only (not by the backend's provider), so a model
 resold at another price needs an override.
 """
@@ -22,6 +26,7 @@ from anyllm_cli.pipeline.seams import Usage
 
 log = logging.getLogger("anyllm.keys")
 PER_MILLION = 1_000_000
+BATCH_DISCOUNT = 0.5  # OpenAI Batch and Anthropic Message Batches: half the standard price
 
 
 class PriceTable:
@@ -40,9 +45,10 @@ class PriceTable:
         overrides = settings.store.prices if settings.store is not None else {}
         return cls(overrides, local_backends(settings))
 
-    def price(self, backend: str, model: str, usage: Usage) -> float | None:
+    def price(self, backend: str, model: str, usage: Usage, *, batch: bool = False) -> float | None:
         if model in self._overrides:
-            return _override(self._overrides[model], usage)
+            cost = _override(self._overrides[model], usage)
+            return cost * BATCH_DISCOUNT if batch else cost
         if backend in self._free:
             return 0.0
         if model in self._unknown:
@@ -57,7 +63,13 @@ class PriceTable:
             cache_write_tokens=usage.cache_write_tokens or None,
         )
         try:
-            return float(calc_price(counted, model_ref=model).total_price)
+            standard = float(calc_price(counted, model_ref=model).total_price)
+            if not batch:
+                return standard
+            context = {"processing": "batch"}
+            rated = float(calc_price(counted, model_ref=model, price_context=context).total_price)
+            # no batch price in the table (the standard one came back): the providers' 50%
+            return rated if rated < standard else standard * BATCH_DISCOUNT
         except LookupError:
             self._unknown.add(model)
             log.info("no price known for model %s: its calls record $0", model)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from anyllm_cli.backends.base import Backend
 from anyllm_cli.errors import InvalidInput, NotFound
@@ -39,7 +40,7 @@ from anyllm_cli.models.openai_chat import ChatRequest
 from anyllm_cli.pipeline.clients import ClientCalls
 from anyllm_cli.pipeline.completion import Completion
 from anyllm_cli.pipeline.offload import off_loop
-from anyllm_cli.pipeline.replies import Call, ForwardReply, JSONReply, Reply, StreamReply
+from anyllm_cli.pipeline.replies import Call, ForwardReply, JSONReply, Reply, StreamReply, meter
 from anyllm_cli.pipeline.seams import (
     ANONYMOUS,
     CallObserver,
@@ -126,6 +127,29 @@ class Pipeline:
         if isinstance(reply, JSONReply):
             await done.finish(status=200, response=reply.body)
         return reply
+
+    async def complete_elsewhere(
+        self, request: ClientRequest, candidate: Candidate, response: dict[str, Any]
+    ) -> Outcome | None:
+        """A call a provider's batch API ran for us (an item of a native batch): its usage read
+        from `response`, priced at batch rates, booked by the guard (spend; it was never
+        admitted) and shown to the observers, through the same completion point as any call."""
+        done = Completion(
+            request,
+            guard=self.guard,
+            observers=self.observers,
+            pricer=self.pricer,
+            keep_bodies=self._keep_bodies,
+            clock=self._clock,
+            ran_elsewhere=True,
+        )
+        done.candidate = candidate
+        call = done.call
+        call.backend = candidate.backend
+        call.requested_model = candidate.requested_model
+        call.upstream_model = candidate.upstream_model
+        meter(response, call)
+        return await done.finish(status=200, response=response)
 
     async def _dispatch(self, request: ClientRequest, done: Completion) -> Reply:
         api, body, size = request.api, request.body, len(request.body)

@@ -8,6 +8,8 @@
      gone)                │
     failure before a    ──┘ fail(exc): the status the client gets for that error, in its API
      reply
+    ran elsewhere       ──> Pipeline.complete_elsewhere: an item a provider's batch API ran (native batches):
+                            priced at batch rates, Guard.settle_elsewhere (spend), observers
 
 `finish` is idempotent (the first call wins) and shielded from cancellation, so a client that goes
 away mid-stream still settles its guard. A guard or an observer that raises is logged and skipped:
@@ -88,8 +90,10 @@ class Completion:
         pricer: Pricer | None = None,
         keep_bodies: bool = False,
         clock: Callable[[], float] = time.perf_counter,
+        ran_elsewhere: bool = False,
     ) -> None:
         self.request = request
+        self.ran_elsewhere = ran_elsewhere
         self.call = Call()
         self.candidate: Candidate | None = None
         self.admission: Admission | None = None
@@ -145,6 +149,13 @@ class Completion:
                     await self._guard.settle(self.admission, outcome)
                 except Exception:  # bookkeeping must not fail an answered request; say so
                     log.exception("guard.settle failed (request %s)", self.request.request_id)
+            elif self._guard is not None and self.ran_elsewhere:
+                try:
+                    await self._guard.settle_elsewhere(outcome)
+                except Exception:  # as above
+                    log.exception(
+                        "guard.settle_elsewhere failed (request %s)", self.request.request_id
+                    )
             for observer in self._observers:
                 try:
                     await observer.on_complete(outcome)
@@ -191,8 +202,11 @@ class Completion:
     def _price(self, usage: Any) -> float | None:
         if self._pricer is None or self.candidate is None:
             return None
+        backend, model = self.candidate.backend, self.candidate.upstream_model
         try:
-            return self._pricer.price(self.candidate.backend, self.candidate.upstream_model, usage)
+            if self.ran_elsewhere:  # a provider's batch API ran it: its batch rates
+                return self._pricer.price(backend, model, usage, batch=True)
+            return self._pricer.price(backend, model, usage)
         except Exception:  # a price table problem costs the figure, not the request
             log.exception("pricing failed (request %s)", self.request.request_id)
             return None

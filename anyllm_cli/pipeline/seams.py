@@ -127,6 +127,11 @@ class Guard(Protocol):
         disconnect). Must not raise into the request path."""
         ...
 
+    async def settle_elsewhere(self, outcome: Outcome) -> None:
+        """A call a provider ran on its own, never admitted here (an item of a native batch):
+        its spend only, once. Must not raise."""
+        ...
+
 
 class CallObserver(Protocol):
     """Sees every finished call (recording, spend, logs). Must be cheap: queue work, never block."""
@@ -137,6 +142,7 @@ class CallObserver(Protocol):
 
 
 class Pricer(Protocol):
-    def price(self, backend: str, model: str, usage: Usage) -> float | None:
-        """USD for this usage, or None when the model has no known price."""
+    def price(self, backend: str, model: str, usage: Usage, *, batch: bool = False) -> float | None:
+        """USD for this usage (at the provider's batch rates with `batch`), or None when the
+        model has no known price."""
         ...

@@ -12,8 +12,10 @@
 
 A batch and a file belong to the principal that created them: anyone else gets a 404, as if it did
 not exist. The engine starts in `start()`, called from the app's lifespan with the store it opened;
-until then (or without a store) the routes answer with an error. Bad input is a 4xx in the caller's
-API format, with the line numbers of every bad line; a model the router cannot place, or a virtual
+until then (or without a store) the routes answer with an error. A batch whose models all route to
+one backend with `batch = "native"` and a batch API of its format is created in mode "native":
+the `NativeRunner` (batch/native.py) hands it to that API instead of the engine running it. Bad
+input is a 4xx in the caller's API format, with the line numbers of every bad line; a model the router cannot place, or a virtual
 key's allow-lists refuse, refuses the batch before it is stored, as does a Responses or Embeddings
 batch bound for a backend that does not speak the OpenAI API.
 
@@ -43,9 +45,11 @@ from starlette.routing import Route
 from anyllm_cli.batch import anthropic, jobs, openai
 from anyllm_cli.batch.engine import Engine, EngineSettings, Runner
 from anyllm_cli.batch.job import BatchJob
+from anyllm_cli.batch.native import NativeRunner, NativeSettings, choose
 from anyllm_cli.config import BackendSettings, BatchSettings
 from anyllm_cli.errors import AnyllmError, ErrorKind, InvalidInput, NotFound, Refused, StoreError
 from anyllm_cli.models.batches import BatchCreate, DeletedMessageBatch, FileDeleted, FileList
+from anyllm_cli.pipeline import Pipeline
 from anyllm_cli.pipeline.seams import ANONYMOUS, Candidate, ClientRequest, Principal, Router
 from anyllm_cli.server.context import PRINCIPAL_KEY, context
 from anyllm_cli.server.formats import ClientFormat, dump_json, render_error
@@ -79,8 +83,10 @@ class BatchAPI:
     ) -> None:
         self._backends = backends
         self._settings = EngineSettings.of(config or BatchSettings())
+        self._native_settings = NativeSettings.of(config or BatchSettings())
         self.batches: Batches | None = None
         self.engine: Engine | None = None
+        self.native: NativeRunner | None = None
         self._router: Router | None = None
         self._keys: KeyStore | None = None
 
@@ -94,6 +100,9 @@ class BatchAPI:
         self._router = getattr(runner, "router", None)
         tg = await stack.enter_async_context(anyio.create_task_group())
         tg.start_soon(self.engine.run)
+        if isinstance(runner, Pipeline):  # batches handed to a backend's own batch API
+            self.native = NativeRunner(self.batches, runner, self._native_settings)
+            tg.start_soon(self.native.run)
         stack.callback(tg.cancel_scope.cancel)
         stack.callback(setattr, self, "batches", None)
 
@@ -123,10 +132,20 @@ class BatchAPI:
             kinds = {name: b.kind for name, b in self._backends.items()}
             for candidate in jobs.candidates(job, self._router, probe, kinds):
                 await self._check_key(principal, candidate)
-        record = await jobs.create(self._store(), job, principal, backend=backend, **kw)
+        mode, native = "local", None
+        if self._router is not None and self.native is not None:
+            native = choose(job, backend, principal, self._router, self._backends)
+        if native is not None:
+            backend, mode = native, "native"
+        record = await jobs.create(self._store(), job, principal, backend=backend, mode=mode, **kw)
+        self._wake()
+        return record
+
+    def _wake(self) -> None:
         if self.engine is not None:
             self.engine.wake()
-        return record
+        if self.native is not None:
+            self.native.wake()
 
     async def _check_key(self, principal: Principal, candidate: Candidate) -> None:
         """A virtual key's allow-lists, checked before the batch is accepted (the guard checks
@@ -207,8 +226,7 @@ class BatchAPI:
     async def _cancel(self, request: Request, fmt: str) -> BatchRecord:
         record = await self._mine(request, request.path_params["batch_id"], fmt)
         await self._store().cancel(record.id, time.time())
-        if self.engine is not None:
-            self.engine.wake()
+        self._wake()
         return await self._store().get_batch(record.id) or record
 
     # -- OpenAI Files -----------------------------------------------------------------------------
@@ -360,8 +378,10 @@ def routes(api: BatchAPI) -> list[Route]:
     a, o = ClientFormat.ANTHROPIC, ClientFormat.OPENAI
 
     def r(
-        path: str, handler: Any, method: str, fmt: ClientFormat, *, named: bool = False
+        path: str, handler: Any, method: str, fmt: ClientFormat, *, named: bool = True
     ) -> list[Route]:
+        # every route under /NAME/ too, so an SDK whose base URL names a backend (to pin its
+        # batches there) can also read, cancel and fetch them; only a create uses the name
         out = [Route(path, _guarded(api, handler, fmt), methods=[method])]
         if named:
             out.append(Route("/{backend}" + path, _guarded(api, handler, fmt), methods=[method]))

@@ -5,6 +5,8 @@
                   (lease_owner, lease_expires), and its one result (state 'open' -> 'done' once)
     files         uploaded batch input files (JSONL text)
     deleted_result_files   an OpenAI batch's output or error file its owner deleted
+    native_batches  a native batch's upstream ids and polling state, under its own lease; claim and
+                  `due` skip native batches (mode 'native'): their runner ends them (batch/native.py)
 
 `SQLBatches` wraps an engine store (`SQLiteStore` or `PostgresStore`) and runs small cursor
 functions through its `_read` / `_write`. A claim is one write transaction: pick the runnable items
@@ -30,6 +32,7 @@ from anyllm_cli.stores.batches import (
     EndReason,
     FileRecord,
     ItemRow,
+    NativeRecord,
     NewItem,
 )
 
@@ -54,16 +57,19 @@ class Engine(Protocol):
 _BATCH_COLUMNS = (
     "id, owner, owner_kind, format, api, endpoint, backend, created, expires, completion_window, "
     "input_file_id, metadata, cancel_requested, ended, end_reason, "
-    "total, succeeded, errored, canceled, expired"
+    "total, succeeded, errored, canceled, expired, mode"
 )
 _FILE_COLUMNS = "id, owner, filename, purpose, bytes, created, expires"
+_NATIVE_COLUMNS = (
+    "batch_id, backend, state, upstream_id, upstream_file_id, intent, cancel_sent, polls"
+)
 
 
 def _batch(row: Sequence[Any]) -> BatchRecord:
     (bid, owner, kind, fmt, api, endpoint, backend, created, expires, window, file_id, meta) = row[
         :12
     ]
-    cancel, ended, reason, total, ok, err, canceled, expired = row[12:]
+    cancel, ended, reason, total, ok, err, canceled, expired, mode = row[12:]
     return BatchRecord(
         id=bid,
         owner=owner,
@@ -81,6 +87,14 @@ def _batch(row: Sequence[Any]) -> BatchRecord:
         ended=ended,
         end_reason=reason,
         counts=Counts(int(total), int(ok), int(err), int(canceled), int(expired)),
+        mode=str(mode),
+    )
+
+
+def _native(row: Sequence[Any]) -> NativeRecord:
+    bid, backend, state, upstream_id, file_id, intent, cancel_sent, polls = row
+    return NativeRecord(
+        bid, backend, state, upstream_id, file_id, intent, cancel_sent, int(polls or 0)
     )
 
 
@@ -110,6 +124,7 @@ def _claim_batch(
 def _delete_batch(cur: Cursor, batch_id: str) -> None:
     cur.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
     cur.execute("DELETE FROM deleted_result_files WHERE batch_id = ?", (batch_id,))
+    cur.execute("DELETE FROM native_batches WHERE batch_id = ?", (batch_id,))
     cur.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
 
 
@@ -140,7 +155,7 @@ class SQLBatches:
         def run(cur: Cursor) -> None:
             cur.execute(
                 f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
                 (
                     batch.id,
                     batch.owner,
@@ -158,8 +173,15 @@ class SQLBatches:
                     None,
                     None,
                     len(items),
+                    batch.mode,
                 ),
             )
+            if batch.mode == "native":  # in the same transaction: never leased as local work
+                cur.execute(
+                    "INSERT INTO native_batches (batch_id, backend, state, polls, next_poll, "
+                    "lease_expires) VALUES (?, ?, 'new', 0, 0, 0)",
+                    (batch.id, batch.backend or ""),
+                )
             rows = [(batch.id, i.custom_id, i.line, i.body.decode()) for i in items]
             for start in range(0, len(rows), 500):
                 chunk = rows[start : start + 500]
@@ -228,7 +250,7 @@ class SQLBatches:
             one = " AND id = ?" if only is not None else ""
             cur.execute(
                 "SELECT id FROM batches WHERE ended IS NULL AND cancel_requested IS NULL "
-                f"AND expires > ?{one} ORDER BY created, id",
+                f"AND mode = 'local' AND expires > ?{one} ORDER BY created, id",
                 (now, only) if only is not None else (now,),
             )
             claimed: list[ClaimedItem] = []
@@ -284,9 +306,10 @@ class SQLBatches:
 
     async def complete(
         self, batch_id: str, results: Sequence[tuple[str, Mapping[str, Any]]]
-    ) -> None:
-        def run(cur: Cursor) -> None:
+    ) -> list[str]:
+        def run(cur: Cursor) -> list[str]:
             added = dict.fromkeys(RESULT_TYPES, 0)
+            ended: list[str] = []
             for custom_id, result in results:
                 kind = str(result["type"])
                 cur.execute(
@@ -297,14 +320,18 @@ class SQLBatches:
                 )
                 if cur.fetchall():
                     added[kind] += 1
+                    ended.append(custom_id)
             sets = ", ".join(f"{kind} = {kind} + ?" for kind in RESULT_TYPES)
             cur.execute(
                 f"UPDATE batches SET {sets} WHERE id = ?",
                 (*(added[kind] for kind in RESULT_TYPES), batch_id),
             )
+            return ended
 
-        if results:
-            await self._engine._write(run)
+        if not results:
+            return []
+        written: list[str] = await self._engine._write(run)
+        return written
 
     async def cancel(self, batch_id: str, now: float) -> None:
         def run(cur: Cursor) -> None:
@@ -319,7 +346,7 @@ class SQLBatches:
     async def due(self, now: float) -> list[BatchRecord]:
         def run(cur: Cursor) -> list[BatchRecord]:
             cur.execute(
-                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE ended IS NULL AND ("
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE ended IS NULL AND mode = 'local' AND ("
                 "cancel_requested IS NOT NULL OR expires <= ? "
                 "OR succeeded + errored + canceled + expired >= total) ORDER BY created",
                 (now,),
@@ -385,6 +412,78 @@ class SQLBatches:
             return len(ids)
 
         result: int = await self._engine._write(run)
+        return result
+
+    # -- native batches (batch/native.py) ---------------------------------------------------------
+
+    async def claim_native(
+        self, worker: str, limit: int, lease_s: float, now: float
+    ) -> list[NativeRecord]:
+        def run(cur: Cursor) -> list[NativeRecord]:
+            cur.execute(
+                f"""UPDATE native_batches SET lease_owner = ?, lease_expires = ?
+                WHERE batch_id IN (
+                    SELECT batch_id FROM native_batches
+                    WHERE state <> 'ended' AND next_poll <= ? AND lease_expires < ?
+                    ORDER BY next_poll LIMIT ?{self._skip})
+                RETURNING {_NATIVE_COLUMNS}""",
+                (worker, now + lease_s, now, now, limit),
+            )
+            return [_native(row) for row in cur.fetchall()]
+
+        result: list[NativeRecord] = await self._engine._write(run)
+        return result
+
+    async def save_native(
+        self, record: NativeRecord, worker: str, *, next_poll: float, lease_s: float, now: float
+    ) -> bool:
+        def run(cur: Cursor) -> bool:
+            cur.execute(
+                "UPDATE native_batches SET state = ?, upstream_id = ?, upstream_file_id = ?, "
+                "intent = ?, cancel_sent = ?, polls = ?, next_poll = ?, lease_expires = ? "
+                "WHERE batch_id = ? AND lease_owner = ? RETURNING batch_id",
+                (
+                    record.state,
+                    record.upstream_id,
+                    record.upstream_file_id,
+                    record.intent,
+                    record.cancel_sent,
+                    record.polls,
+                    next_poll,
+                    now + lease_s,
+                    record.batch_id,
+                    worker,
+                ),
+            )
+            return bool(cur.fetchall())
+
+        saved: bool = await self._engine._write(run)
+        return saved
+
+    async def release_native(self, worker: str, batch_ids: Sequence[str]) -> None:
+        def run(cur: Cursor) -> None:
+            for batch_id in batch_ids:
+                cur.execute(
+                    "UPDATE native_batches SET lease_expires = 0, lease_owner = NULL "
+                    "WHERE batch_id = ? AND lease_owner = ?",
+                    (batch_id, worker),
+                )
+
+        if batch_ids:
+            await self._engine._write(run)
+
+    async def native_items(
+        self, batch_id: str, *, after_line: int = 0, limit: int = 1000
+    ) -> list[tuple[str, int, bytes]]:
+        def run(cur: Cursor) -> list[tuple[str, int, bytes]]:
+            cur.execute(
+                "SELECT custom_id, line, body FROM batch_items "
+                "WHERE batch_id = ? AND line > ? ORDER BY line LIMIT ?",
+                (batch_id, after_line, limit),
+            )
+            return [(str(cid), int(line), str(body).encode()) for cid, line, body in cur.fetchall()]
+
+        result: list[tuple[str, int, bytes]] = await self._engine._read(run)
         return result
 
     # -- files ------------------------------------------------------------------------------------

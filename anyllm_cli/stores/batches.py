@@ -5,6 +5,8 @@
     renew(owner, items)    keeps this worker's leases alive while it runs them
     complete(batch, [(custom_id, result)])   idempotent: an item already ended keeps its first result
     finish(batch, reason)  every item without a result gets `canceled` / `expired`, the batch ends
+    claim_native / save_native   a native batch's upstream ids and poll state, under one lease
+                                 (mode "native" batches are never claimed as local work)
 
 A result lives on its item's row (keyed by batch id + custom_id), so a batch can never hold two
 results for one custom_id, whatever crashes and retries happened. Times are Unix seconds (UTC).
@@ -53,6 +55,7 @@ class BatchRecord:
     ended: float | None = None
     end_reason: EndReason | None = None
     counts: Counts = Counts()
+    mode: str = "local"  # "native": run by its backend's own batch API (NativeStore), not leased
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +136,15 @@ class BatchStore(Protocol):
 
     async def complete(
         self, batch_id: str, results: Sequence[tuple[str, Mapping[str, Any]]]
-    ) -> None: ...
+    ) -> list[str]:
+        """Write results; returns the custom_ids that ended now (not those that had a result)."""
+        ...
 
     async def cancel(self, batch_id: str, now: float) -> None: ...
 
     async def due(self, now: float) -> list[BatchRecord]:
-        """Open batches that are ready to end: nothing left to run, canceled, or past expiry."""
+        """Open local batches that are ready to end: nothing left to run, canceled, or past
+        expiry (a native batch is ended by its runner, when its upstream batch has)."""
         ...
 
     async def finish(self, batch_id: str, reason: EndReason, now: float) -> None: ...
@@ -151,6 +157,46 @@ class BatchStore(Protocol):
 
     async def purge(self, ended_before: float) -> int:
         """Delete batches (and their items) that ended before this time; returns how many."""
+        ...
+
+
+NativeState = Literal["new", "intent", "submitted", "ended"]
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRecord:
+    """A native batch's upstream side: `new` -> `intent` (about to create it upstream; a restart
+    looks for it before creating again) -> `submitted` (upstream id known: polled) -> `ended`."""
+
+    batch_id: str
+    backend: str
+    state: NativeState = "new"
+    upstream_id: str | None = None
+    upstream_file_id: str | None = None  # OpenAI: the uploaded input file
+    intent: float | None = None  # when the upstream create was first attempted
+    cancel_sent: float | None = None
+    polls: int = 0
+
+
+class NativeStore(Protocol):
+    async def claim_native(
+        self, worker: str, limit: int, lease_s: float, now: float
+    ) -> list[NativeRecord]:
+        """Native batches not ended whose next poll is due and whose lease is free, leased."""
+        ...
+
+    async def save_native(
+        self, record: NativeRecord, worker: str, *, next_poll: float, lease_s: float, now: float
+    ) -> bool:
+        """Write the record while this worker holds its lease (renewing it); False if lost."""
+        ...
+
+    async def release_native(self, worker: str, batch_ids: Sequence[str]) -> None: ...
+
+    async def native_items(
+        self, batch_id: str, *, after_line: int = 0, limit: int = 1000
+    ) -> list[tuple[str, int, bytes]]:
+        """(custom_id, line, body) of a batch's items, in input order."""
         ...
 
 
@@ -180,7 +226,7 @@ class FileStore(Protocol):
         ...
 
 
-class Batches(BatchStore, FileStore, Protocol):
+class Batches(BatchStore, FileStore, NativeStore, Protocol):
     """Both, as one object over one store."""
 
 

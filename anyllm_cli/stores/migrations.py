@@ -173,6 +173,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX deleted_result_files_batch ON deleted_result_files (batch_id)",
         ),
     ),
+    (
+        # Native batches: a batch whose backend runs it through its provider's batch API
+        # (batch/native.py) keeps the upstream's ids and its polling state here.
+        "008_native_batches",
+        (
+            "ALTER TABLE batches ADD COLUMN mode TEXT NOT NULL DEFAULT 'local'",
+            """CREATE TABLE native_batches (
+                batch_id TEXT PRIMARY KEY,
+                backend TEXT NOT NULL,
+                state TEXT NOT NULL,
+                upstream_id TEXT,
+                upstream_file_id TEXT,
+                intent DOUBLE PRECISION,
+                cancel_sent DOUBLE PRECISION,
+                polls INTEGER NOT NULL,
+                next_poll DOUBLE PRECISION NOT NULL,
+                lease_owner TEXT,
+                lease_expires DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX native_batches_due ON native_batches (state, next_poll)",
+        ),
+    ),
 )
 
 CREATE_LEDGER = (

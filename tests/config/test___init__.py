@@ -626,3 +626,37 @@ def test_a_base_url_with_credentials_is_refused_and_never_printed(
     assert "must not carry credentials" in message
     assert "s3cret" not in message and "alice" not in message
     assert "\n" not in message
+
+
+# -- batch = "local" | "native" per backend -------------------------------------------------------
+
+
+def test_a_backend_batch_mode_is_local_unless_native(tmp_path: Path, home: Path) -> None:
+    write_toml(
+        home,
+        'default_backend = "oai"\n'
+        '[backends.oai]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nbatch = "native"\n'
+        '[backends.claude]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:9"\nbatch = "native"\n'
+        '[backends.local]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n',
+    )
+    backends = load(tmp_path, home).backends
+    assert [backends[n].batch for n in ("oai", "claude", "local")] == ["native", "native", "local"]
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('kind = "gemini"\napi_key = "k"\nbatch = "native"', 'kind "gemini" has no native batch'),
+        ('kind = "echo"\nbatch = "native"', 'kind "echo" has no native batch'),
+        (
+            'kind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nbatch = "fast"',
+            '"local" or "native"',
+        ),
+    ],
+)
+def test_native_batches_need_a_kind_with_a_batch_api(
+    tmp_path: Path, home: Path, table: str, problem: str
+) -> None:
+    write_toml(home, f"[backends.b]\n{table}\n")
+    message = error(tmp_path, home)
+    assert "backends.b.batch" in message and problem in message

@@ -43,3 +43,13 @@ def test_defaults_and_values(tmp_path: Path) -> None:
 def test_bad_values_name_the_key(tmp_path: Path, toml: str, named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         _settings(tmp_path, f"[batch]\n{toml}\n")
+
+
+def test_native_poll_settings(tmp_path: Path) -> None:
+    got = _settings(tmp_path, "[batch]\nnative_poll_seconds = 0.5\nnative_poll_max_seconds = 2\n")
+    assert (got.native_poll_seconds, got.native_poll_max_seconds) == (0.5, 2.0)
+    assert (
+        _settings(tmp_path, "[batch]\nnative_poll_seconds = 600\n").native_poll_max_seconds == 600
+    )
+    with pytest.raises(ConfigError, match=r"batch\.native_poll_max_seconds"):
+        _settings(tmp_path, "[batch]\nnative_poll_seconds = 5\nnative_poll_max_seconds = 1\n")

@@ -309,3 +309,16 @@ async def test_a_busy_live_key_is_leased_and_batch_items_never_end_its_lease(
         await guard.admit(batch_request(record), CANDIDATE)
     # live calls: one reservation of 8 serves all five; each batch item: one slot in the store
     assert calls == [8] + [1] * 5
+
+
+async def test_a_call_a_provider_ran_books_spend_but_no_rate_limits(
+    guard: KeyGuard, store: Store
+) -> None:
+    record = await make(store, rpm=1, tpm=10)
+    req = request(record)
+    for _ in range(3):  # three native batch items: never admitted, so never refused
+        await guard.settle_elsewhere(outcome(req, Usage(input_tokens=70, output_tokens=30), 0.25))
+    await guard.settle_elsewhere(outcome(ClientRequest("chat", b""), Usage(), 9.0))  # no key
+    await guard.book.flush()
+    assert await store.spent(record.id, None) == pytest.approx(0.75)
+    await guard.admit(req, CANDIDATE)  # its rpm and tpm windows saw none of them

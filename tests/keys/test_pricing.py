@@ -41,3 +41,22 @@ def test_local_backends_are_free_and_unknown_models_unpriced() -> None:
     assert table.price("ollama", "llama3.2", Usage(input_tokens=10)) == 0.0
     assert table.price("remote", "no-such-model-xyz", Usage(input_tokens=10)) is None
     assert table.price("remote", "no-such-model-xyz", Usage(input_tokens=10)) is None
+
+
+def test_batch_rates_come_from_genai_prices_or_are_half() -> None:
+    from genai_prices import Usage as U
+    from genai_prices import calc_price
+
+    table = PriceTable({"mine": {"input": 2.0, "output": 8.0}})
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    counted = U(input_tokens=1_000_000, output_tokens=1_000_000)
+    listed = calc_price(counted, model_ref="gpt-4o", price_context={"processing": "batch"})
+    assert table.price("openai", "gpt-4o", usage, batch=True) == pytest.approx(
+        float(listed.total_price)
+    )
+    standard = table.price("deepseek", "deepseek-chat", usage)  # no batch price listed: half
+    assert standard is not None and standard > 0
+    assert table.price("deepseek", "deepseek-chat", usage, batch=True) == pytest.approx(
+        standard / 2
+    )
+    assert table.price("x", "mine", usage, batch=True) == pytest.approx(5.0)  # overrides halved

@@ -27,8 +27,8 @@ class _Broken:
 
 
 class _Pricer:
-    def price(self, backend: str, model: str, usage: Usage) -> float | None:
-        return usage.input_tokens * 0.5
+    def price(self, backend: str, model: str, usage: Usage, *, batch: bool = False) -> float | None:
+        return usage.input_tokens * (0.25 if batch else 0.5)
 
 
 def test_status_for_each_api() -> None:
@@ -124,3 +124,16 @@ async def test_an_upstream_error_completes_with_its_status() -> None:
         ErrorKind.INVALID_REQUEST,
         "no",
     )
+
+
+async def test_a_call_a_provider_ran_is_priced_at_batch_rates_and_booked_once() -> None:
+    recorder = Recorder()
+    pipeline = _pipeline(FakeBackend(backend_settings()), recorder)
+    reply = {"type": "message", "usage": {"input_tokens": 8, "output_tokens": 3}}
+    request = ClientRequest("messages", json.dumps(MESSAGE).encode(), request_id="b:1")
+    outcome = await pipeline.complete_elsewhere(request, Candidate("mock", "m", "up"), reply)
+    assert outcome is recorder.one() and recorder.elsewhere == [outcome]
+    assert recorder.admitted == [] and recorder.settled == []  # never admitted: no rpm/tpm
+    assert (outcome.status, outcome.usage.input_tokens, outcome.usage.output_tokens) == (200, 8, 3)
+    assert outcome.cost_usd == 2.0  # 8 input tokens at the batch rate, 0.25
+    assert outcome.candidate == Candidate("mock", "m", "up")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import anyio
 import pytest
@@ -201,3 +202,51 @@ async def test_deleting_result_files_scrubs_their_results(batches: Batches) -> N
     assert ended is not None and (ended.counts.succeeded, ended.counts.errored) == (2, 1)
     await batches.delete_batch("batch_1")
     assert await batches.deleted_results("batch_1") == frozenset()
+
+
+# -- native batches (batch/native.py) -------------------------------------------------------------
+
+
+async def test_a_native_batch_is_never_leased_as_local_work(batches: Batches) -> None:
+    await batches.create_batch(*_batch(1, mode="native", backend="oai"))
+    await batches.create_batch(*_batch(2))
+    claimed = await batches.claim("w1", limit=10, per_batch=10, lease_s=30, now=NOW)
+    assert {c.batch_id for c in claimed} == {"batch_2"}
+    record = await batches.get_batch("batch_1")
+    assert record is not None and record.mode == "native" and record.backend == "oai"
+    await batches.cancel("batch_1", NOW)
+    assert [r.id for r in await batches.due(NOW + 7200)] == ["batch_2"]  # its runner ends it
+    assert [(c, line) for c, line, _ in await batches.native_items("batch_1")] == [
+        ("c0", 1),
+        ("c1", 2),
+        ("c2", 3),
+    ]
+
+
+async def test_native_batches_are_leased_and_saved_by_one_worker(batches: Batches) -> None:
+    await batches.create_batch(*_batch(1, mode="native", backend="oai"))
+    await batches.create_batch(*_batch(2))
+    [native] = await batches.claim_native("w1", 8, lease_s=30, now=NOW)
+    assert (native.batch_id, native.backend, native.state) == ("batch_1", "oai", "new")
+    assert await batches.claim_native("w2", 8, lease_s=30, now=NOW + 1) == []
+    intent = replace(native, state="intent", intent=NOW, upstream_file_id="file-1")
+    assert await batches.save_native(intent, "w2", next_poll=NOW, lease_s=30, now=NOW) is False
+    assert await batches.save_native(intent, "w1", next_poll=NOW + 5, lease_s=30, now=NOW)
+    await batches.release_native("w1", ["batch_1"])
+    assert await batches.claim_native("w2", 8, lease_s=30, now=NOW + 1) == []  # not due yet
+    [again] = await batches.claim_native("w2", 8, lease_s=30, now=NOW + 5)
+    assert again == intent
+    ended = replace(again, state="ended")
+    assert await batches.save_native(ended, "w2", next_poll=NOW, lease_s=30, now=NOW + 5)
+    await batches.release_native("w2", ["batch_1"])
+    assert await batches.claim_native("w3", 8, lease_s=30, now=NOW + 99) == []
+    await batches.delete_batch("batch_1")
+    assert await batches.get_batch("batch_1") is None
+
+
+async def test_complete_returns_the_items_it_ended(batches: Batches) -> None:
+    await batches.create_batch(*_batch())
+    ok = {"type": "succeeded", "status": 200}
+    assert await batches.complete("batch_1", [("c0", ok), ("c1", ok)]) == ["c0", "c1"]
+    assert await batches.complete("batch_1", [("c1", ok), ("c2", ok)]) == ["c2"]
+    assert await batches.complete("batch_1", []) == []
