@@ -184,18 +184,8 @@ class KeyGuard:
     async def _check_budget(self, record: KeyRecord, now: float) -> None:
         if record.budget_usd is None:
             return
-        start, reset = period_window(record.period, now)
-        spent = await self._spent_in(record.id, start)
-        if spent < record.budget_usd:
-            return
-        per = "in total" if record.period == "total" else f"per {record.period}"
-        when = f"; it resets at {iso(reset)}" if reset is not None else ""
-        raise Refused(
-            ErrorKind.RATE_LIMIT,
-            f"this API key's budget of {_money(record.budget_usd)} {per} is used up "
-            f"({_money(spent)} spent){when}",
-            retry_after=None if reset is None else max(1.0, reset - now),
-        )
+        start, _ = period_window(record.period, now)
+        check_budget(record, await self._spent_in(record.id, start), now)
 
     async def settle(self, admission: Admission, outcome: Outcome) -> None:
         ticket = admission.ticket
@@ -248,6 +238,21 @@ def batch_share(limits: Limits) -> Limits:
         return limit - max(1, int(limit * LIVE_HEADROOM))
 
     return Limits(share(limits.rpm), share(limits.tpm), share(limits.max_parallel))
+
+
+def check_budget(record: KeyRecord, spent: float, now: float) -> None:
+    """Refuse (429, naming the budget, its period and its reset) once `spent` reaches the budget."""
+    if record.budget_usd is None or spent < record.budget_usd:
+        return
+    _, reset = period_window(record.period, now)
+    per = "in total" if record.period == "total" else f"per {record.period}"
+    when = f"; it resets at {iso(reset)}" if reset is not None else ""
+    raise Refused(
+        ErrorKind.RATE_LIMIT,
+        f"this API key's budget of {_money(record.budget_usd)} {per} is used up "
+        f"({_money(spent)} spent){when}",
+        retry_after=None if reset is None else max(1.0, reset - now),
+    )
 
 
 def _limit_message(record: KeyRecord, decision: Decision) -> str:

@@ -48,12 +48,14 @@ from anyllm_cli.batch.job import BatchJob
 from anyllm_cli.batch.native import NativeRunner, NativeSettings, choose
 from anyllm_cli.config import BackendSettings, BatchSettings
 from anyllm_cli.errors import AnyllmError, ErrorKind, InvalidInput, NotFound, Refused, StoreError
+from anyllm_cli.keys.guard import check_budget
+from anyllm_cli.keys.manage import spent_now
 from anyllm_cli.models.batches import BatchCreate, DeletedMessageBatch, FileDeleted, FileList
 from anyllm_cli.pipeline import Pipeline
 from anyllm_cli.pipeline.seams import ANONYMOUS, Candidate, ClientRequest, Principal, Router
 from anyllm_cli.server.context import PRINCIPAL_KEY, context
 from anyllm_cli.server.formats import ClientFormat, dump_json, render_error
-from anyllm_cli.stores import KeyStore
+from anyllm_cli.stores import KeyStore, UsageStore
 from anyllm_cli.stores.batches import Batches, BatchRecord, FileRecord, batches_of
 
 MAX_LIST = 1000
@@ -132,6 +134,7 @@ class BatchAPI:
             kinds = {name: b.kind for name, b in self._backends.items()}
             for candidate in jobs.candidates(job, self._router, probe, kinds):
                 await self._check_key(principal, candidate)
+        await self._check_budget(principal)
         mode, native = "local", None
         if self._router is not None and self.native is not None:
             native = choose(job, backend, principal, self._router, self._backends)
@@ -165,6 +168,17 @@ class BatchAPI:
             raise Refused(
                 ErrorKind.PERMISSION, f"this API key may not use backend {candidate.backend!r}"
             )
+
+    async def _check_budget(self, principal: Principal) -> None:
+        """A key whose budget is used up starts no batch (a native one would spend unchecked: the
+        provider runs its items, not the guard)."""
+        if self._keys is None or principal.kind != "virtual":
+            return
+        record = await self._keys.get_key(principal.id)
+        if record is None or record.budget_usd is None:
+            return
+        now = time.time()
+        check_budget(record, await spent_now(cast(UsageStore, self._keys), record, now), now)
 
     async def _page(
         self, request: Request, fmt: str, *, after: str | None, before: str | None = None

@@ -224,3 +224,36 @@ async def test_lists_page_with_after_id(served: tuple[httpx.AsyncClient, Runner]
     assert (await client.get("/v1/batches")).json()[
         "data"
     ] == []  # an Anthropic batch is not OpenAI's
+
+
+async def test_a_key_whose_budget_is_used_up_starts_no_batch(tmp_path: Path) -> None:
+    from anyllm_cli.keys import manage
+
+    api = BatchAPI({"mock": backend_settings()})
+    async with AsyncExitStack() as stack:
+        store = await open_store(f"sqlite://{tmp_path / 'b.db'}")
+        stack.push_async_callback(store.close)
+        record, _ = await manage.create(
+            store, manage.KeyOptions(name="k", budget_usd=1.0, period="total"), 1e9
+        )
+        await api.start(stack, store, Runner())
+        app = Starlette(routes=routes(api))
+
+        async def as_key(scope: Scope, receive: Receive, send: Send) -> None:
+            scope[PRINCIPAL_KEY] = Principal(record.id, "k", "virtual")
+            await app(scope, receive, send)
+
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=as_key), base_url="http://t"
+        ) as client:
+            body = {"requests": [{"custom_id": "a", "params": PARAMS}]}
+            assert (await client.post("/v1/messages/batches", json=body)).status_code == 200
+            await store.record_spend(
+                record.id, day="2026-12-07", model="m", backend="mock", input_tokens=1,
+                output_tokens=1, cost_usd=1.0, requests=1,
+            )  # fmt: skip
+            refused = await client.post("/v1/messages/batches", json=body)
+            assert refused.status_code == 429
+            error = refused.json()["error"]
+            assert error["type"] == "rate_limit_error"
+            assert "budget of $1.00 in total is used up" in error["message"]
