@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from anyllm_cli.replay.redact import REDACTED, Redactor
 
 KEYS = [
@@ -58,3 +61,29 @@ def test_bytes_are_scrubbed_like_text() -> None:
     data = json.dumps({"k": f"{secret} and {KEYS[0]}"}, ensure_ascii=False).encode()
     out = Redactor([secret]).data(data)
     assert json.loads(out) == {"k": f"{REDACTED} and {REDACTED}"}
+
+
+FRAGMENTS = [
+    *KEYS,
+    "sk-",
+    "AIza",
+    "AKIA",
+    "ASIA",
+    "proxy-secret-9",
+    "task-list",
+    " ",
+    '"',
+    "é",
+    "x",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=12)), max_size=20))
+def test_the_quick_scan_never_changes_the_result(parts: list[str]) -> None:
+    """Skipping the regex when no literal occurs gives what the full regex pass gives, always."""
+    text = json.dumps({"k": "".join(parts)}, ensure_ascii=False)
+    redactor = Redactor(["proxy-secret-9"])
+    assert redactor.text(text) == redactor._pattern.sub(REDACTED, text)
+    data = text.encode()
+    assert redactor.data(data) == redactor._bytes.sub(REDACTED.encode(), data)
