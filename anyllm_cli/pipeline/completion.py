@@ -17,9 +17,10 @@ bookkeeping never fails a request that already has its answer. `settle` runs onl
 call; observers see every call, refused or failed ones included.
 
 When an observer `wants_bodies`, the Outcome carries the body sent upstream (as JSON bytes) and the
-client's reply (for a stream, in every client API, `{"events": [...]}` as the client got them: an
-observer folds them into a message if it wants one); otherwise neither is kept, so the hot path pays
-nothing for them.
+client's reply (for a stream, in every client API, `frames`: the SSE frames as the client got them,
+kept as the bytes already encoded, so keeping them costs an append and no work for the garbage
+collector; an observer decodes and folds them if it wants a message); otherwise neither is kept,
+so the hot path pays nothing for them.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class Completion:
         self.candidate: Candidate | None = None
         self.admission: Admission | None = None
         self.keep_bodies = keep_bodies
-        self.events: list[dict[str, Any]] = []  # a stream's client events, when bodies are kept
+        self.frames: list[bytes] = []  # a stream's SSE frames as sent, when bodies are kept
         self.start = clock()
         self.done = False
         self.outcome: Outcome | None = None
@@ -178,8 +179,6 @@ class Completion:
         upstream_body: bytes | None = None
         if self.keep_bodies:
             upstream_body = _as_bytes(call.upstream_body)
-            if response is None and call.stream:
-                response = {"events": self.events}  # observers fold them if they wish
         else:
             response = None
         return Outcome(
@@ -196,6 +195,7 @@ class Completion:
             ttft_s=ttft_s,
             upstream_body=upstream_body,
             response=response,
+            frames=tuple(self.frames) if self.keep_bodies else (),
             degradations=tuple(d.code for d in call.degradations),
         )
 

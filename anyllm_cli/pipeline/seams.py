@@ -110,7 +110,10 @@ class Outcome:
     duration_s: float = 0.0
     ttft_s: float | None = None  # streams: time to the first byte sent to the client
     upstream_body: bytes | None = None  # the request as sent upstream (when an observer asks)
-    response: dict[str, Any] | None = None  # the client's reply body, or a stream accumulated
+    response: dict[str, Any] | None = None  # the client's reply body (not a stream's)
+    # a stream's events as the SSE frames the client got (`sse.frame_data` gives each one's JSON),
+    # when an observer asks for bodies: bytes, which the garbage collector never has to walk
+    frames: Sequence[bytes] = ()
     degradations: Sequence[str] = ()
 
 

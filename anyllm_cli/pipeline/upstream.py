@@ -67,7 +67,7 @@ def stream(
     """The upstream stream, not yet opened, with its events metered as they are encoded."""
     call = done.call
     call.upstream_body = body
-    keep = done.events if done.keep_bodies else None
+    keep = done.frames if done.keep_bodies else None
 
     encode = encode_anthropic if anthropic else encode_openai
 
@@ -75,9 +75,10 @@ def stream(
         if event is None:
             return encode_openai(None)
         meter(event, call)
+        frame = encode(event)
         if keep is not None:
-            keep.append(event)
-        return encode(event)
+            keep.append(frame)
+        return frame
 
     return StreamReply(
         lambda: backend.stream(path, body, headers),

@@ -4,9 +4,12 @@
                                       (full: dropped, counted)        one write per batch, 0600 files,
                                                                       rotation by size
 
-`on_complete` does no I/O and no serialisation: it keeps the frozen `Outcome` in a bounded queue
-and returns. One writer thread drains up to `batch` outcomes at a time, turns each into a JSON line
-(see `cassette.py`), scrubs it (`redact.py`) and appends the batch with one `write`. A directory
+`on_complete` does no I/O and no serialisation: it appends the frozen `Outcome` to a bounded deque
+and returns (no lock, no thread woken). One writer thread wakes every `flush_s`, or as soon as
+`batch` outcomes wait, turns each into a JSON line (see `cassette.py`), scrubs it (`redact.py`:
+credential headers by name, key-shaped text anywhere) and appends the batch with one `write`.
+Waking per batch rather than per call matters on a busy proxy: a thread woken for every call
+takes the interpreter lock from the event loop hundreds of times a second. A directory
 target gets files named `anyllm-<start>-<pid>-<seq>.jsonl` (so several worker processes never share a
 file); a file target rotates to `NAME.0001.jsonl`, `NAME.0002.jsonl`, ... with `NAME.jsonl` always the
 newest, so a directory listing in name order is the recording order.
@@ -21,10 +24,10 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +41,8 @@ from anyllm_cli.models import codec
 from anyllm_cli.pipeline.seams import Outcome
 from anyllm_cli.replay.cassette import VERSION
 from anyllm_cli.replay.fold import fold
-from anyllm_cli.replay.redact import Redactor
+from anyllm_cli.replay.redact import REDACTED, SECRET_HEADERS, Redactor
+from anyllm_cli.translate.streams.sse import frame_data
 
 log = logging.getLogger("anyllm.record")
 
@@ -47,7 +51,6 @@ BODIES: tuple[Bodies, ...] = ("none", "requests", "all")
 _DROP_HEADERS = frozenset(
     {"host", "content-length", "connection", "transfer-encoding", "accept-encoding"}
 )
-_STOP = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,9 @@ class Recorder:
         self._redactor = Redactor(secrets)
         self._rng = rng
         self._wall = wall_clock
-        self._queue: queue.Queue[Any] = queue.Queue(options.queue_size)
+        self._pending: deque[tuple[Outcome, float]] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self._file = _Rotating(options.path, options.max_bytes, wall_clock)
 
@@ -94,12 +99,15 @@ class Recorder:
         """Queue one outcome (sampled); never blocks, never raises into the request path."""
         if self.options.sample < 1.0 and self._rng() >= self.options.sample:
             return
-        try:
-            self._queue.put_nowait((outcome, self._wall()))
-        except queue.Full:
+        pending = self._pending
+        if len(pending) >= self.options.queue_size:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("recording falls behind: %d lines dropped so far", self.dropped)
+            return
+        pending.append((outcome, self._wall()))
+        if len(pending) == self.options.batch:
+            self._wake.set()
 
     # -- life ----------------------------------------------------------------------------------------
 
@@ -116,7 +124,8 @@ class Recorder:
         """Write what is queued, then stop the writer (bounded by `timeout`)."""
         if self._thread is None:
             return
-        self._queue.put(_STOP)
+        self._stopping = True
+        self._wake.set()
         self._thread.join(timeout)
         self._thread = None
         self._file.close()
@@ -148,23 +157,15 @@ class Recorder:
     # -- the writer thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            try:
-                first = self._queue.get(timeout=self.options.flush_s)
-            except queue.Empty:
-                continue
-            items = [first]
-            while len(items) < self.options.batch:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if any(item is _STOP for item in items):
-                stopping = True
-                items = [i for i in items if i is not _STOP]
-                items += _drain(self._queue)
-            self._write(items)
+        pending, batch = self._pending, self.options.batch
+        while True:
+            self._wake.wait(self.options.flush_s)
+            self._wake.clear()
+            stopping = self._stopping  # read before draining: what was queued before close() goes
+            while pending:
+                self._write([pending.popleft() for _ in range(min(batch, len(pending)))])
+            if stopping:
+                return
 
     def _write(self, items: list[Any]) -> None:
         lines: list[bytes] = []
@@ -185,17 +186,6 @@ class Recorder:
             log.error("recording: cannot write %s (%s); %d lines lost", self._file, exc, len(lines))
 
 
-def _drain(q: queue.Queue[Any]) -> list[Any]:
-    out: list[Any] = []
-    while True:
-        try:
-            item = q.get_nowait()
-        except queue.Empty:
-            return out
-        if item is not _STOP:
-            out.append(item)
-
-
 def outcome_line(outcome: Outcome, bodies: Bodies, ended: float) -> dict[str, Any]:
     """The cassette line (a JSON-able dict, not yet redacted) of one finished call."""
     request = outcome.request
@@ -214,7 +204,7 @@ def outcome_line(outcome: Outcome, bodies: Bodies, ended: float) -> dict[str, An
         "method": request.method,
         "path": request.path,
         "query": request.query,
-        "headers": {k: v for k, v in request.headers.items() if k.lower() not in _DROP_HEADERS},
+        "headers": _headers(request.headers),
         "body": body,
         "backend": candidate.backend if candidate else request.backend,
         "model": candidate.requested_model if candidate else request.model,
@@ -223,7 +213,7 @@ def outcome_line(outcome: Outcome, bodies: Bodies, ended: float) -> dict[str, An
         "upstream_request": _json_or_text(outcome.upstream_body)
         if bodies != "none" and outcome.upstream_body is not None
         else None,
-        **_reply(request.api, outcome.response if bodies == "all" else None),
+        **_reply(request.api, outcome if bodies == "all" else None),
         "status": outcome.status,
         "error": outcome.error.value if outcome.error else None,
         "error_message": outcome.error_message,
@@ -242,12 +232,27 @@ def outcome_line(outcome: Outcome, bodies: Bodies, ended: float) -> dict[str, An
     }
 
 
-def _reply(api: str, response: dict[str, Any] | None) -> dict[str, Any]:
-    """`response` (a stream folded into its final message) and, for streams the pipeline kept as
-    events (`{"events": [...]}`), the `events` themselves."""
-    if response is None or "events" not in response or not set(response) <= {"events", "error"}:
-        return {"response": response, "events": None}
-    events = [e for e in response["events"] if isinstance(e, dict)]
+def _headers(headers: Any) -> dict[str, str]:
+    """The client's headers minus hop-by-hop ones, credentials replaced by name (whatever their
+    value looks like; bodies are left to the key-shape scan)."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower not in _DROP_HEADERS:
+            out[name] = REDACTED if lower in SECRET_HEADERS else value
+    return out
+
+
+def _reply(api: str, outcome: Outcome | None) -> dict[str, Any]:
+    """`response`: the reply body, or a stream's events folded into the message a non-streaming
+    call would have returned; and for a stream, its `events` as the client got them."""
+    if outcome is None:
+        return {"response": None, "events": None}
+    if not outcome.frames:
+        return {"response": outcome.response, "events": None}
+    # the frames' JSON spliced into one array: one parse for the whole stream
+    events = codec.loads(b"[" + b",".join(frame_data(f) for f in outcome.frames) + b"]")
+    events = [e for e in events if isinstance(e, dict)]
     return {"response": fold(api, events).response, "events": events}
 
 

@@ -12,6 +12,7 @@ from anyllm_cli.pipeline import ClientRequest, JSONReply, Outcome, Pipeline, Str
 from anyllm_cli.pipeline.completion import Completion, status_for
 from anyllm_cli.pipeline.seams import Candidate, Usage
 from anyllm_cli.translate.streams.accumulate import accumulate
+from anyllm_cli.translate.streams.sse import frame_data
 from tests.conftest import FakeBackend, Recorder, backend_settings, chat_chunk, chat_response, sse
 
 pytestmark = pytest.mark.anyio
@@ -98,12 +99,14 @@ async def test_a_stream_keeps_the_events_the_client_got() -> None:
     reply = await _pipeline(backend, recorder).run(ClientRequest("messages", body))
     assert isinstance(reply, StreamReply)
     assert recorder.outcomes == []  # not before the stream is left
+    sent = []
     async with reply:
-        async for _ in reply.chunks():
-            pass
+        async for chunk in reply.chunks():
+            sent.append(chunk)
     outcome = recorder.one()
-    assert outcome.response is not None
-    events = outcome.response["events"]
+    assert outcome.response is None and outcome.frames
+    assert b"".join(outcome.frames) in b"".join(sent)  # the frames are what the client got
+    events = [json.loads(frame_data(frame)) for frame in outcome.frames]
     kinds = [e["type"] for e in events if e["type"] != "ping"]
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
     assert accumulate(events)["content"] == [{"type": "text", "text": "hey"}]

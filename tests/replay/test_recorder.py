@@ -164,7 +164,8 @@ def test_a_stream_kept_as_events_is_folded_and_kept() -> None:
         {"id": "c", "choices": [{"index": 0, "delta": {"content": "y"}, "finish_reason": "stop"}]},
     ]
     chat = ClientRequest(api="chat", body=b'{"model": "m", "stream": true, "messages": []}')
-    line = outcome_line(outcome(request=chat, response={"events": events}), "all", 0.0)
+    frames = tuple(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    line = outcome_line(outcome(request=chat, response=None, frames=frames), "all", 0.0)
     assert line["events"] == events
     assert line["response"]["choices"][0]["message"]["content"] == "hey"
     assert outcome_line(outcome(), "all", 0.0)["events"] is None
@@ -205,3 +206,33 @@ def test_recorder_for_names_every_key_the_proxy_knows(tmp_path: Path) -> None:
     assert "upstream-key-123" not in text and "proxy-key-456" not in text
     with pytest.raises(ValueError, match="off"):
         recorder_for(make_settings())
+
+
+def test_credential_headers_go_by_name_whatever_they_look_like(tmp_path: Path) -> None:
+    headers = {"Authorization": "Bearer opaque", "X-Goog-Api-Key": "g", "Cookie": "s=1", "a": "b"}
+    request = ClientRequest(api="messages", body=json.dumps(BODY).encode(), headers=headers)
+    line = outcome_line(outcome(request=request), "all", 0.0)
+    assert line["headers"] == {
+        "Authorization": "[REDACTED]",
+        "X-Goog-Api-Key": "[REDACTED]",
+        "Cookie": "[REDACTED]",
+        "a": "b",
+    }
+
+
+def test_the_writer_wakes_for_a_full_batch_not_for_each_call(tmp_path: Path) -> None:
+    import time
+
+    target = tmp_path / "b.jsonl"
+    with Recorder(RecordOptions(target, batch=3, flush_s=60)) as rec:
+        rec.observe(outcome(1))
+        rec.observe(outcome(2))
+        time.sleep(0.2)
+        assert rec.written == 0  # two calls: nobody woke the writer
+        rec.observe(outcome(3))
+        deadline = time.monotonic() + 5
+        while rec.written < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert rec.written == 3  # the third filled a batch: written long before flush_s
+        rec.observe(outcome(4))
+    assert [line["id"] for line in lines(target)] == ["req_1", "req_2", "req_3", "req_4"]

@@ -78,6 +78,13 @@ class SSEDecoder:
             self._event = value
 
 
+def frame_data(frame: bytes) -> bytes:
+    """The JSON of one frame the encoders below made: `[event: NAME\n]data: JSON\n\n`, one data
+    line (compact JSON holds no raw line break). Cheaper than decoding it as a stranger's SSE."""
+    start = 6 if frame.startswith(b"data: ") else frame.index(b"\ndata: ") + 7
+    return frame[start:-2]
+
+
 def encode(data: str, event: str | None = None) -> bytes:
     """One SSE frame. Data with line breaks becomes several `data:` lines."""
     head = f"event: {event}\n" if event else ""

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anyllm_cli.translate.streams.sse import SSEDecoder, SSEEvent, encode, encode_anthropic
+from anyllm_cli.translate.streams.sse import (
+    SSEDecoder,
+    SSEEvent,
+    encode,
+    encode_anthropic,
+    encode_openai,
+    frame_data,
+)
 
 SAMPLE = (
     b'event: message_start\ndata: {"a":1}\n\n'
@@ -57,3 +68,16 @@ def test_encode_round_trips_multiline_data() -> None:
 
 def test_encode_anthropic_names_the_event() -> None:
     assert encode_anthropic({"type": "ping"}) == b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "content_block_delta", "delta": {"text": "a\nb data: x"}},
+        {"type": "odd\nname"},
+        {"type": "message_stop"},
+    ],
+)
+def test_frame_data_is_the_json_of_a_frame_we_encoded(event: dict[str, Any]) -> None:
+    for frame in (encode_anthropic(event), encode_openai(event)):  # with and without `event:`
+        assert json.loads(frame_data(frame)) == event
