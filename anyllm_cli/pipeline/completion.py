@@ -17,10 +17,10 @@ bookkeeping never fails a request that already has its answer. `settle` runs onl
 call; observers see every call, refused or failed ones included.
 
 When an observer `wants_bodies`, the Outcome carries the body sent upstream (as JSON bytes) and the
-client's reply (for a stream, in every client API, `frames`: the SSE frames as the client got them,
-kept as the bytes already encoded, so keeping them costs an append and no work for the garbage
-collector; an observer decodes and folds them if it wants a message); otherwise neither is kept,
-so the hot path pays nothing for them.
+client's reply (for a stream, in every client API, `events`: each event's JSON as the client got
+it, kept as the bytes serialised for its frame, so keeping them costs an append and no work for the
+garbage collector; an observer parses and folds them if it wants a message); otherwise neither is
+kept, so the hot path pays nothing for them.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class Completion:
         self.candidate: Candidate | None = None
         self.admission: Admission | None = None
         self.keep_bodies = keep_bodies
-        self.frames: list[bytes] = []  # a stream's SSE frames as sent, when bodies are kept
+        self.events: list[bytes] = []  # a stream's events (JSON) as sent, when bodies are kept
         self.start = clock()
         self.done = False
         self.outcome: Outcome | None = None
@@ -195,7 +195,7 @@ class Completion:
             ttft_s=ttft_s,
             upstream_body=upstream_body,
             response=response,
-            frames=tuple(self.frames) if self.keep_bodies else (),
+            events=tuple(self.events) if self.keep_bodies else (),
             degradations=tuple(d.code for d in call.degradations),
         )
 

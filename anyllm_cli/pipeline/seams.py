@@ -111,9 +111,9 @@ class Outcome:
     ttft_s: float | None = None  # streams: time to the first byte sent to the client
     upstream_body: bytes | None = None  # the request as sent upstream (when an observer asks)
     response: dict[str, Any] | None = None  # the client's reply body (not a stream's)
-    # a stream's events as the SSE frames the client got (`sse.frame_data` gives each one's JSON),
-    # when an observer asks for bodies: bytes, which the garbage collector never has to walk
-    frames: Sequence[bytes] = ()
+    # a stream's events as the client got them, each one's JSON as it was framed, when an observer
+    # asks for bodies: bytes, which the garbage collector never has to walk
+    events: Sequence[bytes] = ()
     degradations: Sequence[str] = ()
 
 

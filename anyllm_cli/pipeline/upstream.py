@@ -20,6 +20,7 @@ from anyllm_cli.errors import (
     openai_error,
     parse_error_body,
 )
+from anyllm_cli.models import codec
 from anyllm_cli.pipeline.completion import Completion
 from anyllm_cli.pipeline.replies import Call, StreamReply, meter
 from anyllm_cli.translate.degradation import Degradation
@@ -27,8 +28,10 @@ from anyllm_cli.translate.streams.pump import OutEvent, StreamTranslator
 from anyllm_cli.translate.streams.sse import (
     KEEPALIVE_COMMENT,
     PING,
+    anthropic_frame,
     encode_anthropic,
     encode_openai,
+    openai_frame,
 )
 
 
@@ -67,18 +70,20 @@ def stream(
     """The upstream stream, not yet opened, with its events metered as they are encoded."""
     call = done.call
     call.upstream_body = body
-    keep = done.frames if done.keep_bodies else None
+    keep = done.events if done.keep_bodies else None
 
     encode = encode_anthropic if anthropic else encode_openai
+    frame = anthropic_frame if anthropic else openai_frame
 
     def metered(event: OutEvent) -> bytes:
         if event is None:
             return encode_openai(None)
         meter(event, call)
-        frame = encode(event)
-        if keep is not None:
-            keep.append(frame)
-        return frame
+        if keep is None:
+            return encode(event)
+        data = codec.dumps(event)
+        keep.append(data)
+        return frame(event, data)
 
     return StreamReply(
         lambda: backend.stream(path, body, headers),

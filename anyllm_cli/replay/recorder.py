@@ -42,7 +42,6 @@ from anyllm_cli.pipeline.seams import Outcome
 from anyllm_cli.replay.cassette import VERSION
 from anyllm_cli.replay.fold import fold
 from anyllm_cli.replay.redact import REDACTED, SECRET_HEADERS, Redactor
-from anyllm_cli.translate.streams.sse import frame_data
 
 log = logging.getLogger("anyllm.record")
 
@@ -248,11 +247,10 @@ def _reply(api: str, outcome: Outcome | None) -> dict[str, Any]:
     call would have returned; and for a stream, its `events` as the client got them."""
     if outcome is None:
         return {"response": None, "events": None}
-    if not outcome.frames:
+    if not outcome.events:
         return {"response": outcome.response, "events": None}
-    # the frames' JSON spliced into one array: one parse for the whole stream
-    events = codec.loads(b"[" + b",".join(frame_data(f) for f in outcome.frames) + b"]")
-    events = [e for e in events if isinstance(e, dict)]
+    # one parse for the whole stream (each element is an event dict: the pipeline dumped dicts)
+    events = codec.loads(b"[" + b",".join(outcome.events) + b"]")
     return {"response": fold(api, events).response, "events": events}
 
 

@@ -109,8 +109,10 @@ def _measure(
         bench_proxy._stop(proxy.proc)
 
 
-def _recorder_ms_per_line(workdir: Path, count: int = 20_000) -> float:
-    """CPU milliseconds the Recorder spends per line (queue, serialise, redact, write), alone."""
+def _recorder_ms_per_line(workdir: Path, stream: bool, count: int = 10_000) -> float:
+    """CPU milliseconds the Recorder spends per line (queue, serialise, redact, write), alone; for a
+    stream, its 50-chunk reply kept as the Anthropic events the client got (parsed and folded)."""
+    from anyllm_cli.models import codec
     from anyllm_cli.pipeline.seams import Candidate, ClientRequest, Outcome, Usage
     from anyllm_cli.replay.recorder import Recorder, RecordOptions
 
@@ -120,22 +122,36 @@ def _recorder_ms_per_line(workdir: Path, count: int = 20_000) -> float:
         "max_tokens": 256,
         "messages": [{"role": "user", "content": text}],
     }
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "bench-model"}
+    events: list[dict[str, object]] = [
+        {"type": "message_start", "message": {**message, "content": [], "usage": {}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    ]
+    events += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "w "}}
+    ] * 50
+    events += [
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {}},
+        {"type": "message_stop"},
+    ]
     outcome = Outcome(
         request=ClientRequest(
             api="messages",
-            body=json.dumps(body).encode(),
+            body=json.dumps({**body, "stream": stream}).encode(),
             headers={"anthropic-version": "2023-06-01"},
         ),
         candidate=Candidate("openai", "claude-sonnet-4-6", "bench-model"),
         status=200,
         usage=Usage(12, 7),
         cost_usd=None,
+        stream=stream,
         duration_s=0.01,
         upstream_body=json.dumps({**body, "model": "bench-model"}).encode(),
-        response={
-            "type": "message",
-            "content": [{"type": "text", "text": "Hello from the mock upstream."}],
-        },
+        response=None
+        if stream
+        else {"type": "message", "content": [{"type": "text", "text": "Hello from upstream."}]},
+        events=tuple(codec.dumps(e) for e in events) if stream else (),
     )
     recorder = Recorder(RecordOptions(workdir / "alone", queue_size=count + 1))
     start = time.process_time()
@@ -168,7 +184,6 @@ def main() -> int:
             f"{'plain CPU ms/req':>18}{'recording':>11}{'ratio':>7}"
         )
         ok = all_recorded = True
-        line_ms = _recorder_ms_per_line(workdir)
         for stream in (False, True):
             plain: list[tuple[float, float]] = []
             recorded: list[tuple[float, float]] = []
@@ -194,6 +209,7 @@ def main() -> int:
             ca = statistics.median(c for _, c in plain)
             cb = statistics.median(c for _, c in recorded)
             label = "streaming (50 chunks)" if stream else "non-streaming"
+            line_ms = _recorder_ms_per_line(workdir, stream)
             print(
                 f"{label:<24}{a:>12.0f}{b:>11.0f}{b / a:>7.2f}{ca:>18.3f}{cb:>11.3f}{ca / cb:>7.2f}",
                 flush=True,

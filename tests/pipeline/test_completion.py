@@ -12,7 +12,6 @@ from anyllm_cli.pipeline import ClientRequest, JSONReply, Outcome, Pipeline, Str
 from anyllm_cli.pipeline.completion import Completion, status_for
 from anyllm_cli.pipeline.seams import Candidate, Usage
 from anyllm_cli.translate.streams.accumulate import accumulate
-from anyllm_cli.translate.streams.sse import frame_data
 from tests.conftest import FakeBackend, Recorder, backend_settings, chat_chunk, chat_response, sse
 
 pytestmark = pytest.mark.anyio
@@ -104,9 +103,10 @@ async def test_a_stream_keeps_the_events_the_client_got() -> None:
         async for chunk in reply.chunks():
             sent.append(chunk)
     outcome = recorder.one()
-    assert outcome.response is None and outcome.frames
-    assert b"".join(outcome.frames) in b"".join(sent)  # the frames are what the client got
-    events = [json.loads(frame_data(frame)) for frame in outcome.frames]
+    assert outcome.response is None and outcome.events
+    for data in outcome.events:  # each as the client got it
+        assert b"data: " + data + b"\n\n" in b"".join(sent)
+    events = [json.loads(data) for data in outcome.events]
     kinds = [e["type"] for e in events if e["type"] != "ping"]
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
     assert accumulate(events)["content"] == [{"type": "text", "text": "hey"}]

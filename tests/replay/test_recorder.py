@@ -164,8 +164,8 @@ def test_a_stream_kept_as_events_is_folded_and_kept() -> None:
         {"id": "c", "choices": [{"index": 0, "delta": {"content": "y"}, "finish_reason": "stop"}]},
     ]
     chat = ClientRequest(api="chat", body=b'{"model": "m", "stream": true, "messages": []}')
-    frames = tuple(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
-    line = outcome_line(outcome(request=chat, response=None, frames=frames), "all", 0.0)
+    kept = tuple(json.dumps(e).encode() for e in events)
+    line = outcome_line(outcome(request=chat, response=None, events=kept), "all", 0.0)
     assert line["events"] == events
     assert line["response"]["choices"][0]["message"]["content"] == "hey"
     assert outcome_line(outcome(), "all", 0.0)["events"] is None

@@ -46,6 +46,9 @@ class _Fold:
 
     def step(self, event: dict[str, Any]) -> None:
         etype = event["type"]
+        if etype == "content_block_delta" and self.message is not None:  # nearly every event
+            self._delta(event["index"], event["delta"])
+            return
         if etype == "error":
             error = event.get("error") or {}
             etype_name = error.get("type") if isinstance(error, dict) else None
@@ -91,16 +94,9 @@ class _Fold:
         if block is None:
             raise InvalidInput(f"a delta for block {index}, which was never started")
         dtype = delta["type"]
-        if dtype == "signature_delta":
-            self._check(block, "thinking", dtype)
-            block["signature"] = delta["signature"]
-        elif dtype == "citations_delta":
-            self._check(block, "text", dtype)
-            if not isinstance(block.get("citations"), list):
-                block["citations"] = []
-            block["citations"].append(delta["citation"])
-        elif dtype in _APPENDS:
-            kinds, key = _APPENDS[dtype]
+        appends = _APPENDS.get(dtype)
+        if appends is not None:
+            kinds, key = appends
             if block.get("type") not in kinds:
                 raise InvalidInput(f"a {dtype} for a {block.get('type')} block")
             piece = delta[key]
@@ -111,6 +107,14 @@ class _Fold:
                 start = "" if key == "partial_json" else block.get(key) or ""
                 parts = self.parts[index] = [start]
             parts.append(piece)
+        elif dtype == "signature_delta":
+            self._check(block, "thinking", dtype)
+            block["signature"] = delta["signature"]
+        elif dtype == "citations_delta":
+            self._check(block, "text", dtype)
+            if not isinstance(block.get("citations"), list):
+                block["citations"] = []
+            block["citations"].append(delta["citation"])
 
     def _check(self, block: dict[str, Any], kind: str, dtype: str) -> None:
         if block.get("type") != kind:

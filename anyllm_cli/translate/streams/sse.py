@@ -78,13 +78,6 @@ class SSEDecoder:
             self._event = value
 
 
-def frame_data(frame: bytes) -> bytes:
-    """The JSON of one frame the encoders below made: `[event: NAME\n]data: JSON\n\n`, one data
-    line (compact JSON holds no raw line break). Cheaper than decoding it as a stranger's SSE."""
-    start = 6 if frame.startswith(b"data: ") else frame.index(b"\ndata: ") + 7
-    return frame[start:-2]
-
-
 def encode(data: str, event: str | None = None) -> bytes:
     """One SSE frame. Data with line breaks becomes several `data:` lines."""
     head = f"event: {event}\n" if event else ""
@@ -103,11 +96,16 @@ def dumps(obj: Any) -> str:
 def encode_anthropic(event: dict[str, Any]) -> bytes:
     """An Anthropic stream event: `event: <type>` then its JSON (one line: JSON has no raw line
     break, so no frame splitting is needed)."""
+    return anthropic_frame(event, codec.dumps(event))
+
+
+def anthropic_frame(event: dict[str, Any], data: bytes) -> bytes:
+    """`encode_anthropic` for an event already serialised as `data` (its compact JSON)."""
     kind = event["type"]
     name = kind.encode() if isinstance(kind, str) else str(kind).encode()
     if b"\n" in name or b"\r" in name:
-        return encode(dumps(event), str(kind))
-    return b"event: " + name + b"\ndata: " + codec.dumps(event) + b"\n\n"
+        return encode(data.decode(), str(kind))
+    return b"event: " + name + b"\ndata: " + data + b"\n\n"
 
 
 _DONE = b"data: [DONE]\n\n"
@@ -115,7 +113,12 @@ _DONE = b"data: [DONE]\n\n"
 
 def encode_openai(chunk: dict[str, Any] | None) -> bytes:
     """An OpenAI chunk, or the `[DONE]` sentinel for None."""
-    return _DONE if chunk is None else b"data: " + codec.dumps(chunk) + b"\n\n"
+    return _DONE if chunk is None else openai_frame(chunk, codec.dumps(chunk))
+
+
+def openai_frame(chunk: dict[str, Any], data: bytes) -> bytes:
+    """`encode_openai` for a chunk already serialised as `data` (its compact JSON)."""
+    return b"data: " + data + b"\n\n"
 
 
 PING = encode_anthropic({"type": "ping"})

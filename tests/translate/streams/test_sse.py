@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 from anyllm_cli.translate.streams.sse import (
     SSEDecoder,
     SSEEvent,
+    anthropic_frame,
     encode,
     encode_anthropic,
     encode_openai,
-    frame_data,
+    openai_frame,
 )
 
 SAMPLE = (
@@ -78,6 +79,7 @@ def test_encode_anthropic_names_the_event() -> None:
         {"type": "message_stop"},
     ],
 )
-def test_frame_data_is_the_json_of_a_frame_we_encoded(event: dict[str, Any]) -> None:
-    for frame in (encode_anthropic(event), encode_openai(event)):  # with and without `event:`
-        assert json.loads(frame_data(frame)) == event
+def test_a_frame_of_json_already_made_is_the_frame_encoded(event: dict[str, Any]) -> None:
+    data = json.dumps(event, separators=(",", ":")).encode()
+    assert anthropic_frame(event, data) == encode_anthropic(event)
+    assert openai_frame(event, data) == encode_openai(event)
