@@ -10,6 +10,7 @@ What it gives up: no per-key webhooks or teams; metadata is a flat JSON object k
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -98,7 +99,12 @@ def _day(ts: float) -> str:
 
 def period_window(period: str, now: float) -> tuple[str | None, float | None]:
     """The first UTC day of the current period and when the next one starts (None: total)."""
-    today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _window(period, int(now // 86_400))  # POSIX days are 86,400 s: one entry per day
+
+
+@functools.lru_cache(maxsize=16)
+def _window(period: str, day: int) -> tuple[str | None, float | None]:
+    today = datetime.fromtimestamp(day * 86_400, UTC)
     if period == "day":
         start, reset = today, today + timedelta(days=1)
     elif period == "week":
