@@ -131,6 +131,14 @@ class UpstreamError(AnyllmError):
         self.retry_after = retry_after
 
 
+class CredentialsRefused(UpstreamError):
+    """The upstream refused the proxy's own credentials (401/403): a 502 to the caller, and the one
+    bad-gateway failure no retry can mend (an unreachable or garbled upstream may recover)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorKind.BAD_GATEWAY, message)
+
+
 # -- the table ---------------------------------------------------------------------------------------
 
 _STATUS_TO_KIND: dict[int, ErrorKind] = {

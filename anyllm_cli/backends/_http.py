@@ -56,7 +56,13 @@ import anyio
 import httpx
 
 from anyllm_cli.backends.base import StreamContext, UpstreamReply, UpstreamStream
-from anyllm_cli.errors import ErrorKind, InvalidInput, UpstreamError, parse_error_body
+from anyllm_cli.errors import (
+    CredentialsRefused,
+    ErrorKind,
+    InvalidInput,
+    UpstreamError,
+    parse_error_body,
+)
 from anyllm_cli.models import codec
 
 if TYPE_CHECKING:
@@ -438,8 +444,7 @@ class HTTPUpstream:
         log.warning(
             "backend %s refused the proxy's credentials (%d): %s", name, status, scrub(text)
         )
-        return UpstreamError(
-            ErrorKind.BAD_GATEWAY,
+        return CredentialsRefused(
             f"backend {name} refused the proxy's upstream credentials (HTTP {status}); "
             "the proxy's operator must check its api_key",
         )

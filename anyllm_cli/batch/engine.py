@@ -1,7 +1,8 @@
 """The batch engine: claims items under leases, runs each through the pipeline, records one result.
 
     claimer ──store.claim(free slots)──> item tasks ──Runner.run(ClientRequest, stream=False)──>
-        reply (a passthrough's read whole) / error (429, 5xx, timeouts retried with backoff)
+        reply (a passthrough's read whole) / error (429, 5xx, timeouts, an unreachable upstream
+        retried with backoff; refused credentials are final)
         ──> result buffer
     flusher ──store.complete(batch, results gathered for flush_s)──> one result per custom_id
     renewer ──store.renew(leases of items in flight) every lease/3──>
@@ -46,6 +47,7 @@ from anyllm_cli.batch.job import ItemResult
 from anyllm_cli.config import BatchSettings
 from anyllm_cli.errors import (
     AnyllmError,
+    CredentialsRefused,
     ErrorKind,
     StoreError,
     UpstreamError,
@@ -66,6 +68,7 @@ RETRYABLE = frozenset(
         ErrorKind.UNAVAILABLE,
         ErrorKind.API_ERROR,
         ErrorKind.TIMEOUT,
+        ErrorKind.BAD_GATEWAY,  # unreachable, a garbled reply, a 502; not refused credentials
     }
 )
 Key = tuple[str, str]  # (batch id, custom_id)
@@ -362,6 +365,8 @@ def _retryable(exc: AnyllmError, max_wait_s: float) -> bool:
         if after is not None:
             return float(after) <= max_wait_s
         return isinstance(exc, UpstreamError)
+    if isinstance(exc, CredentialsRefused):
+        return False
     return isinstance(exc, UpstreamError) and exc.kind in RETRYABLE
 
 

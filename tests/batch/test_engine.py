@@ -13,7 +13,7 @@ import pytest
 
 from anyllm_cli.backends.base import StreamContext, UpstreamStream
 from anyllm_cli.batch.engine import Engine, EngineSettings
-from anyllm_cli.errors import ErrorKind, InvalidInput, Refused, UpstreamError
+from anyllm_cli.errors import CredentialsRefused, ErrorKind, InvalidInput, Refused, UpstreamError
 from anyllm_cli.pipeline import Pipeline
 from anyllm_cli.pipeline.seams import ClientRequest
 from anyllm_cli.stores import open_store
@@ -88,6 +88,8 @@ async def test_every_item_runs_as_its_owner_and_gets_one_result(batches: Batches
             "c4": [Refused(ErrorKind.RATE_LIMIT, "budget used up")],
             "c5": [Refused(ErrorKind.RATE_LIMIT, "budget used up", retry_after=86400)],
             "c6": [Refused(ErrorKind.RATE_LIMIT, "rpm", retry_after=0.001)],
+            "c7": [UpstreamError(ErrorKind.BAD_GATEWAY, "backend mock could not be reached")] * 2,
+            "c8": [CredentialsRefused("backend mock refused the proxy's upstream credentials")],
         }
     )
     with anyio.fail_after(20):
@@ -108,6 +110,8 @@ async def test_every_item_runs_as_its_owner_and_gets_one_result(batches: Batches
     assert sent.count("batch_1:c4") == sent.count("batch_1:c5") == 1  # a spent budget is final
     assert results["c4"]["status"] == 429 and results["c5"]["message"] == "budget used up"
     assert sent.count("batch_1:c6") == 2 and results["c6"]["type"] == "succeeded"
+    assert sent.count("batch_1:c7") == 3 and results["c7"]["type"] == "succeeded"  # it came back
+    assert sent.count("batch_1:c8") == 1 and results["c8"]["status"] == 502  # no retry mends it
     first = runner.seen[0]
     assert (first.api, first.stream, first.backend, first.priority) == (
         "chat",
@@ -118,7 +122,7 @@ async def test_every_item_runs_as_its_owner_and_gets_one_result(batches: Batches
     assert (first.principal.id, first.principal.kind) == ("key_a", "virtual")
     record = await batches.get_batch("batch_1")
     assert record is not None and record.end_reason == "completed"
-    assert (record.counts.succeeded, record.counts.errored) == (16, 4)
+    assert (record.counts.succeeded, record.counts.errored) == (15, 5)
 
 
 async def test_cancel_abandons_items_in_flight(batches: Batches) -> None:
