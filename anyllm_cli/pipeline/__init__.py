@@ -108,17 +108,21 @@ class Pipeline:
         self._clock = clock
         self._calls = ClientCalls(count=count, clock=clock, wall_clock=wall_clock)
 
-    async def run(self, request: ClientRequest) -> Reply:
-        """The request's reply. Errors raise; either way the call reaches the completion point
-        (now for a JSON reply or a failure, when a stream or passthrough reply is left)."""
-        done = Completion(
+    def _completion(self, request: ClientRequest, *, ran_elsewhere: bool = False) -> Completion:
+        return Completion(
             request,
             guard=self.guard,
             observers=self.observers,
             pricer=self.pricer,
             keep_bodies=self._keep_bodies,
             clock=self._clock,
+            ran_elsewhere=ran_elsewhere,
         )
+
+    async def run(self, request: ClientRequest) -> Reply:
+        """The request's reply. Errors raise; either way the call reaches the completion point
+        (now for a JSON reply or a failure, when a stream or passthrough reply is left)."""
+        done = self._completion(request)
         try:
             reply = await self._dispatch(request, done)
         except BaseException as exc:
@@ -134,15 +138,7 @@ class Pipeline:
         """A call a provider's batch API ran for us (an item of a native batch): its usage read
         from `response`, priced at batch rates, booked by the guard (spend; it was never
         admitted) and shown to the observers, through the same completion point as any call."""
-        done = Completion(
-            request,
-            guard=self.guard,
-            observers=self.observers,
-            pricer=self.pricer,
-            keep_bodies=self._keep_bodies,
-            clock=self._clock,
-            ran_elsewhere=True,
-        )
+        done = self._completion(request, ran_elsewhere=True)
         done.candidate = candidate
         call = done.call
         call.backend = candidate.backend

@@ -17,6 +17,7 @@ throughput at c=64), checked on both ratios.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import sys
@@ -57,19 +58,15 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            print(f"{tool} is missing (apt-get install -y wrk util-linux)", file=sys.stderr)
-            return 2
+    missing = bench_proxy.missing_tool()
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="anyllm-bench-keys-"))
-    port = bench_proxy._free_port()
-    upstream_proc = bench_proxy._spawn_role(
-        bench_proxy.LOAD_CORE, "--role", "upstream", "--port", str(port)
-    )
+    resources = contextlib.ExitStack()
     ok = True
     try:
-        bench_proxy._wait_port(port, upstream_proc)
-        upstream = f"http://127.0.0.1:{port}/v1"
+        upstream = resources.enter_context(bench_proxy.mock_upstream())
         secret = bench_proxy._create_key(workdir / "home-keys")
         print(
             f"{'POST /v1/messages, c=64':<24}{'off req/s':>10}{'on':>8}{'ratio':>7}"
@@ -102,7 +99,7 @@ def main() -> int:
                 f"(wall {b / a:.0%}, CPU per request {kept:.0%})"
             )
     finally:
-        bench_proxy._stop(upstream_proc)
+        resources.close()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
 

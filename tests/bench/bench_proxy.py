@@ -356,6 +356,26 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) 
     raise SystemExit(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
+def missing_tool() -> str | None:
+    """What to install when wrk or taskset is missing, else None."""
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            return f"{tool} is missing (apt-get install -y wrk util-linux)"
+    return None
+
+
+@contextlib.contextmanager
+def mock_upstream() -> Iterator[str]:
+    """The raw asyncio mock upstream, pinned to LOAD_CORE, while the block runs: its /v1 URL."""
+    port = _free_port()
+    proc = _spawn_role(LOAD_CORE, "--role", "upstream", "--port", str(port))
+    try:
+        _wait_port(port, proc)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        _stop(proc)
+
+
 def _spawn_role(core: str, *args: str) -> subprocess.Popen[bytes]:
     command = ["taskset", "-c", core, sys.executable, str(HERE), *args]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL)

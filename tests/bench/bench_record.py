@@ -17,6 +17,7 @@ requests still in flight when wrk stops are answered and recorded too, so up to 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -167,18 +168,14 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            print(f"{tool} is missing (apt-get install -y wrk util-linux)", file=sys.stderr)
-            return 2
+    missing = bench_proxy.missing_tool()
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="anyllm-bench-record-"))
-    port = bench_proxy._free_port()
-    upstream_proc = bench_proxy._spawn_role(
-        bench_proxy.LOAD_CORE, "--role", "upstream", "--port", str(port)
-    )
+    resources = contextlib.ExitStack()
     try:
-        bench_proxy._wait_port(port, upstream_proc)
-        upstream = f"http://127.0.0.1:{port}/v1"
+        upstream = resources.enter_context(bench_proxy.mock_upstream())
         print(
             f"{'POST /v1/messages, c=64':<24}{'plain req/s':>12}{'recording':>11}{'ratio':>7}"
             f"{'plain CPU ms/req':>18}{'recording':>11}{'ratio':>7}"
@@ -229,7 +226,7 @@ def main() -> int:
             f"  {'PASS' if all_recorded else 'FAIL'}  every answered request recorded, none dropped"
         )
     finally:
-        bench_proxy._stop(upstream_proc)
+        resources.close()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
