@@ -237,9 +237,12 @@ def announce(settings: Settings, url: str, keys: int = 0) -> None:
     if settings.store is not None:
         from anyllm_cli.config import safe_url
 
-        lines += ["", f"Key store: {safe_url(settings.store.url)} ({keys} active keys)"]
+        active = f"{keys} active key{'' if keys == 1 else 's'}"
+        lines += ["", f"Key store: {safe_url(settings.store.url)} ({active})"]
         if settings.store.redis_url:
             lines.append(f"  limits in {safe_url(settings.store.redis_url)}")
+    if settings.record is not None:
+        lines += ["", f"Recording: {_recording(settings)}"]
     if not settings.proxy_api_keys and not keys:
         lines.append("  (no PROXY_API_KEYS and no keys in the store: any key is accepted)")
     _console.panel(_console.stderr(), f"anyllm serve {__version__}", lines)
@@ -269,8 +272,24 @@ def listening_record(settings: Settings, url: str, keys: int = 0) -> str:
             "auth": bool(settings.proxy_api_keys or keys),
             "key_store": safe_url(settings.store.url) if settings.store else None,
             "active_keys": keys,
+            "record": None
+            if settings.record is None
+            else {
+                "path": str(settings.record.path),
+                "bodies": settings.record.bodies,
+                "sample": settings.record.sample,
+            },
         },
     )
+
+
+def _recording(settings: Settings) -> str:
+    """Where `--record` writes, and what: `recordings/ (all bodies, 1 call in 10)`."""
+    record = settings.record
+    assert record is not None
+    every = "every call" if record.sample >= 1.0 else f"{record.sample:.0%} of calls"
+    bodies = {"all": "all bodies", "requests": "request bodies", "none": "no bodies"}
+    return f"{record.path} ({bodies.get(record.bodies, record.bodies)}, {every})"
 
 
 def _record(level: str, fields: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,16 @@ def test_record_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_pa
     result = CliRunner().invoke(app, [*args, "--record-sample", "0.25"])
     assert result.exit_code == 0, result.output
     assert seen[0].record == RecordSettings(tmp_path / "recs", "requests", 0.25)
+
+
+def test_banner_says_what_is_recorded(capsys: pytest.CaptureFixture[str]) -> None:
+    from anyllm_cli.config import RecordSettings
+
+    settings = make_settings(record=RecordSettings(Path("/r/recs"), "requests", 0.25))
+    announce(settings, "http://127.0.0.1:4321")
+    assert "Recording: /r/recs (request bodies, 25% of calls)" in capsys.readouterr().err
+    announce(replace(settings, log_format="json"), "http://127.0.0.1:4321")
+    record = json.loads(capsys.readouterr().err)
+    assert record["record"] == {"path": "/r/recs", "bodies": "requests", "sample": 0.25}
+    announce(make_settings(log_format="json"), "http://127.0.0.1:4321")
+    assert json.loads(capsys.readouterr().err)["record"] is None
