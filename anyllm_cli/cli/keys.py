@@ -268,9 +268,11 @@ def spend(
         return
     from anyllm_cli.cli import _console
 
+    named = by == "key"  # a key's name beside its id
     table = [
-        [r["group"], str(r["requests"]), str(r["input_tokens"]), str(r["output_tokens"]),
-         _money(r["cost_usd"])]
+        [r["group"], *([r.get("name") or "-"] if named else []), str(r["requests"]),
+         str(r["input_tokens"]), str(r["output_tokens"]), _money(r["cost_usd"])]
         for r in rows
     ]  # fmt: skip
-    _console.table(_console.stdout(), [by, "requests", "input", "output", "cost"], table)
+    headers = [by, *(["name"] if named else []), "requests", "input", "output", "cost"]
+    _console.table(_console.stdout(), headers, table)

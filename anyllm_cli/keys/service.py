@@ -74,4 +74,9 @@ class LocalKeys:
     async def spend(self, ref: str | None, since: str | None, by: SpendGroup) -> list[View]:
         key_id = (await manage.find(self.store, ref)).id if ref else None
         day = manage.parse_since(since, self._clock())
-        return [asdict(row) for row in await self.store.spend(key_id, day, by)]
+        rows = [asdict(row) for row in await self.store.spend(key_id, day, by)]
+        if by == "key":  # the name beside the id (None once the key is deleted)
+            for row in rows:
+                record = await self.store.get_key(row["group"])
+                row["name"] = record.name if record is not None else None
+        return rows

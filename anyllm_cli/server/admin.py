@@ -8,7 +8,7 @@
 | PATCH  /admin/keys/{ref}                | update; absent leaves a field, null clears it          |
 | POST   /admin/keys/{ref}/revoke|rotate  | revoke; rotate answers `{"key": NEW_SECRET, ...}`      |
 | DELETE /admin/keys/{ref}                | delete                                                 |
-| GET    /admin/spend?key=&since=&by=     | `{"spend": [{group, requests, tokens, cost_usd}]}`     |
+| GET    /admin/spend?key=&since=&by=     | `{"spend": [{group, (name,) requests, tokens, cost}]}` |
 | POST   /key/generate, /key/update,      | LiteLLM's routes and field names (key_alias,           |
 |        /key/delete; GET /key/info,      | rpm_limit, max_budget, budget_duration, duration...),  |
 |        /key/list                        | so scripts written for LiteLLM keep working            |

@@ -41,6 +41,10 @@ async def test_spend_for_one_key_and_all(keys: LocalKeys) -> None:
     assert [r["cost_usd"] for r in await keys.spend("a", None, "key")] == [1.0]
     assert sorted(r["cost_usd"] for r in await keys.spend(None, "2027-01-01", "key")) == [1.0, 2.0]
     assert await keys.spend(None, "2027-02-01", "key") == []
+    assert {r["name"] for r in await keys.spend(None, None, "key")} == {"a", "b"}  # beside ids
+    await keys.delete("b")
+    assert {r["name"] for r in await keys.spend(None, None, "key")} == {"a", None}
+    assert "name" not in (await keys.spend(None, None, "model"))[0]
     shown = await keys.show("a")
     assert shown["spent_usd"] == 1.0  # period total: everything
     with pytest.raises(KeyNotFound):
