@@ -59,6 +59,7 @@ from anyllm_cli.stores import KeyStore, UsageStore
 from anyllm_cli.stores.batches import Batches, BatchRecord, FileRecord, batches_of
 
 MAX_LIST = 1000
+MAX_FILES = 10_000  # OpenAI's own default and most for GET /v1/files
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -70,10 +71,10 @@ def _principal(request: Request) -> Principal:
     return found if isinstance(found, Principal) else ANONYMOUS
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
-        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIST}", "limit")
+def _limit(request: Request, *, default: int = 20, most: int = MAX_LIST) -> int:
+    raw = request.query_params.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise InvalidInput(f"limit must be an integer from 1 to {most}", "limit")
     return int(raw)
 
 
@@ -314,10 +315,28 @@ class BatchAPI:
         return Response(content, media_type="application/octet-stream")
 
     async def list_files(self, request: Request) -> Response:
-        purpose = request.query_params.get("purpose")
-        rows = await self._store().list_files(_principal(request).id, purpose=purpose)
-        data = [openai.file_object(r) for r in rows]
-        return _json(FileList(data=[], has_more=False).dump() | {"data": data})
+        """The caller's uploaded files, OpenAI's way: `purpose`, `order` (by creation, `desc` by
+        default), `limit` (up to 10,000, the default) and `after` (the last id of the page
+        before). A batch's output and error files are reached through the batch, not listed."""
+        query = request.query_params
+        limit = _limit(request, default=MAX_FILES, most=MAX_FILES)
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise InvalidInput("order must be asc or desc", "order")
+        rows = await self._store().list_files(_principal(request).id, purpose=query.get("purpose"))
+        if order == "asc":
+            rows.reverse()  # the store gives the newest first
+        after = query.get("after")
+        if after is not None:
+            at = next((n for n, row in enumerate(rows) if row.id == after), None)
+            if at is None:
+                raise InvalidInput(f"no file {after!r} to list after", "after")
+            rows = rows[at + 1 :]
+        page = rows[:limit]
+        data = [openai.file_object(r) for r in page]
+        first, last = (page[0].id, page[-1].id) if page else (None, None)
+        listed = FileList(data=[], has_more=len(rows) > limit, first_id=first, last_id=last)
+        return _json(listed.dump() | {"data": data})
 
     async def delete_file(self, request: Request) -> Response:
         """An input file, or a batch's output or error file: its content is gone afterwards (the

@@ -159,6 +159,13 @@ def test_openai_batch_list_pages_with_after(served: tuple[ProxyProcess, dict[str
         assert [b.id for b in page.data] == [made[2], made[1]] and page.has_more is True
         tail = c.batches.list(limit=2, after=made[1])
         assert [b.id for b in tail.data] == [made[0]] and tail.has_more is False
+        more = [
+            c.files.create(file=(f"f{n}.jsonl", _jsonl([_chat_line("a")])), purpose="batch").id
+            for n in range(2)
+        ]
+        files = [uploaded.id, *more]
+        assert [f.id for f in c.files.list(limit=1)] == files[::-1]  # the SDK follows `after`
+        assert [f.id for f in c.files.list(order="asc", limit=2)] == files
 
 
 def test_deleting_output_and_error_files(

@@ -257,3 +257,26 @@ async def test_a_key_whose_budget_is_used_up_starts_no_batch(tmp_path: Path) -> 
             error = refused.json()["error"]
             assert error["type"] == "rate_limit_error"
             assert "budget of $1.00 in total is used up" in error["message"]
+
+
+async def test_files_list_pages_as_openai_does(served: tuple[httpx.AsyncClient, Runner]) -> None:
+    client, _ = served
+    ids = []
+    for n in range(3):
+        files = {"file": (f"f{n}.jsonl", b"{}", "application/jsonl")}
+        up = await client.post("/v1/files", data={"purpose": "batch"}, files=files)
+        ids.append(up.json()["id"])
+        await anyio.sleep(0.01)  # distinct creation times
+    newest_first = list(reversed(ids))
+    everything = (await client.get("/v1/files")).json()
+    assert [f["id"] for f in everything["data"]] == newest_first and not everything["has_more"]
+    first = (await client.get("/v1/files", params={"limit": 2})).json()
+    assert [f["id"] for f in first["data"]] == newest_first[:2] and first["has_more"]
+    assert (first["first_id"], first["last_id"]) == (newest_first[0], newest_first[1])
+    rest = (await client.get("/v1/files", params={"limit": 2, "after": first["last_id"]})).json()
+    assert [f["id"] for f in rest["data"]] == newest_first[2:] and not rest["has_more"]
+    oldest = (await client.get("/v1/files", params={"order": "asc", "limit": 1})).json()
+    assert [f["id"] for f in oldest["data"]] == ids[:1] and oldest["has_more"]
+    for bad in ({"order": "up"}, {"limit": "0"}, {"after": "file-nope"}):
+        refused = await client.get("/v1/files", params=bad)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] in bad
