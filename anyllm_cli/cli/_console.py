@@ -80,7 +80,11 @@ class BatchProgress:
         now = self._clock()
         if now - self._last >= self._every or done >= total:
             self._last = now
-            stderr().print(f"{self._label}: {done}/{total} done, {failed} failed, {rate}/s")
+            eta = ""
+            if 0 < done < total:
+                left = round((total - done) * elapsed / done)
+                eta = f", ETA {left // 60}m{left % 60:02d}s" if left >= 60 else f", ETA {left}s"
+            stderr().print(f"{self._label}: {done}/{total} done, {failed} failed, {rate}/s{eta}")
 
     def close(self) -> None:
         if self._bar is not None:

@@ -34,9 +34,16 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-URL = Annotated[str | None, typer.Option("--url", help="The proxy [ANYLLM_URL or :3000].")]
-KEY = Annotated[str | None, typer.Option("--api-key", help="A proxy key [ANYLLM_API_KEY].")]
+URL = Annotated[
+    str | None, typer.Option("--url", metavar="URL", help="The proxy [ANYLLM_URL or :3000].")
+]
+KEY = Annotated[
+    str | None, typer.Option("--api-key", metavar="KEY", help="A proxy key [ANYLLM_API_KEY].")
+]
 JSON = Annotated[bool, typer.Option("--json", help="Print the batch object as JSON.")]
+BatchId = Annotated[
+    str, typer.Argument(metavar="ID", help="The batch's id (msgbatch_... or batch_...).")
+]
 POLL_S = 1.0
 
 
@@ -176,13 +183,20 @@ def _submit_body(data: bytes, fmt: str, model: str | None) -> Any:
 
 @app.command()
 def submit(
-    file: Annotated[Path, typer.Argument(help="A JSONL batch file (Anthropic or OpenAI lines).")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A JSONL batch file (Anthropic or OpenAI lines).")
+    ],
     *,
     format_: Annotated[
-        str | None, typer.Option("--format", help="anthropic or openai [detected].")
+        str | None,
+        typer.Option("--format", metavar="FORMAT", help="anthropic or openai [detected]."),
     ] = None,
-    backend: Annotated[str | None, typer.Option(help="Run on this configured backend.")] = None,
-    model: Annotated[str | None, typer.Option(help="Use this model for every request.")] = None,
+    backend: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Run on this configured backend.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Use this model for every request.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the batch to end.")] = False,
     as_json: JSON = False,
     url: URL = None,
@@ -214,7 +228,7 @@ def submit(
 
 
 @app.command()
-def status(batch_id: str, as_json: JSON = False, url: URL = None, api_key: KEY = None) -> None:
+def status(batch_id: BatchId, as_json: JSON = False, url: URL = None, api_key: KEY = None) -> None:
     """Show a batch."""
     _print(Remote(url, api_key).status(batch_id), as_json)
 
@@ -235,7 +249,7 @@ def list_(as_json: JSON = False, url: URL = None, api_key: KEY = None) -> None:
 
 
 @app.command()
-def wait(batch_id: str, url: URL = None, api_key: KEY = None) -> None:
+def wait(batch_id: BatchId, url: URL = None, api_key: KEY = None) -> None:
     """Watch a batch until it ends (Ctrl-C leaves it running)."""
     remote = Remote(url, api_key)
     _watch(remote, batch_id)
@@ -244,9 +258,9 @@ def wait(batch_id: str, url: URL = None, api_key: KEY = None) -> None:
 
 @app.command()
 def results(
-    batch_id: str,
+    batch_id: BatchId,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write here [stdout].")
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="Write here [stdout].")
     ] = None,
     url: URL = None,
     api_key: KEY = None,
@@ -260,7 +274,7 @@ def results(
 
 
 @app.command()
-def cancel(batch_id: str, as_json: JSON = False, url: URL = None, api_key: KEY = None) -> None:
+def cancel(batch_id: BatchId, as_json: JSON = False, url: URL = None, api_key: KEY = None) -> None:
     """Cancel a batch: items not yet ended end as canceled."""
     obj = Remote(url, api_key).call("POST", _path(batch_id) + "/cancel")
     _print(obj, as_json)
@@ -268,17 +282,29 @@ def cancel(batch_id: str, as_json: JSON = False, url: URL = None, api_key: KEY =
 
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help="A JSONL batch file (Anthropic or OpenAI lines).")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A JSONL batch file (Anthropic or OpenAI lines).")
+    ],
     *,
-    backend: Annotated[str, typer.Option(help="The backend to run on (as for `serve`).")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Results [stdout].")] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(help="Requests in flight [[batch] concurrency, 64].")
+    backend: Annotated[
+        str, typer.Option(metavar="NAME", help="The backend to run on (as for `serve`).")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="Results [stdout].")
     ] = None,
-    base_url: Annotated[str | None, typer.Option(help="Upstream base URL.")] = None,
-    model: Annotated[str | None, typer.Option(help="Use this model for every request.")] = None,
-    config: Annotated[str | None, typer.Option(help="TOML file with [backends.NAME].")] = None,
-    env_file: Annotated[str | None, typer.Option(help="Env file [.anyllm.env].")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(metavar="N", help="Requests in flight [[batch] concurrency, 64].")
+    ] = None,
+    base_url: Annotated[str | None, typer.Option(metavar="URL", help="Upstream base URL.")] = None,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Use this model for every request.")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option(metavar="FILE", help="TOML file with [backends.NAME].")
+    ] = None,
+    env_file: Annotated[
+        str | None, typer.Option(metavar="FILE", help="Env file [.anyllm.env].")
+    ] = None,
     lease: Annotated[float | None, typer.Option(hidden=True, help="Item lease, seconds.")] = None,
 ) -> None:
     """Run a batch file in-process against a backend; run it again after a crash to resume."""

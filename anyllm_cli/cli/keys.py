@@ -36,21 +36,33 @@ keys_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-Db = Annotated[str | None, typer.Option("--db", help="Store URL (sqlite:///PATH, postgresql://).")]
+Db = Annotated[
+    str | None,
+    typer.Option("--db", metavar="URL", help="Store URL (sqlite:///PATH, postgresql://)."),
+]
 Url = Annotated[
-    str | None, typer.Option("--url", help="Manage a running proxy (with ANYLLM_MASTER_KEY).")
+    str | None,
+    typer.Option("--url", metavar="URL", help="Manage a running proxy (with ANYLLM_MASTER_KEY)."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="JSON on stdout.")]
-Ref = Annotated[str, typer.Argument(help="The key's id or name.")]
-Rpm = Annotated[str | None, typer.Option(help="Requests per minute (none: no limit).")]
-Tpm = Annotated[str | None, typer.Option(help="Input+output tokens per minute.")]
-Parallel = Annotated[str | None, typer.Option("--max-parallel", help="Requests in flight.")]
-Budget = Annotated[str | None, typer.Option(help="Budget in USD per period.")]
-PeriodOpt = Annotated[str | None, typer.Option(help="day, week, month or total.")]
-Models = Annotated[str | None, typer.Option(help="Allowed models, globs: claude-*,gpt-4.1.")]
-Backends = Annotated[str | None, typer.Option(help="Allowed backends: openai,ollama.")]
-Expires = Annotated[str | None, typer.Option(help="30d, 12h, 2027-01-31 or never.")]
-Meta = Annotated[str | None, typer.Option(help='Metadata as a JSON object: {"team": "ml"}.')]
+Ref = Annotated[str, typer.Argument(metavar="ID|NAME", help="The key's id or name.")]
+Rpm = Annotated[str | None, typer.Option(metavar="N", help="Requests per minute (none: no limit).")]
+Tpm = Annotated[str | None, typer.Option(metavar="N", help="Input+output tokens per minute.")]
+Parallel = Annotated[
+    str | None, typer.Option("--max-parallel", metavar="N", help="Requests in flight.")
+]
+Budget = Annotated[str | None, typer.Option(metavar="USD", help="Budget in USD per period.")]
+PeriodOpt = Annotated[str | None, typer.Option(metavar="PERIOD", help="day, week, month or total.")]
+Models = Annotated[
+    str | None, typer.Option(metavar="GLOBS", help="Allowed models, globs: claude-*,gpt-4.1.")
+]
+Backends = Annotated[
+    str | None, typer.Option(metavar="NAMES", help="Allowed backends: openai,ollama.")
+]
+Expires = Annotated[str | None, typer.Option(metavar="WHEN", help="30d, 12h, 2027-01-31 or never.")]
+Meta = Annotated[
+    str | None, typer.Option(metavar="JSON", help='Metadata as a JSON object: {"team": "ml"}.')
+]
 
 
 @asynccontextmanager
@@ -147,7 +159,9 @@ def _secret(view: dict[str, Any], secret: str, as_json: bool) -> None:
 @keys_app.command()
 def create(
     *,
-    name: Annotated[str, typer.Argument(help="A name for the key (a person, CI job, tool).")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="A name for the key (a person, CI job, tool).")
+    ],
     rpm: Rpm = None,
     tpm: Tpm = None,
     max_parallel: Parallel = None,
@@ -193,7 +207,7 @@ def show(ref: Ref, db: Db = None, url: Url = None, as_json: Json = False) -> Non
 def update(
     *,
     ref: Ref,
-    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="A new name.")] = None,
     rpm: Rpm = None,
     tpm: Tpm = None,
     max_parallel: Parallel = None,
@@ -249,10 +263,13 @@ def delete(
 def spend(
     *,
     ref: Annotated[
-        str | None, typer.Argument(help="One key's id or name; all keys if omitted.")
+        str | None,
+        typer.Argument(metavar="ID|NAME", help="One key's id or name; all keys if omitted."),
     ] = None,
-    since: Annotated[str | None, typer.Option(help="7d, 24h or a date.")] = None,
-    by: Annotated[str, typer.Option(help="Group by key, model, backend or day.")] = "key",
+    since: Annotated[str | None, typer.Option(metavar="WHEN", help="7d, 24h or a date.")] = None,
+    by: Annotated[
+        str, typer.Option(metavar="GROUP", help="Group by key, model, backend or day.")
+    ] = "key",
     db: Db = None,
     url: Url = None,
     as_json: Json = False,
