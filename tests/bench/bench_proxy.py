@@ -15,6 +15,7 @@ Three kinds of target answer the same load, measured in one run on this machine:
       ratio (`--skip-hooks` leaves it out, e.g. to measure code from before the seams).
   (e) with `--keys`: a second `anyllm serve` whose store holds one virtual key (rpm, tpm and budget
       set high enough never to bind), called with that key: the cost of enforcement, side by side.
+  (f) with `--record`: another `anyllm serve` recording every call (all bodies) into a directory.
 The forwarders and the proxy are pinned to core 0 (`taskset -c 0`); the mock upstream and the load
 generator (`wrk`, Debian package `wrk`, with a Lua script for the POST body) share core 1, since a
 Python load generator saturates before the server does. Each wrk run is short (3 s by default), so
@@ -415,11 +416,11 @@ def _create_key(home: Path) -> str:
     return str(json.loads(out.stdout)["key"])
 
 
-def _start_proxy(upstream: str, workdir: Path, name: str = "home") -> Proxy:
+def _start_proxy(upstream: str, workdir: Path, name: str = "home", *extra: str) -> Proxy:
     log = workdir / f"anyllm-serve-{name}.log"
     env = _proxy_env(workdir / name)
     command = [*_anyllm_command(), "serve", "--backend", "openai", "--base-url", upstream]
-    command += ["--host", "127.0.0.1", "--port", "0"]
+    command += ["--host", "127.0.0.1", "--port", "0", *extra]
     started = time.perf_counter()
     with log.open("wb") as sink:
         proc = subprocess.Popen(
@@ -703,6 +704,13 @@ def _run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], workdir
         targets.append(
             Target("(e) anyllm serve + key, /v1/messages", keyed.url + "/v1/messages", True, secret)
         )
+    if proxy is not None and args.record:
+        recordings = str(workdir / "recordings")
+        recording = _start_proxy(upstream, workdir, "home-record", "--record", recordings)
+        procs.append(recording.proc)
+        time.sleep(0.5)
+        label = "(f) anyllm serve --record, /v1/messages"
+        targets.append(Target(label, recording.url + "/v1/messages", True))
     for target in targets:
         _check(target)
 
@@ -750,19 +758,28 @@ def _run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], workdir
         for note in target.notes:
             print(f"WARNING {target.label}: {note}")
     if proxy is not None:
-        _keys_report(targets, results)
+        _side_by_side(targets, results, "(e)", "keys on vs off", 9)
+        _side_by_side(targets, results, "(f)", "recording vs not", 11)
         _proxy_report(args, proxy, targets, results, rss, ttfb, workdir)
     return 0
 
 
-def _keys_report(targets: list[Target], results: dict[tuple[str, bool, int], WrkResult]) -> None:
-    """Issue 9: keys on (a virtual key with limits and a budget) against keys off, c=64."""
+def _side_by_side(
+    targets: list[Target],
+    results: dict[tuple[str, bool, int], WrkResult],
+    prefix: str,
+    title: str,
+    issue: int,
+) -> None:
+    """A feature's target (keys, issue 9; recording, issue 11) against the plain proxy, c=64.
+    One short wrk run each: bench_keys.py and bench_record.py alternate rounds for a steadier
+    ratio."""
     off = next((t for t in targets if t.label.startswith("(c) anyllm serve, /v1/messages")), None)
-    on = next((t for t in targets if t.label.startswith("(e)")), None)
+    on = next((t for t in targets if t.label.startswith(prefix)), None)
     if off is None or on is None:
         return
     print()
-    print("keys on vs off (/v1/messages, c=64):")
+    print(f"{title} (/v1/messages, c=64; issue {issue}):")
     for stream in (False, True):
         a, b = results[(off.label, stream, 64)].rps, results[(on.label, stream, 64)].rps
         ok = b >= 0.9 * a
@@ -879,7 +896,10 @@ def main() -> int:
     )
     parser.add_argument("--skip-proxy", action="store_true", help="measure (a) and (b) only")
     parser.add_argument(
-        "--keys", action="store_true", help="also (d): the proxy with a virtual key (issue 9)"
+        "--keys", action="store_true", help="also (e): the proxy with a virtual key (issue 9)"
+    )
+    parser.add_argument(
+        "--record", action="store_true", help="also (f): the proxy with --record (issue 11)"
     )
     args = parser.parse_args()
     if args.role == "upstream":
