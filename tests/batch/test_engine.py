@@ -230,12 +230,23 @@ async def test_a_thousand_items_under_an_upstream_rate_limit_all_succeed(batches
 
 async def test_two_instances_share_one_postgres_queue(pg_schema: str) -> None:
     """Two engines, each with its own PostgreSQL connections (two proxy instances): every item runs
-    once, and both take part."""
+    once, and both take part. Items hold their slot until both engines have run one, so the first
+    engine to start cannot finish the batch alone (its concurrency is far below 200)."""
     stores = [await open_store(pg_schema), await open_store(pg_schema)]
+    both = anyio.Event()
+
+    class Gated(Runner):
+        async def run(self, request: ClientRequest) -> Reply:
+            reply = await super().run(request)
+            if all(r.seen for r in runners):
+                both.set()
+            await both.wait()
+            return reply
+
     try:
         shared = [batches_of(s) for s in stores]
         await _create(shared[0], 200)
-        runners = [Runner(), Runner()]
+        runners = [Gated(), Gated()]
         engines = [Engine(b, r, FAST) for b, r in zip(shared, runners, strict=True)]
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
