@@ -86,19 +86,7 @@ class Remote:
 
     def progress(self, batch_id: str) -> tuple[int, int, int, bool]:
         """(done, failed, total, ended)."""
-        b = self.status(batch_id)
-        if batch_id.startswith("msgbatch_"):
-            c = b.get("anyllm_counts") or {}
-            return (
-                c.get("done", 0),
-                c.get("failed", 0),
-                c.get("total", 0),
-                b["processing_status"] == "ended",
-            )
-        c = b.get("request_counts") or {}
-        done = c.get("completed", 0) + c.get("failed", 0)
-        ended = b["status"] in ("completed", "failed", "expired", "cancelled")
-        return done, c.get("failed", 0), c.get("total", 0), ended
+        return _counts(self.status(batch_id))
 
     def results(self, batch_id: str) -> bytes:
         b = self.status(batch_id)
@@ -122,6 +110,18 @@ def _path(batch_id: str) -> str:
     if batch_id.startswith("batch_"):
         return f"/v1/batches/{batch_id}"
     raise InvalidInput(f"{batch_id!r} is not a batch id (msgbatch_... or batch_...)")
+
+
+def _counts(b: dict[str, Any]) -> tuple[int, int, int, bool]:
+    """(done, failed, total, ended) of either API's batch object."""
+    if "processing_status" in b:  # Anthropic's, with the proxy's own counts beside the API's
+        c = b.get("anyllm_counts") or {}
+        ended = b["processing_status"] == "ended"
+        return c.get("done", 0), c.get("failed", 0), c.get("total", 0), ended
+    c = b.get("request_counts") or {}
+    done = c.get("completed", 0) + c.get("failed", 0)
+    ended = b.get("status") in ("completed", "failed", "expired", "cancelled")
+    return done, c.get("failed", 0), c.get("total", 0), ended
 
 
 def _created(obj: dict[str, Any]) -> float:
@@ -244,8 +244,19 @@ def list_(as_json: JSON = False, url: URL = None, api_key: KEY = None) -> None:
     found.sort(key=_created, reverse=True)
     if as_json:
         typer.echo(json.dumps(found, indent=2))
-    for obj in [] if as_json else found:
-        _print(obj, False)
+        return
+    from datetime import UTC, datetime
+
+    from anyllm_cli.cli import _console
+
+    rows = []
+    for obj in found:
+        done, failed, total, _ = _counts(obj)
+        created = datetime.fromtimestamp(_created(obj), UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        status = obj.get("processing_status") or obj.get("status") or "?"
+        rows.append([obj["id"], status, str(done), str(failed), str(total), created])
+    columns = ["id", "status", "done", "failed", "total", "created"]
+    _console.table(_console.stdout(), columns, rows)
 
 
 @app.command()

@@ -201,4 +201,7 @@ def test_the_cli_submits_waits_and_fetches_results(proxy: ProxyProcess, tmp_path
     lines = [json.loads(x) for x in cli("results", ended["id"]).splitlines()]
     assert [x["custom_id"] for x in lines] == ["c0", "c1", "c2"]
     assert lines[1]["result"]["message"]["content"][0]["text"] == "mock reply: from the shell 1"
-    assert ended["id"] in cli("list")
+    header, *table = [line.split("\t") for line in cli("list").splitlines()]  # piped: plain
+    assert header == ["id", "status", "done", "failed", "total", "created"]
+    row = next(r for r in table if r[0] == ended["id"])
+    assert row[1:5] == ["ended", "3", "0", "3"] and row[5].endswith("Z")
