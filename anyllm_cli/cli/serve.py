@@ -25,7 +25,7 @@ import typer
 from anyllm_cli.errors import AnyllmError
 
 if TYPE_CHECKING:
-    from anyllm_cli.config import BackendSettings, Settings
+    from anyllm_cli.config import BackendSettings, RecordSettings, Settings
 
 # Every --backend name besides those of a config file (tests/cli/test_serve.py checks the list).
 BACKEND_NAMES = (
@@ -242,7 +242,7 @@ def announce(settings: Settings, url: str, keys: int = 0) -> None:
         if settings.store.redis_url:
             lines.append(f"  limits in {safe_url(settings.store.redis_url)}")
     if settings.record is not None:
-        lines += ["", f"Recording: {_recording(settings)}"]
+        lines += ["", f"Recording: {_recording(settings.record)}"]
     if not settings.proxy_api_keys and not keys:
         lines.append("  (no PROXY_API_KEYS and no keys in the store: any key is accepted)")
     _console.panel(_console.stderr(), f"anyllm serve {__version__}", lines)
@@ -283,10 +283,8 @@ def listening_record(settings: Settings, url: str, keys: int = 0) -> str:
     )
 
 
-def _recording(settings: Settings) -> str:
-    """Where `--record` writes, and what: `recordings/ (all bodies, 1 call in 10)`."""
-    record = settings.record
-    assert record is not None
+def _recording(record: RecordSettings) -> str:
+    """Where `--record` writes, and what: `recordings/ (all bodies, 10% of calls)`."""
     every = "every call" if record.sample >= 1.0 else f"{record.sample:.0%} of calls"
     bodies = {"all": "all bodies", "requests": "request bodies", "none": "no bodies"}
     return f"{record.path} ({bodies.get(record.bodies, record.bodies)}, {every})"

@@ -76,7 +76,7 @@ class LocalKeys:
         day = manage.parse_since(since, self._clock())
         rows = [asdict(row) for row in await self.store.spend(key_id, day, by)]
         if by == "key":  # the name beside the id (None once the key is deleted)
+            names = {record.id: record.name for record in await self.store.list_keys()}
             for row in rows:
-                record = await self.store.get_key(row["group"])
-                row["name"] = record.name if record is not None else None
+                row["name"] = names.get(row["group"])
         return rows

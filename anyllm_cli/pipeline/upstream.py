@@ -29,7 +29,6 @@ from anyllm_cli.translate.streams.sse import (
     KEEPALIVE_COMMENT,
     PING,
     anthropic_frame,
-    encode_anthropic,
     encode_openai,
     openai_frame,
 )
@@ -72,17 +71,15 @@ def stream(
     call.upstream_body = body
     keep = done.events if done.keep_bodies else None
 
-    encode = encode_anthropic if anthropic else encode_openai
     frame = anthropic_frame if anthropic else openai_frame
 
     def metered(event: OutEvent) -> bytes:
         if event is None:
             return encode_openai(None)
         meter(event, call)
-        if keep is None:
-            return encode(event)
-        data = codec.dumps(event)
-        keep.append(data)
+        data = codec.dumps(event)  # what encode_* would serialise, kept when bodies are kept
+        if keep is not None:
+            keep.append(data)
         return frame(event, data)
 
     return StreamReply(
