@@ -54,6 +54,21 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _to_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL mode (it stays so). Switching does not wait on `busy_timeout`: while
+    another process opens the same new file (`serve --workers N`) it fails at once with "database
+    is locked", so it is retried here, within the same bound."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _finish(conn: sqlite3.Connection, fn: Callable[[Cursor], T]) -> T:
     """`fn` in the write transaction `conn` has just begun: committed, or rolled back if it raises."""
     try:
@@ -90,7 +105,7 @@ class SQLiteStore(SQLStore):
             if not self.path.exists():
                 self.path.touch(mode=0o600)
             self._writer = _connect(self.path)
-            self._writer.execute("PRAGMA journal_mode = WAL")
+            _to_wal(self._writer)
             self._migrate()
             self._quick = _connect(self.path)
             self._quick.execute("PRAGMA busy_timeout = 0")

@@ -121,3 +121,22 @@ async def test_the_limiter_waits_on_a_thread_while_another_process_writes(
     finally:
         other.close()
         await store.close()
+
+
+def test_switching_to_wal_waits_out_another_process_opening_the_new_file() -> None:
+    """SQLite refuses the journal-mode switch at once ("database is locked", no busy wait) while
+    another process opens the same new file: the switch is retried, not a failed start."""
+    from anyllm_cli.stores.sqlite import _to_wal
+
+    class Busy:
+        def __init__(self) -> None:
+            self.tries = 0
+
+        def execute(self, sql: str) -> None:
+            self.tries += 1
+            if self.tries < 3:
+                raise sqlite3.OperationalError("database is locked")
+
+    conn = Busy()
+    _to_wal(conn)  # type: ignore[arg-type]
+    assert conn.tries == 3
