@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -231,7 +232,8 @@ async def test_a_thousand_items_under_an_upstream_rate_limit_all_succeed(batches
 async def test_two_instances_share_one_postgres_queue(pg_schema: str) -> None:
     """Two engines, each with its own PostgreSQL connections (two proxy instances): every item runs
     once, and both take part. Items hold their slot until both engines have run one, so the first
-    engine to start cannot finish the batch alone (its concurrency is far below 200)."""
+    engine to start cannot finish the batch alone (its concurrency, 8, is far below 200, and the
+    batch's share over all engines, 16, leaves the other engine room to claim)."""
     stores = [await open_store(pg_schema), await open_store(pg_schema)]
     both = anyio.Event()
 
@@ -247,7 +249,8 @@ async def test_two_instances_share_one_postgres_queue(pg_schema: str) -> None:
         shared = [batches_of(s) for s in stores]
         await _create(shared[0], 200)
         runners = [Gated(), Gated()]
-        engines = [Engine(b, r, FAST) for b, r in zip(shared, runners, strict=True)]
+        settings = dataclasses.replace(FAST, per_batch=2 * FAST.concurrency)
+        engines = [Engine(b, r, settings) for b, r in zip(shared, runners, strict=True)]
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 for engine in engines:
